@@ -33,6 +33,7 @@ class GaleraNode:
 
     installed: bool = True
     running: bool = False
+    wsrep_on: bool = False
     uuid: str | None = None
     seqno: int = -1
     safe_to_bootstrap: bool = False
@@ -115,6 +116,11 @@ def parse_status(text):
 
 def apply_status(node, status):
     """Fill the running-server fields of ``node`` from parsed wsrep status."""
+    node.wsrep_on = status.get("wsrep_on", "").upper() == "ON"
+    if not node.wsrep_on:
+        # A standalone server (before Galera was configured) replicates
+        # nothing: its wsrep status says nothing about the cluster.
+        return node
     node.cluster_status = status.get("wsrep_cluster_status")
     node.cluster_size = int(status.get("wsrep_cluster_size") or 0)
     node.local_state = status.get("wsrep_local_state_comment")
@@ -157,7 +163,7 @@ def plan_start(states, hosts):
             join=[h for h in hosts if not nodes[h].in_primary],
             reason="a primary component is running on %s" % ", ".join(primary),
         )
-    stray = [h for h in hosts if nodes[h].running]
+    stray = [h for h in hosts if nodes[h].running and nodes[h].wsrep_on]
     if stray:
         raise AmbiguousClusterState(
             "%s running outside a primary component (wsrep_cluster_status %s); stop it before "
@@ -183,8 +189,9 @@ def plan_start(states, hosts):
     unknown = [h for h in with_state if nodes[h].seqno < 0]
     if unknown:
         raise AmbiguousClusterState(
-            "the last committed position of %s is unknown (seqno -1 and not recovered); "
-            "run the recovery with recover_position so --wsrep-recover can read it" % ", ".join(unknown),
+            "the last committed position of %s is unknown (grastate.dat says seqno -1: the server "
+            "crashed); run playbooks/mariadb-recover.yml, which reads it with mariadbd --wsrep-recover"
+            % ", ".join(unknown),
             unknown=unknown,
         )
     best = max(nodes[h].seqno for h in with_state)
@@ -216,7 +223,7 @@ def read_node(runner, datadir, socket, recover=False, user="mysql"):
 
     node.running = runner.read(["mariadb-admin", "--socket=%s" % socket, "ping"], check_rc=False).ok
     if node.running:
-        query = "SHOW GLOBAL STATUS LIKE 'wsrep%'"
+        query = "SHOW GLOBAL STATUS LIKE 'wsrep%'; SHOW GLOBAL VARIABLES LIKE 'wsrep_on'"
         out = runner.read(["mariadb", "--socket=%s" % socket, "-N", "-B", "-e", query]).stdout
         return apply_status(node, parse_status(out))
 

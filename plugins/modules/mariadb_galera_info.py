@@ -68,6 +68,10 @@ galera:
       description: Whether the server answers on its socket.
       type: bool
       sample: false
+    wsrep_on:
+      description: Whether the running server replicates with Galera; false for a standalone server.
+      type: bool
+      sample: true
     uuid:
       description: The cluster state UUID the node's data belongs to; null before it ever joined a cluster.
       type: str
