@@ -245,6 +245,8 @@ def recover_position(runner, user):
         log = os.path.join(workdir, "recover.log")
         # The server writes the position to its error log, not to stdout.
         runner.read(["mariadbd", "--user=%s" % user, "--wsrep-recover", "--log-error=%s" % log])
+        if not os.path.exists(log):
+            return None
         with open(log) as f:
             return parse_recovered_position(f.read())
     finally:

@@ -1,0 +1,69 @@
+import pytest
+
+from ansible_collections.nimbus.cloud.plugins.module_utils._base import NimbusModule
+from ansible_collections.nimbus.cloud.plugins.module_utils._errors import NimbusError, ValidationError
+
+
+class Toy(NimbusModule):
+    argument_spec = dict(
+        name=dict(type="str", required=True),
+        mode=dict(type="str", default="ok", choices=["ok", "fail", "missing", "diff"]),
+    )
+
+    def run(self):
+        mode = self.params["mode"]
+        if mode == "fail":
+            raise ValidationError("name %s is taken" % self.params["name"], conflict=self.params["name"])
+        if mode == "missing":
+            self.require("libvirt-python", ImportError("No module named 'libvirt'"))
+        if mode == "diff":
+            self.changed = True
+            self.set_diff({"state": "absent"}, {"state": "present"})
+        return {"name": self.params["name"]}
+
+
+class Outcome:
+    def __init__(self, result, failed):
+        self.result, self.failed = result, failed
+
+
+@pytest.fixture
+def run(run_module):
+    return lambda args, **kw: Outcome(*run_module(Toy, args, **kw))
+
+
+def test_result_gets_changed(run):
+    out = run({"name": "a"})
+    assert not out.failed
+    assert out.result["changed"] is False and out.result["name"] == "a"
+
+
+def test_collection_errors_become_fail_json_with_details(run):
+    out = run({"name": "a", "mode": "fail"})
+    assert out.failed
+    assert out.result["msg"] == "name a is taken"
+    assert out.result["conflict"] == "a"
+
+
+def test_missing_library_names_it(run):
+    out = run({"name": "a", "mode": "missing"})
+    assert out.failed
+    assert "libvirt-python" in out.result["msg"]
+    assert "No module named" in out.result["exception"]
+
+
+@pytest.mark.parametrize("diff", [True, False])
+def test_diff_only_in_diff_mode(run, diff):
+    out = run({"name": "a", "mode": "diff"}, diff=diff)
+    assert out.result["changed"] is True
+    assert ("diff" in out.result) is diff
+
+
+def test_bad_arguments_fail_before_run(run):
+    out = run({"mode": "ok"})
+    assert out.failed and "name" in out.result["msg"]
+
+
+def test_nimbus_error_keeps_details():
+    err = NimbusError("boom", rc=2)
+    assert err.msg == "boom" and err.details == {"rc": 2}
