@@ -14,7 +14,7 @@ description:
     committed position with C(mariadbd --wsrep-recover), which replays InnoDB's redo log and commits nothing new.
   - The result feeds the P(nimbus.cloud.galera_start_plan#filter) filter, which decides which node may bootstrap.
 author:
-  - nimbus.cloud contributors
+  - nimbus.cloud contributors (@nimbus-cloud)
 extends_documentation_fragment:
   - nimbus.cloud.attributes
   - nimbus.cloud.attributes.info_module

@@ -10,9 +10,13 @@ import sys
 
 import pytest
 
+import importlib.util
+
 try:
-    import ansible_collections.nimbus.cloud  # noqa: F401
+    FOUND = importlib.util.find_spec("ansible_collections.nimbus.cloud") is not None
 except ImportError:
+    FOUND = False
+if not FOUND:
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", ".cache", "collections"))
 
 from ansible.module_utils import basic  # noqa: E402

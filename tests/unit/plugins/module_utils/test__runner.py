@@ -42,7 +42,7 @@ def test_change_runs_outside_check_mode(module, fake_commands):
 
 
 def test_failure_raises_with_secrets_masked(module, fake_commands):
-    table, _ = fake_commands
+    table = fake_commands[0]
     table[("tool", "--password", "s3cret")] = (3, "", "login s3cret refused")
     runner = CommandRunner(module())
     with pytest.raises(CommandError) as err:
@@ -54,7 +54,7 @@ def test_failure_raises_with_secrets_masked(module, fake_commands):
 
 
 def test_failure_tolerated_without_check_rc(module, fake_commands):
-    table, _ = fake_commands
+    table = fake_commands[0]
     table[("mariadb-admin", "ping")] = (1, "", "no server")
     result = CommandRunner(module()).read(["mariadb-admin", "ping"], check_rc=False)
     assert not result.ok and result.rc == 1
@@ -69,7 +69,7 @@ def test_secrets_go_through_stdin(module, fake_commands):
 
 
 def test_binary_lookup_is_cached(module, fake_commands, monkeypatch):
-    table, _ = fake_commands
+    table = fake_commands[0]
     table[("true",)] = (0, "", "")
     looked_up = []
     original = basic.AnsibleModule.get_bin_path

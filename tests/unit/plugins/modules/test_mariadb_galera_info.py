@@ -37,7 +37,7 @@ def test_server_not_installed(run_module, fake_commands, monkeypatch, datadir):
 
 
 def test_running_member(run_module, fake_commands, datadir):
-    table, _ = fake_commands
+    table = fake_commands[0]
     (datadir / "grastate.dat").write_text(grastate(-1))
     table[PING] = (0, "mysqld is alive", "")
     table[STATUS] = (0, "wsrep_cluster_size\t3\nwsrep_cluster_status\tPrimary\nwsrep_ready\tON\n"
@@ -54,7 +54,7 @@ def test_cleanly_stopped_member_reads_grastate_only(run_module, fake_commands, d
     table, calls = fake_commands
     (datadir / "grastate.dat").write_text(grastate(42, safe=1))
     table[PING] = (1, "", "connect failed")
-    result, _ = run_module(MariadbGaleraInfo, {"datadir": str(datadir), "recover_position": True})
+    result = run_module(MariadbGaleraInfo, {"datadir": str(datadir), "recover_position": True})[0]
     galera = result["galera"]
     assert (galera["uuid"], galera["seqno"], galera["safe_to_bootstrap"]) == (U1, 42, True)
     assert galera["position_source"] == "grastate"
@@ -88,13 +88,13 @@ def test_crashed_member_without_recovery_reports_unknown(run_module, fake_comman
     table, calls = fake_commands
     (datadir / "grastate.dat").write_text(grastate(-1))
     table[PING] = (1, "", "")
-    result, _ = run_module(MariadbGaleraInfo, {"datadir": str(datadir)})
+    result = run_module(MariadbGaleraInfo, {"datadir": str(datadir)})[0]
     assert (result["galera"]["seqno"], result["galera"]["position_source"]) == (-1, "none")
     assert len(calls) == 1
 
 
 def test_recovery_that_reports_nothing_fails(run_module, fake_commands, datadir, as_mysql, monkeypatch):
-    table, _ = fake_commands
+    table = fake_commands[0]
     (datadir / "grastate.dat").write_text(grastate(-1))
     table[PING] = (1, "", "")
     original = basic.AnsibleModule.run_command
