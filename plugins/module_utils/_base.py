@@ -18,10 +18,6 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.nimbus.cloud.plugins.module_utils._errors import MissingLibraryError, NimbusError
 from ansible_collections.nimbus.cloud.plugins.module_utils._runner import CommandRunner
 
-# Options every module of the collection accepts; documented in the
-# nimbus.cloud.common doc fragment.
-COMMON_ARGUMENT_SPEC = {}
-
 
 class NimbusModule:
     argument_spec = {}
@@ -34,7 +30,7 @@ class NimbusModule:
 
     def __init__(self, module=None):
         self.module = module or AnsibleModule(
-            argument_spec=dict(COMMON_ARGUMENT_SPEC, **self.argument_spec),
+            argument_spec=dict(self.argument_spec),
             mutually_exclusive=list(self.mutually_exclusive),
             required_together=list(self.required_together),
             required_one_of=list(self.required_one_of),
