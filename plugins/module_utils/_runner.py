@@ -70,6 +70,17 @@ class CommandRunner:
             return None
         return self._run(argv, check_rc, data, secrets)
 
+    def apply(self, description, func, *args, **kwargs):
+        """Make a change that is not a command (a library call, a file write).
+
+        The same gate as :meth:`change`: in check mode ``description`` is
+        recorded and ``func`` is not called.
+        """
+        if self.check_mode:
+            self.planned.append(description)
+            return None
+        return func(*args, **kwargs)
+
     def _run(self, argv, check_rc, data, secrets):
         argv = [self.binary(argv[0])] + [str(a) for a in argv[1:]]
         rc, out, err = self.module.run_command(
