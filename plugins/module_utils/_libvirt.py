@@ -1,0 +1,407 @@
+# Copyright: nimbus.cloud contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A hypervisor as the compute modules see it: libvirt, the pools, the settings.
+
+Reads go straight to libvirt and qemu-img; every change goes through the
+command runner's gate (``change`` for commands, ``apply`` for library calls
+and file writes), so check mode never touches the host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+
+from ansible_collections.nimbus.cloud.plugins.module_utils._compute import (
+    CONSOLE_LOG, DOMAIN_STATES, NS, NS_PREFIX, ROOT_DISK, SEED_FILE, build_domain_xml, metadata_element,
+    parse_domain_xml,
+)
+from ansible_collections.nimbus.cloud.plugins.module_utils._errors import NimbusError, ValidationError
+
+try:
+    import libvirt
+except ImportError as e:
+    libvirt = None
+    LIBVIRT_IMPORT_ERROR = e
+else:
+    LIBVIRT_IMPORT_ERROR = None
+
+SETTINGS_FILE = "/etc/nimbus/hypervisor.json"
+# One writer at a time per hypervisor: the duplicate-MAC check and the
+# define must not interleave with another task's.
+LOCK_FILE = "/run/lock/nimbus-compute.lock"
+GIB = 1024 ** 3
+
+
+def load_settings(path=SETTINGS_FILE):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise NimbusError("%s is missing: this host is not a nimbus.cloud hypervisor (apply the nimbus.cloud.kvm "
+                          "role first)" % path)
+    except ValueError as e:
+        raise NimbusError("%s is not valid JSON: %s" % (path, e))
+
+
+class Hypervisor:
+    def __init__(self, runner, uri="qemu:///system", settings=None):
+        self.runner = runner
+        self.uri = uri
+        self.settings = settings if settings is not None else load_settings()
+        self._conn = None
+
+    # --- reading ------------------------------------------------------------
+
+    @property
+    def conn(self):
+        if self._conn is None:
+            # libvirt prints every error to stderr by default; ours are raised.
+            libvirt.registerErrorHandler(lambda ctx, err: None, None)
+            try:
+                self._conn = libvirt.open(self.uri)
+            except libvirt.libvirtError as e:
+                raise NimbusError("cannot connect to libvirt at %s: %s" % (self.uri, e))
+        return self._conn
+
+    @property
+    def virt_type(self):
+        return self.settings.get("virt_type", "qemu")
+
+    @property
+    def instances_dir(self):
+        return self.settings["pools"]["instances"]["path"]
+
+    @property
+    def image_dir(self):
+        return self.settings["pools"]["images"]["path"]
+
+    def hostname(self):
+        return self.conn.getHostname()
+
+    def paths(self, name):
+        base = os.path.join(self.instances_dir, name)
+        return {"dir": base, "root_disk": os.path.join(base, ROOT_DISK), "seed": os.path.join(base, SEED_FILE),
+                "console_log": os.path.join(base, CONSOLE_LOG)}
+
+    def lookup(self, name):
+        try:
+            return self.conn.lookupByName(name)
+        except libvirt.libvirtError as e:
+            if e.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return None
+            raise NimbusError("cannot read domain %s: %s" % (name, e))
+
+    def read(self, name):
+        dom = self.lookup(name)
+        return self.read_domain(dom) if dom is not None else None
+
+    def read_domain(self, dom):
+        state = DOMAIN_STATES.get(dom.state()[0], "nostate")
+        # The persistent definition is what the user manages; the live one
+        # adds what exists only while running (tap devices, the VNC port).
+        inst = parse_domain_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), state)
+        if dom.isActive():
+            live = parse_domain_xml(dom.XMLDesc(0), state)
+            inst.vnc_port = live.vnc_port
+            for nic, live_nic in zip(inst.nics, live.nics):
+                nic.device = live_nic.device
+        return inst
+
+    def list_instances(self):
+        return [self.read_domain(dom) for dom in self.conn.listAllDomains(0)]
+
+    def macs_in_use(self, exclude=None):
+        return {nic.mac: inst.name for inst in self.list_instances() if inst.name != exclude for nic in inst.nics}
+
+    def host_info(self):
+        model, memory_mb, cpus = self.conn.getInfo()[:3]
+        return {"model": model, "memory_mb": memory_mb, "cpus": cpus}
+
+    def image(self, name):
+        """The cached image called ``name``: its path, format and virtual size."""
+        if "/" in name or name in ("", ".", ".."):
+            raise ValidationError("image %r must be a file name in the image cache %s" % (name, self.image_dir))
+        path = os.path.join(self.image_dir, name)
+        if not os.path.isfile(path):
+            raise ValidationError("image %s not found in the image cache %s" % (name, self.image_dir))
+        out = self.runner.read(["qemu-img", "info", "--output=json", "--force-share", path]).stdout
+        info = json.loads(out)
+        if info.get("format") not in ("qcow2", "raw"):
+            raise ValidationError("image %s is %s; only qcow2 and raw images can back an instance disk"
+                                  % (name, info.get("format")))
+        return {"path": path, "format": info["format"], "virtual_size": int(info["virtual-size"])}
+
+    # --- changing -----------------------------------------------------------
+
+    @contextlib.contextmanager
+    def lock(self):
+        os.makedirs(os.path.dirname(LOCK_FILE), exist_ok=True)
+        with open(LOCK_FILE, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def make_dir(self, name):
+        path = self.paths(name)["dir"]
+        self.runner.apply("create directory %s" % path, os.makedirs, path, mode=0o711, exist_ok=True)
+
+    def create_disk(self, name, image, disk_gb):
+        size = max(disk_gb * GIB, image["virtual_size"])
+        self.runner.change(["qemu-img", "create", "-q", "-f", "qcow2", "-F", image["format"], "-b", image["path"],
+                            self.paths(name)["root_disk"], str(size)])
+
+    def grow_disk(self, name, disk_gb):
+        self.runner.change(["qemu-img", "resize", "-q", self.paths(name)["root_disk"], "%dG" % disk_gb])
+
+    def write_seed(self, name, files):
+        """Build the NoCloud ISO beside its final place and swap it in atomically."""
+        target = self.paths(name)["seed"]
+        if self.runner.check_mode:
+            self.runner.planned.append("write cloud-init seed %s" % target)
+            return
+        work = tempfile.mkdtemp(prefix=".seed-", dir=os.path.dirname(target))
+        try:
+            content = os.path.join(work, "content")
+            os.mkdir(content, 0o700)
+            for fname, data in files.items():
+                with open(os.path.join(content, fname), "wb") as f:
+                    f.write(data)
+            iso = os.path.join(work, SEED_FILE)
+            self.runner.change(["xorrisofs", "-quiet", "-output", iso, "-volid", "cidata", "-joliet", "-rock",
+                                content])
+            os.chmod(iso, 0o600)
+            os.replace(iso, target)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def define(self, xml):
+        return self.runner.apply("define domain", self._call, "define", self.conn.defineXML, xml)
+
+    def set_metadata(self, name, inst):
+        text = ET.tostring(metadata_element(inst), encoding="unicode")
+        self.runner.apply("update metadata of %s" % name, self._set_metadata, name, text)
+
+    def _set_metadata(self, name, text):
+        dom = self.lookup(name)
+        flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG
+        if dom.isActive():
+            flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
+        self._call("update metadata of %s" % name, dom.setMetadata, libvirt.VIR_DOMAIN_METADATA_ELEMENT, text,
+                   NS_PREFIX, NS, flags)
+
+    def start(self, name):
+        self.runner.apply("start %s" % name, self.domain_call, "start", name, "create")
+
+    def resume(self, name):
+        self.runner.apply("resume %s" % name, self.domain_call, "resume", name, "resume")
+
+    def stop(self, name, timeout):
+        """ACPI shutdown, then power off if the guest has not stopped within ``timeout`` seconds."""
+        self.runner.apply("stop %s" % name, self._stop, self.lookup(name), timeout)
+
+    def domain_call(self, what, name, method, *args):
+        dom = self.lookup(name)
+        return self._call("%s %s" % (what, name), getattr(dom, method), *args)
+
+    def _stop(self, dom, timeout):
+        if dom.state()[0] in (libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PMSUSPENDED) or timeout <= 0:
+            self._call("power off %s" % dom.name(), dom.destroy)
+            return
+        with contextlib.suppress(libvirt.libvirtError):
+            dom.shutdown()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not dom.isActive():
+                return
+            time.sleep(0.5)
+        if dom.isActive():
+            self._call("power off %s" % dom.name(), dom.destroy)
+
+    def delete(self, name, keep_disk=False):
+        dom = self.lookup(name)
+        if dom is not None:
+            self.runner.apply("delete domain %s" % name, self._undefine, dom)
+        if not keep_disk:
+            self.runner.apply("remove %s" % self.paths(name)["dir"], shutil.rmtree, self.paths(name)["dir"], True)
+
+    def _undefine(self, dom):
+        if dom.isActive():
+            self._call("power off %s" % dom.name(), dom.destroy)
+        flags = (libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+                 | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+        self._call("undefine %s" % dom.name(), dom.undefineFlags, flags)
+
+    def has_managed_save(self, name):
+        dom = self.lookup(name)
+        return bool(dom is not None and dom.hasManagedSaveImage(0))
+
+    def refresh_pools(self):
+        """Let `virsh vol-list` see the files just made or removed; best effort."""
+        if self.runner.check_mode:
+            return
+        for pool in self.settings.get("pools", {}).values():
+            with contextlib.suppress(libvirt.libvirtError):
+                self.conn.storagePoolLookupByName(pool["name"]).refresh(0)
+
+    @staticmethod
+    def _call(what, func, *args):
+        try:
+            return func(*args)
+        except libvirt.libvirtError as e:
+            raise NimbusError("libvirt could not %s: %s" % (what, e))
+
+
+def check_feasible(hv, spec, after, image):
+    """Refuse, before anything changes, what this host cannot run."""
+    host = hv.host_info()
+    if after.ram_mb > host["memory_mb"]:
+        raise ValidationError("instance %s: ram_mb %d is more than this hypervisor's %d MiB of memory"
+                              % (spec.name, after.ram_mb, host["memory_mb"]))
+    if after.flavor and image and after.flavor.disk_gb and image["virtual_size"] > after.flavor.disk_gb * GIB:
+        raise ValidationError("instance %s: image %s is %.1f GiB, larger than the flavor's disk_gb %d"
+                              % (spec.name, after.image, image["virtual_size"] / GIB, after.flavor.disk_gb))
+    in_use = hv.macs_in_use(exclude=spec.name)
+    for nic in after.nics:
+        if nic.mac in in_use:
+            raise ValidationError("instance %s: MAC %s is already used by instance %s"
+                                  % (spec.name, nic.mac, in_use[nic.mac]))
+        if not os.path.isdir("/sys/class/net/%s/bridge" % nic.bridge):
+            raise ValidationError("instance %s: bridge %s does not exist on this hypervisor" % (spec.name, nic.bridge))
+    for label, path in (("kernel", after.kernel), ("initrd", after.initrd)):
+        if path and not os.path.isfile(path):
+            raise ValidationError("instance %s: %s %s does not exist on this hypervisor" % (spec.name, label, path))
+    if after.initrd and not after.kernel:
+        raise ValidationError("instance %s: initrd needs kernel" % spec.name)
+
+
+def converge(hv, plan, spec, image, shutdown_timeout=60, keep_disk=False):
+    """Carry out a plan from ``_compute.plan``; a failed create leaves nothing behind."""
+    name = spec.name
+    paths = dict(hv.paths(name), vnc=spec.vnc)
+    if plan.delete:
+        hv.delete(name, keep_disk=keep_disk)
+    if plan.recreate:
+        hv.delete(name, keep_disk=False)
+    if plan.create or plan.recreate:
+        try:
+            hv.make_dir(name)
+            hv.create_disk(name, image, plan.after.flavor.disk_gb)
+            if plan.write_seed:
+                hv.write_seed(name, spec.seed.files(plan.after.uuid))
+            hv.define(build_domain_xml(plan.after, paths))
+            if "start" in plan.power:
+                hv.start(name)
+        except NimbusError:
+            if not hv.runner.check_mode:
+                hv.delete(name, keep_disk=False)
+            raise
+    else:
+        if "stop" in plan.power:
+            hv.stop(name, shutdown_timeout)
+        if plan.write_seed:
+            hv.write_seed(name, spec.seed.files(plan.after.uuid))
+        if plan.grow_disk_gb:
+            hv.grow_disk(name, plan.grow_disk_gb)
+        if plan.redefine:
+            hv.define(build_domain_xml(plan.after, paths))
+        elif plan.update_metadata:
+            hv.set_metadata(name, plan.after)
+        if "start" in plan.power:
+            hv.start(name)
+        if "resume" in plan.power:
+            hv.resume(name)
+    if plan.changed:
+        hv.refresh_pools()
+
+
+# instance_action: action -> (states it acts from, states where it is already
+# done, how). Actions already done report no change; reboot always acts.
+ACTIONS = {
+    "start": (("shutoff", "crashed"), ("running", "blocked"), "start"),
+    "shutdown": (("running", "blocked", "paused", "pmsuspended", "shutdown"), ("shutoff",), "stop"),
+    "reboot": (("running", "blocked"), (), "reboot"),
+    "pause": (("running", "blocked"), ("paused",), "suspend"),
+    "unpause": (("paused",), ("running", "blocked"), "resume"),
+    "suspend": (("running", "blocked", "paused"), (), "managedSave"),
+    "resume": (("shutoff", "paused", "pmsuspended"), ("running", "blocked"), "resume"),
+}
+
+# The state each action leaves the instance in, for check mode's prediction.
+ACTION_RESULTS = {"start": "running", "shutdown": "shutoff", "reboot": "running", "pause": "paused",
+                  "unpause": "running", "suspend": "shutoff", "resume": "running"}
+
+
+def run_action(hv, inst, action, reboot_type="soft", shutdown_timeout=60):
+    """Carry out an imperative action on an instance; returns whether it acted."""
+    acts_from, done_in, how = ACTIONS[action]
+    if action == "suspend" and inst.state == "shutoff" and hv.has_managed_save(inst.name):
+        return False
+    if inst.state in done_in:
+        return False
+    if inst.state not in acts_from:
+        raise ValidationError("cannot %s instance %s while it is %s" % (action, inst.name, inst.state))
+    name = inst.name
+    if how == "start" or (action == "resume" and inst.state == "shutoff"):
+        if action == "resume" and not hv.has_managed_save(name):
+            raise ValidationError("cannot resume instance %s: it is shut off and was not suspended" % name)
+        hv.start(name)
+    elif how == "stop":
+        hv.stop(name, shutdown_timeout)
+    elif how == "reboot":
+        method, arg = ("reset", 0) if reboot_type == "hard" else ("reboot", 0)
+        hv.runner.apply("%s reboot %s" % (reboot_type, name), hv.domain_call, "reboot", name, method, arg)
+    elif action == "resume" and inst.state == "pmsuspended":
+        hv.runner.apply("wake %s" % name, hv.domain_call, "wake", name, "pMWakeup", 0)
+    else:
+        hv.runner.apply("%s %s" % (action, name), hv.domain_call, action, name, how)
+    return True
+
+
+def capacity(total, reserved, ratio, used):
+    """Nova placement's arithmetic: what the scheduler may still place here."""
+    cap = int((total - reserved) * ratio)
+    return {"total": total, "reserved": reserved, "ratio": ratio, "capacity": cap, "used": used, "free": cap - used}
+
+
+def hypervisor_summary(hv):
+    """Resources, ratios and instances of this hypervisor, as the scheduler reads them."""
+    settings = hv.settings
+    host = hv.host_info()
+    st = os.statvfs(hv.instances_dir)
+    disk_total = int(st.f_blocks * st.f_frsize // GIB)
+    instances = hv.list_instances()
+    used = {"vcpus": 0, "ram_mb": 0, "disk_gb": 0}
+    listed = []
+    for inst in instances:
+        # Stopped instances keep their allocation, as in Nova: they may start at any time.
+        disk = inst.flavor.disk_gb if inst.flavor else 0
+        used["vcpus"] += inst.vcpus
+        used["ram_mb"] += inst.ram_mb
+        used["disk_gb"] += disk
+        listed.append({"name": inst.name, "uuid": inst.uuid, "project": inst.project, "state": inst.state,
+                       "vcpus": inst.vcpus, "ram_mb": inst.ram_mb, "disk_gb": disk,
+                       "server_group": inst.server_group, "managed": inst.managed})
+    ratios = settings.get("allocation_ratios", {})
+    reserved = settings.get("reserved", {})
+    totals = {"vcpus": host["cpus"], "ram_mb": host["memory_mb"], "disk_gb": disk_total}
+    result = {
+        "hostname": hv.hostname(),
+        "virt_type": hv.virt_type,
+        "nested": bool(settings.get("nested", False)),
+        "availability_zone": settings.get("availability_zone", "nova"),
+        "aggregates": list(settings.get("aggregates", [])),
+        "cpu_model": host["model"],
+        "instances": sorted(listed, key=lambda i: i["name"]),
+    }
+    for key, total in totals.items():
+        result[key] = capacity(total, int(reserved.get(key, 0)), float(ratios.get(key, 1.0)), used[key])
+    return result
