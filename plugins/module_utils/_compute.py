@@ -502,19 +502,21 @@ def desired_instance(spec, actual, virt_type, uuid, paths):
         seed_path=paths["seed"] if seed_digest else None,
         seed_digest=seed_digest,
         nics=nics,
-        kernel=pick("kernel"),
-        initrd=pick("initrd"),
-        kernel_args=pick("kernel_args"),
+        kernel=pick("kernel") or None,
+        initrd=pick("initrd") or None,
+        kernel_args=pick("kernel_args") or None,
         console_log=base.console_log if base else paths["console_log"],
         vnc_port=base.vnc_port if base else None,
         project=pick("project") or "default",
         metadata=spec.metadata if spec.metadata is not None else (base.metadata if base else {}),
-        server_group=pick("server_group"),
+        server_group=pick("server_group") or None,
     )
     return inst
 
 
 def _picker(spec, base):
+    # "" counts as given, so it clears a field; callers store it as None, which
+    # is what the XML reads back, or every later run would find a change.
     def pick(attr):
         value = getattr(spec, attr)
         if value is not None:
@@ -547,10 +549,10 @@ def diff_fields(actual, after):
 
 def plan(spec, actual, virt_type, uuid, paths, allow_restart=False, recreate=False):
     """Decide what to do; raise ValidationError for what cannot be done."""
-    if spec.state == "absent":
-        return Plan(delete=actual is not None, after=None)
     if actual is not None and not actual.managed:
         raise ValidationError("domain %s exists but was not created by nimbus.cloud; refusing to manage it" % spec.name)
+    if spec.state == "absent":
+        return Plan(delete=actual is not None, after=None)
     if actual is None:
         if spec.flavor is None or spec.image is None:
             raise ValidationError("flavor and image are required to create instance %s" % spec.name)
@@ -570,7 +572,13 @@ def plan(spec, actual, virt_type, uuid, paths, allow_restart=False, recreate=Fal
                 "instance %s: %s cannot change on an existing instance; set recreate=true to replace it "
                 "(its disk is rebuilt from the image)" % (spec.name, ", ".join(_label(f) for f in fixed)),
                 fields=fixed)
-        fresh = replace(spec, uuid=actual.uuid)
+        if spec.seed is None and actual.seed_path:
+            # The old seed goes with the instance directory; the new disk needs one.
+            raise ValidationError("instance %s: recreate rebuilds its cloud-init seed as well; give cloud_init"
+                                  % spec.name, fields=fixed)
+        # The replacement keeps what the task leaves out, as an update in place would.
+        fresh = replace(spec, uuid=actual.uuid, **{attr: getattr(after, attr) for attr in (
+            "flavor", "image", "nics", "kernel", "initrd", "kernel_args", "project", "metadata", "server_group")})
         after = desired_instance(fresh, None, actual.virt_type, actual.uuid, paths)
         after.state = "running" if spec.state in ("present", "running") and (
             actual.active or spec.state == "running") else "shutoff"

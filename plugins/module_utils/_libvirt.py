@@ -17,6 +17,7 @@ import shutil
 import tempfile
 import time
 import xml.etree.ElementTree as ET
+from fractions import Fraction
 
 from ansible_collections.nimbus.cloud.plugins.module_utils._compute import (
     CONSOLE_LOG, DOMAIN_STATES, NS, NS_PREFIX, ROOT_DISK, SEED_FILE, build_domain_xml, metadata_element,
@@ -202,7 +203,15 @@ class Hypervisor:
         self.runner.apply("start %s" % name, self.domain_call, "start", name, "create")
 
     def resume(self, name):
-        self.runner.apply("resume %s" % name, self.domain_call, "resume", name, "resume")
+        self.runner.apply("resume %s" % name, self._resume, name)
+
+    def _resume(self, name):
+        dom = self.lookup(name)
+        # libvirt's resume refuses a guest that suspended itself: that one is woken.
+        if dom.state()[0] == libvirt.VIR_DOMAIN_PMSUSPENDED:
+            self._call("wake %s" % name, dom.pMWakeup, 0)
+        else:
+            self._call("resume %s" % name, dom.resume)
 
     def stop(self, name, timeout):
         """ACPI shutdown, then power off if the guest has not stopped within ``timeout`` seconds."""
@@ -368,7 +377,8 @@ def run_action(hv, inst, action, reboot_type="soft", shutdown_timeout=60):
 
 def capacity(total, reserved, ratio, used):
     """Nova placement's arithmetic: what the scheduler may still place here."""
-    cap = int((total - reserved) * ratio)
+    # The ratio as written, as the scheduler reads it: 100 at 1.15 is 115, not binary floating point's 114.
+    cap = int((total - reserved) * Fraction(repr(float(ratio))))
     return {"total": total, "reserved": reserved, "ratio": ratio, "capacity": cap, "used": used, "free": cap - used}
 
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: hypervisor_info
 short_description: Read a nimbus.cloud hypervisor's capacity, usage and instances
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Reports the total, reserved, used and free vCPUs, RAM and disk of the hypervisor the task runs on, with the
     allocation ratios the P(nimbus.cloud.kvm#role) role recorded, and the instances placed there.
   - Capacity follows Nova's placement service. Capacity is (total - reserved) x ratio. Used is the sum of every
     domain's allocation, stopped ones included. Free is capacity - used.
-  - The result is what the P(nimbus.cloud.place#action) scheduler reads.
+  - The result is what the M(nimbus.cloud.place) scheduler reads.
 author:
   - nimbus.cloud contributors (@nimbus-cloud)
 extends_documentation_fragment:

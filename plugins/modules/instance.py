@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: instance
 short_description: Create, change, start, stop and delete a virtual machine on a nimbus.cloud hypervisor
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Manages one instance (a libvirt/QEMU domain) on the hypervisor the task runs on, from typed options; the user
     never writes domain XML.
@@ -144,6 +144,8 @@ options:
     description:
       - Replace the instance when O(image), O(nics) or a smaller disk_gb differ. The UUID and MACs stay. The disk is
         rebuilt from the image and its data is lost.
+      - Options not given are kept from the instance being replaced. The cloud-init seed is rebuilt too, so an
+        instance that has one needs O(cloud_init) again.
     type: bool
     default: false
   shutdown_timeout:

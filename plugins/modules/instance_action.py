@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: instance_action
 short_description: Reboot, shut down, start, pause or suspend an instance
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Runs one imperative action on an instance on the hypervisor the task runs on, as C(openstack server reboot),
     C(stop) or C(suspend) do.
@@ -106,7 +106,10 @@ class InstanceActionModule(NimbusModule):
         hostname = hv.hostname()
         predicted = lv.ACTION_RESULTS[p["action"]] if self.changed and self.check_mode else after.state
         self.set_diff({"state": before.state}, {"state": predicted})
-        return {"instance": after.view(hostname)}
+        # Check mode returns the instance as it would be, like the instance module.
+        view = after.view(hostname)
+        view["state"] = predicted
+        return {"instance": view}
 
 
 def main():

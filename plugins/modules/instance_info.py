@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: instance_info
 short_description: List the instances on a nimbus.cloud hypervisor
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Lists the instances (libvirt domains made by M(nimbus.cloud.instance)) on the hypervisor the task runs on, filtered
     by name, project and state.

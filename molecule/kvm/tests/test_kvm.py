@@ -1,0 +1,71 @@
+"""The hypervisor the kvm role built: packages, daemons, pools, settings, KSM."""
+
+import json
+
+import pytest
+
+HOST = "nimbus-kvm-1"
+testinfra_hosts = ["podman://" + HOST]
+
+
+@pytest.mark.parametrize("package", [
+    "libvirt-daemon-system", "libvirt-daemon-driver-qemu", "qemu-system-x86", "qemu-utils", "ipxe-qemu",
+    "python3-libvirt", "xorriso",
+])
+def test_packages(host, package):
+    assert host.package(package).is_installed
+
+
+def test_no_libvirt_nat_network(host):
+    # Installed without recommends: no virbr0 and its dnsmasq next to ours.
+    assert not host.package("libvirt-daemon-config-network").is_installed
+    assert not host.interface("virbr0").exists
+
+
+def test_daemons(host):
+    libvirtd = host.service("libvirtd")
+    assert libvirtd.is_running and libvirtd.is_enabled
+    assert host.service("virtlogd.socket").is_running
+
+
+def test_tcp_listener(host):
+    assert host.socket("tcp://0.0.0.0:16509").is_listening or host.socket("tcp://:::16509").is_listening
+
+
+def test_libvirt_answers(host):
+    out = host.check_output("virsh -c qemu+tcp://127.0.0.1/system hostname")
+    assert out.strip() == HOST
+
+
+@pytest.mark.parametrize("pool,path", [
+    ("nimbus-instances", "/var/lib/nimbus/instances"), ("nimbus-images", "/var/lib/nimbus/images"),
+])
+def test_pools(host, pool, path):
+    info = host.check_output("virsh pool-info %s", pool)
+    assert "State:          running" in info
+    assert "Autostart:      yes" in info
+    assert "<path>%s</path>" % path in host.check_output("virsh pool-dumpxml %s", pool)
+    assert host.file(path).mode == 0o711
+
+
+def test_settings(host):
+    settings = json.loads(host.file("/etc/nimbus/hypervisor.json").content_string)
+    assert settings["virt_type"] == "qemu"
+    assert settings["allocation_ratios"] == {"vcpus": 4.0, "ram_mb": 1.0, "disk_gb": 1.0}
+    assert settings["reserved"] == {"vcpus": 0, "ram_mb": 256, "disk_gb": 0}
+    assert settings["aggregates"] == ["molecule", "tcg"]
+    assert settings["pools"]["instances"]["path"] == "/var/lib/nimbus/instances"
+
+
+def test_ksm(host):
+    assert host.file("/sys/kernel/mm/ksm/run").content_string.strip() == "1"
+    assert "w /sys/kernel/mm/ksm/run - - - - 1" in host.file("/etc/tmpfiles.d/nimbus-ksm.conf").content_string
+
+
+def test_security_driver(host):
+    assert 'security_driver = "none"' in host.file("/etc/libvirt/qemu.conf").content_string
+
+
+def test_side_effect_left_nothing_behind(host):
+    assert host.check_output("virsh -q list --all --name").strip() == ""
+    assert host.check_output("ls -A /var/lib/nimbus/instances").strip() == ""
