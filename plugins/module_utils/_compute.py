@@ -303,6 +303,18 @@ def metadata_element(spec_like):
     return root
 
 
+def metadata_text(inst):
+    """The metadata element for virDomainSetMetadata, which adds the namespace itself.
+
+    libvirt refuses an element that already declares the namespace, so the
+    tags go without it.
+    """
+    element = metadata_element(inst)
+    for el in element.iter():
+        el.tag = el.tag.split("}", 1)[-1]
+    return ET.tostring(element, encoding="unicode")
+
+
 def build_domain_xml(inst, paths):
     """Domain XML for an Instance (the after-state of a plan)."""
     dom = ET.Element("domain", type=inst.virt_type)

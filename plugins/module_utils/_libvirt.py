@@ -16,11 +16,10 @@ import os
 import shutil
 import tempfile
 import time
-import xml.etree.ElementTree as ET
 from fractions import Fraction
 
 from ansible_collections.nimbus.cloud.plugins.module_utils._compute import (
-    CONSOLE_LOG, DOMAIN_STATES, NS, NS_PREFIX, ROOT_DISK, SEED_FILE, build_domain_xml, metadata_element,
+    CONSOLE_LOG, DOMAIN_STATES, NS, NS_PREFIX, ROOT_DISK, SEED_FILE, build_domain_xml, metadata_text,
     parse_domain_xml,
 )
 from ansible_collections.nimbus.cloud.plugins.module_utils._errors import NimbusError, ValidationError
@@ -188,7 +187,7 @@ class Hypervisor:
         return self.runner.apply("define domain", self._call, "define", self.conn.defineXML, xml)
 
     def set_metadata(self, name, inst):
-        text = ET.tostring(metadata_element(inst), encoding="unicode")
+        text = metadata_text(inst)
         self.runner.apply("update metadata of %s" % name, self._set_metadata, name, text)
 
     def _set_metadata(self, name, text):

@@ -29,6 +29,7 @@ VIR_ERR_OPERATION_INVALID = 55
 VIR_ERR_NO_DOMAIN = 42
 VIR_ERR_NO_STORAGE_POOL = 49
 VIR_ERR_DOM_EXIST = 52
+VIR_ERR_INTERNAL_ERROR = 1
 
 NOSTATE, RUNNING, BLOCKED, PAUSED, SHUTDOWN, SHUTOFF, CRASHED, PMSUSPENDED = range(8)
 STATE_NUMBERS = {"nostate": NOSTATE, "running": RUNNING, "blocked": BLOCKED, "paused": PAUSED,
@@ -298,7 +299,14 @@ def _with_metadata(xml, element, uri):
     for child in list(meta):
         if child.tag.startswith("{%s}" % uri):
             meta.remove(child)
-    meta.append(ET.fromstring(element))
+    new = ET.fromstring(element)
+    # Like libvirt: the caller's element must not declare the namespace; the
+    # key and uri arguments put it there.
+    if any(el.tag.startswith("{") for el in new.iter()):
+        raise libvirtError("internal error: failed to create a new XML namespace", VIR_ERR_INTERNAL_ERROR)
+    for el in new.iter():
+        el.tag = "{%s}%s" % (uri, el.tag)
+    meta.append(new)
     return ET.tostring(root, encoding="unicode")
 
 
