@@ -111,7 +111,7 @@ class Spec:
     metadata: dict | None = None
     server_group: str | None = None
     uuid: str | None = None
-    vnc: bool = True
+    vnc: bool | None = None
 
 
 @dataclass
@@ -135,6 +135,7 @@ class Instance:
     kernel_args: str | None = None
     console_log: str | None = None
     vnc_port: int | None = None
+    vnc: bool = True
     project: str | None = None
     metadata: dict = field(default_factory=dict)
     server_group: str | None = None
@@ -367,7 +368,7 @@ def build_domain_xml(inst, paths):
     _sub(serial, "target", port="0")
     console = _sub(devices, "console", type="pty")
     _sub(console, "target", type="serial", port="0")
-    if paths.get("vnc", True):
+    if inst.vnc:
         gfx = _sub(devices, "graphics", type="vnc", port="-1", autoport="yes", listen="127.0.0.1")
         _sub(gfx, "listen", type="address", address="127.0.0.1")
     rng = _sub(devices, "rng", model="virtio")
@@ -429,6 +430,7 @@ def parse_domain_xml(text, state="shutoff"):
     if log is not None:
         inst.console_log = log.get("file")
     gfx = dom.find("devices/graphics[@type='vnc']")
+    inst.vnc = gfx is not None
     if gfx is not None and gfx.get("port", "-1") not in ("-1", ""):
         inst.vnc_port = int(gfx.get("port"))
     meta = dom.find("metadata/" + _q("instance"))
@@ -465,8 +467,8 @@ def _to_mib(value, unit):
 
 # What may change, and when. Anything else is refused (or, with recreate,
 # replaced): changing them in place would silently rebuild a disk or a NIC.
-LIVE_FIELDS = ("project", "metadata", "server_group", "seed_digest")
-STOPPED_FIELDS = ("vcpus", "ram_mb", "flavor", "kernel", "initrd", "kernel_args", "disk_grow", "seed_disk")
+LIVE_FIELDS = ("project", "metadata", "server_group", "seed_digest", "flavor_name")
+STOPPED_FIELDS = ("vcpus", "ram_mb", "flavor", "kernel", "initrd", "kernel_args", "disk_grow", "seed_disk", "vnc")
 FIXED_FIELDS = ("image", "disk_shrink", "nics")
 
 
@@ -519,6 +521,7 @@ def desired_instance(spec, actual, virt_type, uuid, paths):
         kernel_args=pick("kernel_args") or None,
         console_log=base.console_log if base else paths["console_log"],
         vnc_port=base.vnc_port if base else None,
+        vnc=spec.vnc if spec.vnc is not None else (base.vnc if base else True),
         project=pick("project") or "default",
         metadata=spec.metadata if spec.metadata is not None else (base.metadata if base else {}),
         server_group=pick("server_group") or None,
@@ -541,13 +544,16 @@ def diff_fields(actual, after):
     """The fields that differ, by category name."""
     changed = []
     for attr in ("project", "metadata", "server_group", "seed_digest", "vcpus", "ram_mb", "kernel", "initrd",
-                 "kernel_args", "image"):
+                 "kernel_args", "image", "vnc"):
         if getattr(actual, attr) != getattr(after, attr):
             changed.append(attr)
     if (actual.flavor.view() if actual.flavor else None) != (after.flavor.view() if after.flavor else None):
         old, new = actual.flavor, after.flavor
-        if old is None or new is None or (old.name, old.extra_specs) != (new.name, new.extra_specs):
+        # A new name alone is bookkeeping; extra specs shape the domain.
+        if old is None or new is None or old.extra_specs != new.extra_specs:
             changed.append("flavor")
+        elif old.name != new.name:
+            changed.append("flavor_name")
         if old and new and new.disk_gb > old.disk_gb:
             changed.append("disk_grow")
         elif old and new and new.disk_gb < old.disk_gb:
@@ -615,7 +621,7 @@ def plan(spec, actual, virt_type, uuid, paths, allow_restart=False, recreate=Fal
     elif actual.state in ("paused", "pmsuspended") and spec.state == "running":
         result.power.append("resume")
     result.redefine = bool(offline)
-    result.update_metadata = any(f in ("project", "metadata", "server_group", "seed_digest") for f in changed)
+    result.update_metadata = any(f in LIVE_FIELDS for f in changed)
     result.write_seed = "seed_digest" in changed
     if "disk_grow" in changed:
         result.grow_disk_gb = after.flavor.disk_gb

@@ -294,7 +294,7 @@ def check_feasible(hv, spec, after, image):
 def converge(hv, plan, spec, image, shutdown_timeout=60, keep_disk=False):
     """Carry out a plan from ``_compute.plan``; a failed create leaves nothing behind."""
     name = spec.name
-    paths = dict(hv.paths(name), vnc=spec.vnc)
+    paths = hv.paths(name)
     if plan.delete:
         hv.delete(name, keep_disk=keep_disk)
     if plan.recreate:

@@ -19,8 +19,8 @@ description:
     M(nimbus.cloud.instance_info), M(nimbus.cloud.hypervisor_info) and the P(nimbus.cloud.instances#inventory)
     inventory read them.
   - Only the options given are compared with the existing instance.
-  - What can change, and when. O(project), O(metadata), O(server_group) and O(cloud_init) change at any time (a new
-    seed is read by the guest at its next boot). The flavor's vcpus, ram_mb, extra_specs and a larger disk_gb, and
+  - What can change, and when. O(project), O(metadata), O(server_group), the flavor name and O(cloud_init) change at any time (a new
+    seed is read by the guest at its next boot). The flavor's vcpus, ram_mb, extra_specs and a larger disk_gb, O(vnc), and
     O(kernel), O(initrd) and O(kernel_args) change only while the instance is stopped; on a running instance the
     module refuses unless O(allow_restart=true) or O(state=stopped). O(image), O(nics) and a smaller disk_gb never
     change in place; the module refuses unless O(recreate=true), which replaces the instance (same UUID and MACs,
@@ -129,9 +129,10 @@ options:
     description: UUID for a new instance. Generated when not given. Ignored for an existing instance.
     type: str
   vnc:
-    description: Give the instance a VNC console listening on 127.0.0.1 only.
+    description:
+      - Give the instance a VNC console listening on 127.0.0.1 only.
+      - New instances get one unless this is false. Adding or removing it needs the instance stopped.
     type: bool
-    default: true
   keep_disk:
     description: With O(state=absent), keep the instance directory (disk, seed and console log).
     type: bool
@@ -294,7 +295,7 @@ class InstanceModule(NimbusModule):
         metadata=dict(type="dict"),
         server_group=dict(type="str"),
         uuid=dict(type="str"),
-        vnc=dict(type="bool", default=True),
+        vnc=dict(type="bool"),
         keep_disk=dict(type="bool", default=False),
         allow_restart=dict(type="bool", default=False),
         recreate=dict(type="bool", default=False),

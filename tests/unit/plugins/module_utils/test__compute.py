@@ -245,7 +245,9 @@ def test_domain_xml_metadata_uses_the_collection_namespace():
 
 
 def test_domain_xml_without_vnc_or_seed():
-    dom = ET.fromstring(build_domain_xml(created(seed=None), dict(PATHS, vnc=False)))
+    inst = created(seed=None)
+    inst.vnc = False
+    dom = ET.fromstring(build_domain_xml(inst, PATHS))
     assert dom.find("devices/graphics") is None
     assert [d.find("target").get("dev") for d in dom.findall("devices/disk")] == ["vda"]
 
@@ -393,6 +395,11 @@ PLANS = {
     "server group": ("running", dict(server_group="web"), {},
                      expect(update_metadata=True, changed_fields=["server_group"], state="running")),
     "empty server group": ("running", dict(server_group=""), {}, expect(state="running")),
+    "flavor renamed while running": ("running", dict(flavor=dataclasses.replace(SMALL, name="m1.renamed")), {},
+                                     expect(update_metadata=True, changed_fields=["flavor_name"], state="running")),
+    "vnc removed while stopped": ("shutoff", dict(vnc=False), {},
+                                  expect(redefine=True, changed_fields=["vnc"], state="shutoff")),
+    "vnc left out": ("running", dict(vnc=None), {}, expect(state="running")),
     "empty kernel": ("running", dict(kernel="", kernel_args=""), {}, expect(state="running")),
     "new seed while running": ("running", dict(seed=OTHER_SEED), {},
                                expect(update_metadata=True, write_seed=True, changed_fields=["seed_digest"],
@@ -406,20 +413,20 @@ PLANS = {
     "resume": ("paused", dict(state="running"), {}, expect(power=["resume"], state="running")),
     "wake": ("pmsuspended", dict(state="running"), {}, expect(power=["resume"], state="running")),
     "flavor while stopped": ("shutoff", dict(flavor=MEDIUM), {},
-                             expect(redefine=True, grow_disk_gb=20, state="shutoff",
-                                    changed_fields=["vcpus", "ram_mb", "flavor", "disk_grow"])),
+                             expect(redefine=True, update_metadata=True, grow_disk_gb=20, state="shutoff",
+                                    changed_fields=["vcpus", "ram_mb", "flavor_name", "disk_grow"])),
     "flavor and start": ("shutoff", dict(flavor=MEDIUM, state="running"), {},
-                         expect(redefine=True, grow_disk_gb=20, power=["start"], state="running",
-                                changed_fields=["vcpus", "ram_mb", "flavor", "disk_grow"])),
+                         expect(redefine=True, update_metadata=True, grow_disk_gb=20, power=["start"], state="running",
+                                changed_fields=["vcpus", "ram_mb", "flavor_name", "disk_grow"])),
     "flavor with restart": ("running", dict(flavor=MEDIUM), dict(allow_restart=True),
-                            expect(redefine=True, grow_disk_gb=20, power=["stop", "start"], state="running",
-                                   changed_fields=["vcpus", "ram_mb", "flavor", "disk_grow"])),
+                            expect(redefine=True, update_metadata=True, grow_disk_gb=20, power=["stop", "start"], state="running",
+                                   changed_fields=["vcpus", "ram_mb", "flavor_name", "disk_grow"])),
     "flavor while stopping": ("running", dict(flavor=MEDIUM, state="stopped"), {},
-                              expect(redefine=True, grow_disk_gb=20, power=["stop"], state="shutoff",
-                                     changed_fields=["vcpus", "ram_mb", "flavor", "disk_grow"])),
+                              expect(redefine=True, update_metadata=True, grow_disk_gb=20, power=["stop"], state="shutoff",
+                                     changed_fields=["vcpus", "ram_mb", "flavor_name", "disk_grow"])),
     "restart allowed but stopping": ("running", dict(flavor=MEDIUM, state="stopped"), dict(allow_restart=True),
-                                     expect(redefine=True, grow_disk_gb=20, power=["stop"], state="shutoff",
-                                            changed_fields=["vcpus", "ram_mb", "flavor", "disk_grow"])),
+                                     expect(redefine=True, update_metadata=True, grow_disk_gb=20, power=["stop"], state="shutoff",
+                                            changed_fields=["vcpus", "ram_mb", "flavor_name", "disk_grow"])),
     "bigger disk only": ("shutoff", dict(flavor=BIGGER_DISK), {},
                          expect(redefine=True, grow_disk_gb=20, changed_fields=["disk_grow"], state="shutoff")),
     "extra specs": ("shutoff", dict(flavor=PINNED), {},
@@ -429,7 +436,7 @@ PLANS = {
     "live and offline at once": ("running", dict(flavor=MEDIUM, metadata={"role": "db"}), dict(allow_restart=True),
                                  expect(redefine=True, update_metadata=True, grow_disk_gb=20, power=["stop", "start"],
                                         state="running",
-                                        changed_fields=["metadata", "vcpus", "ram_mb", "flavor", "disk_grow"])),
+                                        changed_fields=["metadata", "vcpus", "ram_mb", "flavor_name", "disk_grow"])),
     "recreate for an image": ("running", dict(image="debian-13.qcow2"), dict(recreate=True),
                               expect(recreate=True, write_seed=True, power=["start"], changed_fields=["image"],
                                      state="running")),
@@ -460,7 +467,7 @@ def test_plan(state, changes, options, expected):
 # id: (actual state, spec changes, plan options, message)
 REFUSALS = {
     "offline field while running": ("running", dict(flavor=MEDIUM), {},
-                                    "web1 is running: vcpus, ram_mb, flavor, disk_gb \\(grow\\) can only change while "
+                                    "web1 is running: vcpus, ram_mb, disk_gb \\(grow\\) can only change while "
                                     "it is stopped; set state=stopped first, or allow_restart=true"),
     "kernel while paused": ("paused", dict(kernel="/boot/vmlinuz"), {}, "web1 is paused: kernel can only change"),
     "image": ("shutoff", dict(image="debian-13.qcow2"), {}, "image cannot change on an existing instance; "
@@ -470,6 +477,7 @@ REFUSALS = {
     "NIC added": ("shutoff", dict(nics=[Nic("br0"), Nic("br1")]), {}, "NICs cannot change"),
     "NIC MAC": ("shutoff", dict(nics=[Nic("br0", "52:54:00:12:34:56")]), {}, "NICs cannot change"),
     "smaller disk": ("shutoff", dict(flavor=SMALLER_DISK), {}, "disk_gb \\(shrink\\) cannot change"),
+    "vnc removed while running": ("running", dict(vnc=False), {}, "vnc can only change while it is stopped"),
     "fixed beats allow_restart": ("running", dict(image="debian-13.qcow2", flavor=MEDIUM), dict(allow_restart=True),
                                   "image cannot change"),
     "recreate without the seed": ("running", dict(name="web1", image="debian-13.qcow2"), dict(recreate=True),
