@@ -18,14 +18,9 @@ author:
   - nimbus.cloud contributors (@nimbus-cloud)
 extends_documentation_fragment:
   - nimbus.cloud.attributes
+  - nimbus.cloud.libvirt
   - nimbus.cloud.attributes.info_module
-options:
-  uri:
-    description: libvirt connection URI on the hypervisor.
-    type: str
-    default: qemu:///system
-requirements:
-  - python3-libvirt on the hypervisor, configured by the P(nimbus.cloud.kvm#role) role
+options: {}
 seealso:
   - module: nimbus.cloud.instance
 """

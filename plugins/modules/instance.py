@@ -31,6 +31,7 @@ author:
   - nimbus.cloud contributors (@nimbus-cloud)
 extends_documentation_fragment:
   - nimbus.cloud.attributes
+  - nimbus.cloud.libvirt
 options:
   name:
     description:
@@ -153,12 +154,8 @@ options:
     description: Seconds to wait for the guest to shut down after the ACPI request before powering it off.
     type: int
     default: 60
-  uri:
-    description: libvirt connection URI on the hypervisor.
-    type: str
-    default: qemu:///system
 requirements:
-  - python3-libvirt, qemu-utils and xorriso on the hypervisor (the P(nimbus.cloud.kvm#role) role installs them)
+  - qemu-utils and xorriso on the hypervisor (the P(nimbus.cloud.kvm#role) role installs them)
 seealso:
   - module: nimbus.cloud.instance_info
   - module: nimbus.cloud.instance_action

@@ -21,6 +21,7 @@ author:
   - nimbus.cloud contributors (@nimbus-cloud)
 extends_documentation_fragment:
   - nimbus.cloud.attributes
+  - nimbus.cloud.libvirt
 options:
   name:
     description: Name of the instance.
@@ -46,12 +47,6 @@ options:
     description: For O(action=shutdown), seconds to wait for the guest before powering it off.
     type: int
     default: 60
-  uri:
-    description: libvirt connection URI on the hypervisor.
-    type: str
-    default: qemu:///system
-requirements:
-  - python3-libvirt on the hypervisor
 seealso:
   - module: nimbus.cloud.instance
 """

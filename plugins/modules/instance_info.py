@@ -17,6 +17,7 @@ author:
   - nimbus.cloud contributors (@nimbus-cloud)
 extends_documentation_fragment:
   - nimbus.cloud.attributes
+  - nimbus.cloud.libvirt
   - nimbus.cloud.attributes.info_module
 options:
   name:
@@ -34,12 +35,6 @@ options:
     description: Also list domains not made by this collection (their project and flavor are null).
     type: bool
     default: false
-  uri:
-    description: libvirt connection URI on the hypervisor.
-    type: str
-    default: qemu:///system
-requirements:
-  - python3-libvirt on the hypervisor
 seealso:
   - module: nimbus.cloud.instance
 """
