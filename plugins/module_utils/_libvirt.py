@@ -56,6 +56,7 @@ class Hypervisor:
         self.uri = uri
         self.settings = settings if settings is not None else load_settings()
         self._conn = None
+        self._hostname = None
 
     # --- reading ------------------------------------------------------------
 
@@ -83,7 +84,10 @@ class Hypervisor:
         return self.settings["pools"]["images"]["path"]
 
     def hostname(self):
-        return self.conn.getHostname()
+        # Asked once: a task reports it for the before and the after view.
+        if self._hostname is None:
+            self._hostname = self.conn.getHostname()
+        return self._hostname
 
     def paths(self, name):
         base = os.path.join(self.instances_dir, name)
