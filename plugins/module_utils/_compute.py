@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field, replace
 
 from ansible_collections.nimbus.cloud.plugins.module_utils._errors import ValidationError
+from ansible_collections.nimbus.cloud.plugins.module_utils._names import normalise_mac
 
 NS = "https://nimbus.cloud/xmlns/instance/1"
 NS_PREFIX = "nimbus"
 ET.register_namespace(NS_PREFIX, NS)
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-MAC_RE = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
 # QEMU/KVM's locally administered prefix, as libvirt and Nova use.
 MAC_PREFIX = "52:54:00"
 NIC_MODELS = ("virtio", "e1000", "rtl8139")
@@ -186,23 +184,6 @@ def _yaml_block(mapping):
 
 
 # --- input ------------------------------------------------------------------
-
-def validate_name(name):
-    if not isinstance(name, str) or not NAME_RE.match(name):
-        raise ValidationError(
-            "invalid instance name %r: use 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit"
-            % (name,))
-    return name
-
-
-def normalise_mac(mac, where):
-    value = str(mac).strip().lower().replace("-", ":")
-    if not MAC_RE.match(value):
-        raise ValidationError("%s: %r is not a MAC address (aa:bb:cc:dd:ee:ff)" % (where, mac))
-    if int(value[:2], 16) & 1:
-        raise ValidationError("%s: %s is a multicast MAC address" % (where, value))
-    return value
-
 
 def resolve_flavor(flavor, catalogue):
     """A flavor given as a name (looked up in the catalogue) or as a dict."""

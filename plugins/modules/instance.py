@@ -265,6 +265,7 @@ from ansible_collections.nimbus.cloud.plugins.module_utils import _compute as co
 from ansible_collections.nimbus.cloud.plugins.module_utils import _libvirt as lv
 from ansible_collections.nimbus.cloud.plugins.module_utils._base import NimbusModule
 from ansible_collections.nimbus.cloud.plugins.module_utils._errors import ValidationError
+from ansible_collections.nimbus.cloud.plugins.module_utils._names import validate_name
 
 
 class InstanceModule(NimbusModule):
@@ -325,7 +326,7 @@ class InstanceModule(NimbusModule):
 
     def spec(self):
         p = self.params
-        name = compute.validate_name(p["name"])
+        name = validate_name(p["name"])
         seed = None
         if p["cloud_init"] is not None:
             ci = p["cloud_init"]

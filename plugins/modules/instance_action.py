@@ -74,7 +74,7 @@ instance:
 
 from ansible_collections.nimbus.cloud.plugins.module_utils import _libvirt as lv
 from ansible_collections.nimbus.cloud.plugins.module_utils._base import NimbusModule
-from ansible_collections.nimbus.cloud.plugins.module_utils._compute import validate_name
+from ansible_collections.nimbus.cloud.plugins.module_utils._names import validate_name
 from ansible_collections.nimbus.cloud.plugins.module_utils._errors import ValidationError
 
 

@@ -17,13 +17,12 @@ from ansible_collections.nimbus.cloud.plugins.module_utils._compute import (
     build_domain_xml,
     build_nics,
     mac_for,
-    normalise_mac,
     parse_domain_xml,
     plan,
     resolve_flavor,
-    validate_name,
 )
 from ansible_collections.nimbus.cloud.plugins.module_utils._errors import ValidationError
+from ansible_collections.nimbus.cloud.plugins.module_utils._names import normalise_mac, validate_name
 
 try:
     from hypothesis import given
