@@ -1,0 +1,211 @@
+#!/usr/bin/python
+# Copyright: nimbus.cloud contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: network
+short_description: A nimbus.cloud tenant or provider network on the hosts it spans
+version_added: 0.1.0
+description:
+  - Realises a network on the host the task runs on, as Neutron's Linux bridge agent did: a Linux bridge, with a
+    VXLAN link (unicast head-end replication to O(vxlan_peers), no multicast needed) or an 802.1Q VLAN link on the
+    physical network's trunk; a C(flat) network uses the physical network's provider bridge from the
+    R(bridges role,ansible_collections.nimbus.cloud.bridges_role).
+  - Run it on every host the network spans (compute hosts and the network node), with the same options.
+  - The network's attributes are recorded in C(/etc/nimbus/networks/<name>.json) on each host; its id is derived from
+    its name, so it is the same on every host. Network names are unique in the cloud.
+  - A link that drifted (deleted bridge, wrong MTU, missing VXLAN peer) is repaired on the next run.
+  - O(type), O(segmentation_id) and O(physical_network) cannot change; delete and recreate the network instead.
+  - Deleting a network whose bridge still has instances plugged in, or (on the network node) that still has ports or
+    router interfaces, fails and changes nothing. Deleting it on the network node also stops its DHCP server and
+    removes its subnets and address records.
+author:
+  - nimbus.cloud contributors (@nimbus-cloud)
+extends_documentation_fragment:
+  - nimbus.cloud.attributes
+options:
+  name:
+    description: Network name, unique in the cloud.
+    type: str
+    required: true
+  state:
+    description: Whether the network should exist on this host.
+    type: str
+    choices: [present, absent]
+    default: present
+  type:
+    description:
+      - C(vxlan) (tenant networks across hosts), C(vlan) (a VLAN on a physical network's trunk) or C(flat) (the
+        physical network's provider bridge itself, for example an external network).
+    type: str
+    choices: [flat, vlan, vxlan]
+    default: vxlan
+  segmentation_id:
+    description: VLAN id (1-4094) or VXLAN VNI (1-16777215). Required for C(vlan) and C(vxlan).
+    type: int
+  physical_network:
+    description: The bridges role's physical network a C(flat) or C(vlan) network uses.
+    type: str
+  mtu:
+    description:
+      - MTU of the network. Defaults to the physical network's MTU, or for C(vxlan) the endpoint's MTU minus the
+        50 bytes of VXLAN overhead. DHCP hands it to instances.
+    type: int
+  project:
+    description: Project that owns the network.
+    type: str
+  shared:
+    description: Whether every project may plug ports into the network.
+    type: bool
+    default: false
+  external:
+    description: Whether routers may use the network as their external gateway and floating IPs come from it.
+    type: bool
+    default: false
+  vxlan_peers:
+    description:
+      - VXLAN endpoint addresses of every host the network spans; this host's own address is ignored, so the same
+        list serves every host. Broadcast and unknown traffic is replicated to each.
+    type: list
+    elements: str
+    default: []
+  local_ip:
+    description: This host's VXLAN endpoint address; defaults to the one the bridges role recorded.
+    type: str
+notes:
+  - VLAN networks need a kernel with 802.1Q support (C(8021q)); without it the module fails with a clear message
+    before changing anything else.
+seealso:
+  - module: nimbus.cloud.network_info
+  - module: nimbus.cloud.subnet
+  - module: nimbus.cloud.port
+"""
+
+EXAMPLES = r"""
+- name: A tenant network across the compute hosts and the network node
+  nimbus.cloud.network:
+    name: demo-net
+    project: demo
+    type: vxlan
+    segmentation_id: 1001
+    vxlan_peers: "{{ groups['compute'] + groups['network'] | map('extract', hostvars, 'bridges_vxlan_local_ip') }}"
+
+- name: The external network on the provider bridge of physical network "external"
+  nimbus.cloud.network:
+    name: public
+    type: flat
+    physical_network: external
+    external: true
+"""
+
+RETURN = r"""
+network:
+  description: The network on this host; empty after O(state=absent).
+  returned: always
+  type: dict
+  contains:
+    id: {description: Network id (derived from the name; the same on every host)., type: str}
+    name: {description: Network name., type: str}
+    type: {description: flat, vlan or vxlan., type: str}
+    segmentation_id: {description: VLAN id or VNI; null for flat., type: int}
+    physical_network: {description: Physical network of a flat or vlan network., type: str}
+    mtu: {description: MTU., type: int}
+    project: {description: Owning project., type: str}
+    shared: {description: Shared with every project., type: bool}
+    external: {description: Usable as a router gateway and for floating IPs., type: bool}
+    bridge: {description: The Linux bridge that carries the network on this host., type: str}
+    vxlan_peers: {description: Endpoints broadcast traffic is replicated to (vxlan)., type: list, elements: str}
+    local_ip: {description: This host's VXLAN endpoint (vxlan)., type: str}
+  sample:
+    id: 0b6f8c1e-6a7e-5f0c-9d2a-3c4b5a6d7e8f
+    name: demo-net
+    type: vxlan
+    segmentation_id: 1001
+    mtu: 1450
+    bridge: nb-0b6f8c1e
+"""
+
+from ansible_collections.nimbus.cloud.plugins.module_utils import _network as nw
+from ansible_collections.nimbus.cloud.plugins.module_utils._base import NimbusModule
+from ansible_collections.nimbus.cloud.plugins.module_utils._errors import ValidationError
+
+
+class NetworkModule(NimbusModule):
+    argument_spec = dict(
+        name=dict(type="str", required=True),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+        type=dict(type="str", choices=list(nw.TYPES), default="vxlan"),
+        segmentation_id=dict(type="int"),
+        physical_network=dict(type="str"),
+        mtu=dict(type="int"),
+        project=dict(type="str"),
+        shared=dict(type="bool", default=False),
+        external=dict(type="bool", default=False),
+        vxlan_peers=dict(type="list", elements="str", default=[]),
+        local_ip=dict(type="str"),
+    )
+
+    def run(self):
+        p = self.params
+        host = nw.NetworkHost(self.runner)
+        old = host.read(p["name"])
+        links = host.links()
+        if p["state"] == "absent":
+            return self.absent(host, old, links)
+        net = nw.build_network(
+            p["name"], nw.load_settings(host.settings_file), type=p["type"], segmentation_id=p["segmentation_id"],
+            physical_network=p["physical_network"], mtu=p["mtu"], project=p["project"], shared=p["shared"],
+            external=p["external"], vxlan_peers=p["vxlan_peers"], local_ip=p["local_ip"])
+        if old is not None:
+            fixed = nw.immutable_changes(old, net)
+            if fixed:
+                raise ValidationError("network %s: %s cannot change; delete and recreate the network"
+                                      % (net.name, ", ".join(fixed)))
+        self.check_segment_free(host, net)
+        steps = host.plan_links(net, links)
+        before = dict(old.view(), **host.kernel_view(old, links)) if old else {}
+        after = dict(net.view(), bridge=net.bridge, mtu=net.mtu)
+        if steps or old is None or old.record() != net.record():
+            host.apply(net, steps)
+            self.changed = True
+        self.set_diff(before, after)
+        return {"network": net.view()}
+
+    def check_segment_free(self, host, net):
+        if net.type == "flat":
+            return
+        for other in host.list():
+            if other.name != net.name and other.type == net.type and other.segmentation_id == net.segmentation_id \
+                    and other.physical_network == net.physical_network:
+                raise ValidationError("network %s: %s segment %s is already used by network %s"
+                                      % (net.name, net.type, net.segmentation_id, other.name))
+
+    def absent(self, host, old, links):
+        if old is None:
+            return {"network": {}}
+        in_use = host.ports_in_use(old, links)
+        if in_use:
+            raise ValidationError("network %s is in use on this host: %s are plugged into bridge %s"
+                                  % (old.name, ", ".join(in_use), old.bridge))
+        store = host.store(old.name)
+        if store.exists():
+            ports = [p for p in store.load().ports.values() if p.device_owner != "network:dhcp"]
+            if ports:
+                raise ValidationError("network %s still has ports: %s; delete them (and router interfaces) first"
+                                      % (old.name, ", ".join(sorted(p.name for p in ports))))
+        host.stop_dhcp(old)
+        host.forget_ipam(old)
+        host.delete(old, links)
+        self.changed = True
+        self.set_diff(old.view(), {})
+        return {"network": {}}
+
+
+def main():
+    NetworkModule.main()
+
+
+if __name__ == "__main__":
+    main()

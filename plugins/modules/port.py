@@ -1,0 +1,195 @@
+#!/usr/bin/python
+# Copyright: nimbus.cloud contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: port
+short_description: A port on a nimbus.cloud network, with its MAC and fixed IPs
+version_added: 0.1.0
+description:
+  - Runs on the network node. Allocates a MAC and fixed IPs from the network's subnets and records them as a DHCP
+    reservation, so the instance that plugs the port in gets exactly these addresses by DHCP.
+  - Allocation happens under the network's IPAM lock and the record is replaced atomically, so concurrent runs never
+    hand out the same address. An address is taken from the lowest free one of the subnet's allocation pools.
+  - The port id and, unless O(mac) is given, the MAC are derived from network and port name: stable across runs.
+  - Give the returned C(port) to M(nimbus.cloud.instance) (O(nimbus.cloud.instance#module:nics[].port)) to plug it in.
+  - O(mac) cannot change. O(fixed_ips) can; the old addresses are released.
+  - Deleting the port releases its addresses and its DHCP reservation.
+author:
+  - nimbus.cloud contributors (@nimbus-cloud)
+extends_documentation_fragment:
+  - nimbus.cloud.attributes
+options:
+  name:
+    description: Port name, unique in its network.
+    type: str
+    required: true
+  network:
+    description: The network (with at least one subnet on this host).
+    type: str
+    required: true
+  state:
+    description: Whether the port should exist.
+    type: str
+    choices: [present, absent]
+    default: present
+  fixed_ips:
+    description:
+      - Addresses the port holds. Each entry names a subnet (an address is allocated), an address, or both.
+      - Left out, an existing port keeps its addresses and a new one gets one from the network's first subnet.
+    type: list
+    elements: dict
+    suboptions:
+      subnet: {description: Subnet name., type: str}
+      ip: {description: A specific address., type: str}
+  mac:
+    description: MAC address; derived from the port id when left out.
+    type: str
+  project:
+    description: Project that owns the port.
+    type: str
+  device_owner:
+    description: What uses the port.
+    type: str
+    choices: [compute, "network:router_interface", "network:router_gateway", "network:floatingip", ""]
+    default: compute
+  device_id:
+    description: Name of the device that uses the port (for example the instance).
+    type: str
+    default: ""
+  hostname:
+    description: Host name DHCP hands out with the address.
+    type: str
+  security_groups:
+    description: Security groups (M(nimbus.cloud.security_group)) enforced on the port's instance interface.
+    type: list
+    elements: str
+    default: []
+  port_security:
+    description:
+      - Whether the port is filtered (anti-spoofing and security groups). Without security groups a filtered port
+        still drops all new inbound connections.
+    type: bool
+    default: true
+seealso:
+  - module: nimbus.cloud.port_info
+  - module: nimbus.cloud.subnet
+  - module: nimbus.cloud.instance
+"""
+
+EXAMPLES = r"""
+- name: A port for web1 on demo-net
+  nimbus.cloud.port:
+    name: web1-eth0
+    network: demo-net
+    device_id: web1
+    hostname: web1
+    security_groups: [web]
+  register: web1_port
+
+- name: A port with a fixed address
+  nimbus.cloud.port:
+    name: db1-eth0
+    network: demo-net
+    fixed_ips:
+      - {subnet: demo-subnet, ip: 10.20.0.50}
+"""
+
+RETURN = r"""
+port:
+  description: The port; empty after O(state=absent).
+  returned: always
+  type: dict
+  contains:
+    id: {description: Port id (derived from network and name)., type: str}
+    name: {description: Port name., type: str}
+    network: {description: Network name., type: str}
+    network_id: {description: Network id., type: str}
+    bridge: {description: The bridge an instance plugs the port into., type: str}
+    mtu: {description: The network's MTU., type: int}
+    mac: {description: MAC address., type: str}
+    fixed_ips: {description: Addresses as subnet/ip., type: list, elements: dict}
+    project: {description: Owning project., type: str}
+    device_owner: {description: What uses the port., type: str}
+    device_id: {description: The device that uses it., type: str}
+    hostname: {description: DHCP host name., type: str}
+    security_groups: {description: Security groups., type: list, elements: str}
+    port_security: {description: Whether the port is filtered., type: bool}
+  sample:
+    id: 3f0e2d9c-1b7a-5e44-8c3d-2a1b0c9d8e7f
+    name: web1-eth0
+    network: demo-net
+    bridge: nb-0b6f8c1e
+    mac: fa:16:3e:4c:2a:10
+    fixed_ips: [{subnet: demo-subnet, ip: 10.20.0.100}]
+"""
+
+from ansible_collections.nimbus.cloud.plugins.module_utils import _ipam as ipam_lib
+from ansible_collections.nimbus.cloud.plugins.module_utils import _network as nw
+from ansible_collections.nimbus.cloud.plugins.module_utils._base import NimbusModule
+from ansible_collections.nimbus.cloud.plugins.module_utils._errors import ValidationError
+
+ATTRS = ("project", "device_owner", "device_id", "hostname", "security_groups", "port_security")
+
+
+class PortModule(NimbusModule):
+    argument_spec = dict(
+        name=dict(type="str", required=True),
+        network=dict(type="str", required=True),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+        fixed_ips=dict(type="list", elements="dict", options=dict(subnet=dict(type="str"), ip=dict(type="str"))),
+        mac=dict(type="str"),
+        project=dict(type="str"),
+        device_owner=dict(type="str", default="compute", choices=list(ipam_lib.DEVICE_OWNERS)),
+        device_id=dict(type="str", default=""),
+        hostname=dict(type="str"),
+        security_groups=dict(type="list", elements="str", default=[]),
+        port_security=dict(type="bool", default=True),
+    )
+
+    def run(self):
+        self.require("netaddr", ipam_lib.NETADDR_IMPORT_ERROR)
+        p = self.params
+        host = nw.NetworkHost(self.runner)
+        net = host.require(p["network"])
+        store = host.store(net.name)
+        if not store.exists():
+            raise ValidationError("network %s has no subnet on this host: create one with nimbus.cloud.subnet"
+                                  % net.name)
+        with store.transaction():
+            ipam = store.load()
+            old = ipam.ports.get(p["name"])
+            before = port_view(old, net)
+            if p["state"] == "absent":
+                ipam.remove_port(p["name"])
+                port = None
+            else:
+                fixed = None if p["fixed_ips"] is None else [
+                    {k: v for k, v in f.items() if v is not None} for f in p["fixed_ips"]]
+                port = ipam.plan_port(p["name"], fixed_ips=fixed, mac=p["mac"],
+                                      **{k: sorted(set(p[k])) if k == "security_groups" else p[k] for k in ATTRS})
+            after = port_view(port, net)
+            if before != after:
+                self.runner.apply("write the IPAM records of %s" % net.name, store.save, ipam)
+                host.reload_dhcp(net)
+                self.changed = True
+        self.set_diff(before, after)
+        return {"port": after}
+
+
+def port_view(port, net):
+    if port is None:
+        return {}
+    view = port.record()
+    view.update(network_id=net.id, bridge=net.bridge, mtu=net.mtu)
+    return view
+
+
+def main():
+    PortModule.main()
+
+
+if __name__ == "__main__":
+    main()
