@@ -425,7 +425,7 @@ class Ipam:
         mac = self._mac_for(name, port_id, old, mac)
         wanted = self._wanted_ips(name, old, fixed_ips)
         held = list(old.fixed_ips) if old else []
-        named = {ip for _, ip in wanted if ip}
+        named = {pair[1] for pair in wanted if pair[1]}
         taken, result = [], []
         try:
             for subnet, ip in wanted:

@@ -405,12 +405,14 @@ class NetworkHost:
         if state["active"]:
             self.runner.change(["systemctl", "stop", DHCP_UNIT % net.name])
             changed = True
-        if state["namespace"]:
-            self.runner.change(["ip", "netns", "del", dhcp_namespace(net.name)])
-            changed = True
+        # The veth first: deleting a namespace frees its end of the pair (and so
+        # ours) only later, asynchronously.
         veth = dhcp_veth(net)
         if veth in self.links():
             self.runner.change(["ip", "link", "del", veth])
+            changed = True
+        if state["namespace"]:
+            self.runner.change(["ip", "netns", "del", dhcp_namespace(net.name)])
             changed = True
         paths = dhcp_paths(net.name, self.state_dir)
         for key in ("conf", "opts", "leases", "pid"):

@@ -9,7 +9,7 @@ module: network
 short_description: A nimbus.cloud tenant or provider network on the hosts it spans
 version_added: 0.1.0
 description:
-  - Realises a network on the host the task runs on, as Neutron's Linux bridge agent did: a Linux bridge, with a
+  - Realises a network on the host the task runs on, as Neutron's Linux bridge agent did - a Linux bridge, with a
     VXLAN link (unicast head-end replication to O(vxlan_peers), no multicast needed) or an 802.1Q VLAN link on the
     physical network's trunk; a C(flat) network uses the physical network's provider bridge from the
     R(bridges role,ansible_collections.nimbus.cloud.bridges_role).
@@ -108,7 +108,7 @@ network:
   contains:
     id: {description: Network id (derived from the name; the same on every host)., type: str}
     name: {description: Network name., type: str}
-    type: {description: flat, vlan or vxlan., type: str}
+    type: {description: "flat, vlan or vxlan.", type: str}
     segmentation_id: {description: VLAN id or VNI; null for flat., type: int}
     physical_network: {description: Physical network of a flat or vlan network., type: str}
     mtu: {description: MTU., type: int}

@@ -13,7 +13,7 @@ description:
     reservation, so the instance that plugs the port in gets exactly these addresses by DHCP.
   - Allocation happens under the network's IPAM lock and the record is replaced atomically, so concurrent runs never
     hand out the same address. An address is taken from the lowest free one of the subnet's allocation pools.
-  - The port id and, unless O(mac) is given, the MAC are derived from network and port name: stable across runs.
+  - The port id and, unless O(mac) is given, the MAC are derived from network and port name, so they are stable across runs.
   - Give the returned C(port) to M(nimbus.cloud.instance) (O(nimbus.cloud.instance#module:nics[].port)) to plug it in.
   - O(mac) cannot change. O(fixed_ips) can; the old addresses are released.
   - Deleting the port releases its addresses and its DHCP reservation.
@@ -142,7 +142,7 @@ class PortModule(NimbusModule):
         fixed_ips=dict(type="list", elements="dict", options=dict(subnet=dict(type="str"), ip=dict(type="str"))),
         mac=dict(type="str"),
         project=dict(type="str"),
-        device_owner=dict(type="str", default="compute", choices=list(ipam_lib.DEVICE_OWNERS)),
+        device_owner=dict(type="str", default="compute", choices=[o for o in ipam_lib.DEVICE_OWNERS if o != "network:dhcp"]),
         device_id=dict(type="str", default=""),
         hostname=dict(type="str"),
         security_groups=dict(type="list", elements="str", default=[]),

@@ -103,7 +103,7 @@ subnet:
     dns_servers: {description: DNS servers., type: list, elements: str}
     host_routes: {description: Routes as destination/nexthop., type: list, elements: dict}
     enable_dhcp: {description: Whether DHCP serves it., type: bool}
-    dhcp_server: {description: The DHCP server's address in this subnet, or null., type: str}
+    dhcp_server: {description: "The DHCP server's address in this subnet, or null.", type: str}
 """
 
 from ansible_collections.nimbus.cloud.plugins.module_utils import _ipam as ipam_lib

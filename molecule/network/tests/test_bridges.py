@@ -61,14 +61,14 @@ def test_networkd_brings_the_bridge_back(host):
     """What a reboot would do: the bridge is gone and networkd rebuilds it from its files."""
     host.run_expect([0], "ip link del br-ex")
     host.run_expect([0], "systemctl restart systemd-networkd")
-    for _ in range(50):
+    for attempt in range(50):
         out = host.run("ip -j link show dev br-ex")
         if out.rc == 0 and host.run("ip -j link show dev uplink0").stdout.count('"master":"br-ex"'):
             break
         host.run("sleep 0.2")
     assert link(host, "br-ex")["mtu"] == 1500
     assert link(host, "uplink0")["master"] == "br-ex"
-    for _ in range(25):
+    for attempt in range(25):
         if "198.51.100.1/24" in host.run("ip -4 -o addr show dev br-ex").stdout:
             break
         host.run("sleep 0.2")

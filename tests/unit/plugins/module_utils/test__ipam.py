@@ -108,7 +108,7 @@ def test_free_list_ignores_addresses_outside_its_pools():
     fl = FreeList([(10, 12)])
     fl.release(5)
     assert not fl.take(5)
-    assert [fl.take_lowest() for _ in range(4)] == [10, 11, 12, None]
+    assert [fl.take_lowest() for attempt in range(4)] == [10, 11, 12, None]
 
 
 # --- ports --------------------------------------------------------------------
@@ -344,7 +344,7 @@ def test_fifty_processes_allocating_at_once_get_fifty_distinct_addresses(tmp_pat
     for child in children:
         child.start()
     start.set()
-    got = [results.get(timeout=60) for _ in children]
+    got = [results.get(timeout=60) for child in children]
     for child in children:
         child.join(timeout=60)
         assert child.exitcode == 0

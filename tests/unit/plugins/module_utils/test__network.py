@@ -84,8 +84,8 @@ def test_plan_vxlan_link(actual, expected):
 
 def test_plan_vlan_and_bridge_links():
     vlan = netdev.LinkSpec(name="nvl-1", kind="vlan", mtu=1500, master="nb-1", vlan_id=5, parent="trunk0")
-    assert netdev.plan_link(vlan, None)[0] == ["ip", "link", "add", "link", "trunk0", "name", "nvl-1", "type", "vlan",
-                                                "id", "5"]
+    assert netdev.plan_link(vlan, None)[0] == [
+        "ip", "link", "add", "link", "trunk0", "name", "nvl-1", "type", "vlan", "id", "5"]
     assert netdev.added_link(netdev.plan_link(vlan, None)[0]) == "nvl-1"
     bridge = netdev.LinkSpec(name="nb-1", kind="bridge", mtu=1450, nf_call_iptables=True)
     assert netdev.plan_link(bridge, link("nb-1", "bridge", nf_call_iptables=0)) == [
