@@ -56,15 +56,26 @@ class Flavor:
                 "extra_specs": dict(self.extra_specs)}
 
 
+PORT_KEYS = ("id", "name", "network", "fixed_ips", "security_groups", "port_security")
+
+
 @dataclass
 class Nic:
     bridge: str
     mac: str | None = None
     model: str = "virtio"
     device: str | None = None
+    # A nimbus.cloud.port plugged into this NIC (its PORT_KEYS), or None for a bare bridge NIC.
+    port: dict | None = None
+
+    @property
+    def tap(self):
+        """Port NICs get a tap named after the port, so its filter can name it before it exists."""
+        return "tap" + self.port["id"][:11] if self.port else None
 
     def view(self):
-        return {"bridge": self.bridge, "mac": self.mac, "model": self.model, "device": self.device}
+        return {"bridge": self.bridge, "mac": self.mac, "model": self.model, "device": self.device,
+                "port": dict(self.port) if self.port else None}
 
 
 @dataclass
@@ -236,14 +247,38 @@ def build_nics(nics):
     out, seen = [], set()
     for index, nic in enumerate(nics):
         where = "nics[%d]" % index
+        port = _port(nic.get("port"), where) if nic.get("port") else None
+        if port is not None:
+            for key, value in (("bridge", port["bridge"]), ("mac", port["mac"])):
+                if nic.get(key) and str(nic[key]).lower() != value:
+                    raise ValidationError("%s: %s %s conflicts with the port's %s %s" % (where, key, nic[key], key, value))
+            nic = dict(nic, bridge=port["bridge"], mac=port["mac"])
         if not nic.get("bridge"):
-            raise ValidationError("%s: bridge is required" % where)
+            raise ValidationError("%s: give a bridge or a port" % where)
         mac = normalise_mac(nic["mac"], where) if nic.get("mac") else None
         if mac and mac in seen:
             raise ValidationError("%s: MAC %s is given twice" % (where, mac))
         seen.add(mac)
-        out.append(Nic(bridge=nic["bridge"], mac=mac, model=nic.get("model") or "virtio"))
+        out.append(Nic(bridge=nic["bridge"], mac=mac, model=nic.get("model") or "virtio",
+                       port={k: port[k] for k in PORT_KEYS} if port else None))
     return out
+
+
+def _port(port, where):
+    """The fields of a nimbus.cloud.port result that an instance keeps."""
+    if not isinstance(port, dict):
+        raise ValidationError("%s: port must be what nimbus.cloud.port returns (a dict)" % where)
+    missing = [k for k in ("id", "mac", "bridge") if not port.get(k)]
+    if missing:
+        raise ValidationError("%s: port lacks %s; pass the port module's result (its 'port' key)"
+                              % (where, ", ".join(missing)))
+    return {
+        "id": str(port["id"]), "name": port.get("name"), "network": port.get("network"), "bridge": port["bridge"],
+        "mac": normalise_mac(port["mac"], where + ".port.mac"),
+        "fixed_ips": [{"subnet": f.get("subnet"), "ip": f.get("ip")} for f in port.get("fixed_ips") or []],
+        "security_groups": sorted(port.get("security_groups") or []),
+        "port_security": bool(port.get("port_security", True)),
+    }
 
 
 def mac_for(uuid, index):
@@ -282,6 +317,13 @@ def metadata_element(spec_like):
         _sub(root, _q("seed"), sha256=spec_like.seed_digest)
     for key, value in sorted((spec_like.metadata or {}).items()):
         _sub(root, _q("meta"), value, key=key)
+    for index, nic in enumerate(getattr(spec_like, "nics", None) or []):
+        if nic.port:
+            port = _sub(root, _q("port"), nic=index, id=nic.port["id"], name=nic.port.get("name") or "",
+                        network=nic.port.get("network") or "", security_groups=",".join(nic.port["security_groups"]),
+                        port_security="true" if nic.port["port_security"] else "false")
+            for fixed in nic.port["fixed_ips"]:
+                _sub(port, _q("ip"), fixed["ip"], subnet=fixed.get("subnet") or "")
     return root
 
 
@@ -342,6 +384,8 @@ def build_domain_xml(inst, paths):
         iface = _sub(devices, "interface", type="bridge")
         _sub(iface, "mac", address=nic.mac)
         _sub(iface, "source", bridge=nic.bridge)
+        if nic.port:
+            _sub(iface, "target", dev=nic.tap)
         _sub(iface, "model", type=nic.model)
     # A pty console for `virsh console`, logged to a file by virtlogd.
     serial = _sub(devices, "serial", type="pty")
@@ -436,6 +480,15 @@ def read_metadata(meta, inst):
     seed = meta.find(_q("seed"))
     inst.seed_digest = seed.get("sha256") if seed is not None else None
     inst.metadata = {m.get("key"): m.text or "" for m in meta.findall(_q("meta"))}
+    for port in meta.findall(_q("port")):
+        index = int(port.get("nic", -1))
+        if 0 <= index < len(inst.nics):
+            inst.nics[index].port = {
+                "id": port.get("id"), "name": port.get("name") or None, "network": port.get("network") or None,
+                "fixed_ips": [{"subnet": ip.get("subnet") or None, "ip": ip.text} for ip in port.findall(_q("ip"))],
+                "security_groups": [g for g in (port.get("security_groups") or "").split(",") if g],
+                "port_security": port.get("port_security") != "false",
+            }
 
 
 def _to_mib(value, unit):
@@ -448,7 +501,7 @@ def _to_mib(value, unit):
 
 # What may change, and when. Anything else is refused (or, with recreate,
 # replaced): changing them in place would silently rebuild a disk or a NIC.
-LIVE_FIELDS = ("project", "metadata", "server_group", "seed_digest", "flavor_name")
+LIVE_FIELDS = ("project", "metadata", "server_group", "seed_digest", "flavor_name", "ports")
 STOPPED_FIELDS = ("vcpus", "ram_mb", "flavor", "kernel", "initrd", "kernel_args", "disk_grow", "seed_disk", "vnc")
 FIXED_FIELDS = ("image", "disk_shrink", "nics")
 
@@ -481,7 +534,8 @@ def desired_instance(spec, actual, virt_type, uuid, paths):
     for index, nic in enumerate(given):
         old = base.nics[index] if base and index < len(base.nics) else None
         mac = nic.mac or (old.mac if old else None) or mac_for(uuid, index)
-        nics.append(Nic(bridge=nic.bridge, mac=mac, model=nic.model, device=old.device if old else None))
+        device = nic.tap or (old.device if old else None)
+        nics.append(Nic(bridge=nic.bridge, mac=mac, model=nic.model, device=device, port=nic.port))
     seed_digest = spec.seed.digest(uuid) if spec.seed else (base.seed_digest if base else None)
     pick = _picker(spec, base)
     inst = Instance(
@@ -539,8 +593,13 @@ def diff_fields(actual, after):
             changed.append("disk_grow")
         elif old and new and new.disk_gb < old.disk_gb:
             changed.append("disk_shrink")
-    if [(n.bridge, n.mac, n.model) for n in actual.nics] != [(n.bridge, n.mac, n.model) for n in after.nics]:
+    def identity(nic):
+        return nic.bridge, nic.mac, nic.model, nic.port["id"] if nic.port else None
+
+    if [identity(n) for n in actual.nics] != [identity(n) for n in after.nics]:
         changed.append("nics")
+    elif [n.port for n in actual.nics] != [n.port for n in after.nics]:
+        changed.append("ports")
     if bool(actual.seed_path) != bool(after.seed_path):
         changed.append("seed_disk")
     return changed

@@ -304,3 +304,86 @@ def save(runner):
             # Recreated whole at boot: delete first so loading twice is harmless.
             parts.append("table %s %s\ndelete table %s %s\n%s" % (family, TABLE, family, TABLE, listing.stdout))
     atomic_write(SAVE_FILE, "".join(parts), mode=0o600)
+
+
+# --- plans ----------------------------------------------------------------------
+
+def _element_lines(ruleset, family, map_name, key, key_text, verdict):
+    current = ruleset.maps[family].get(map_name, {}).get(key)
+    if current == verdict:
+        return []
+    lines = ["delete element %s %s %s { %s }" % (family, TABLE, map_name, key_text)] if current else []
+    return lines + ["add element %s %s %s { %s : %s }" % (family, TABLE, map_name, key_text, verdict)]
+
+
+def port_lines(ruleset, pf):
+    """What binds one port's filter on this host: its chains, its tap's anti-spoofing and the map entries."""
+    lines = []
+    for chain, rules in ((pf.chain + "-in", pf.in_rules()), (pf.chain + "-out", pf.out_rules())):
+        if not ruleset.chain_is("inet", chain, rules):
+            lines += chain_script("inet", chain, rules)
+    tap_chain = "tap-" + pf.id[:8]
+    if not ruleset.chain_is("bridge", tap_chain, pf.tap_rules()):
+        lines += chain_script("bridge", tap_chain, pf.tap_rules())
+    pair = '"%s" . %s' % (pf.bridge, pf.mac)
+    key = "%s.%s" % (pf.bridge, pf.mac)
+    lines += _element_lines(ruleset, "inet", "port_egress", key, pair, "jump %s-out" % pf.chain)
+    lines += _element_lines(ruleset, "inet", "port_ingress", key, pair, "jump %s-in" % pf.chain)
+    lines += _element_lines(ruleset, "bridge", "taps", pf.tap, '"%s"' % pf.tap, "jump " + tap_chain)
+    return lines
+
+
+def unbind_lines(ruleset, port_id):
+    """Everything of a port's filter that is still in the tables, removed (map entries before chains)."""
+    chain = "port-" + port_id[:8]
+    targets = {"jump %s-out" % chain, "jump %s-in" % chain, "jump tap-" + port_id[:8]}
+    lines = []
+    for family in ("inet", "bridge"):
+        for map_name, elements in ruleset.maps[family].items():
+            for key, verdict in elements.items():
+                if verdict in targets:
+                    lines.append("delete element %s %s %s { %s }" % (family, TABLE, map_name, _key_text(key)))
+    for family, name in (("inet", chain + "-in"), ("inet", chain + "-out"), ("bridge", "tap-" + port_id[:8])):
+        if name in ruleset.chains[family]:
+            lines.append("delete chain %s %s %s" % (family, TABLE, name))
+    return lines
+
+
+def _key_text(key):
+    if "." in key and ":" in key:
+        ifname, mac = key.rsplit(".", 1)
+        return '"%s" . %s' % (ifname, mac)
+    return '"%s"' % key
+
+
+def bound_ports(ruleset):
+    """Port ids (8-character prefixes) that have a filter here."""
+    return sorted({name[5:13] for name in ruleset.chains["inet"] if name.startswith("port-")})
+
+
+def group_lines(ruleset, name, rules, members=None):
+    """A group's two chains (and its member set when ``members`` is given), as they should be."""
+    lines = []
+    for direction in DIRECTIONS:
+        chain = group_chain(name, direction)
+        wanted = [r.nft() for r in rules if r.direction == direction]
+        if not ruleset.chain_is("inet", chain, wanted):
+            lines += chain_script("inet", chain, wanted)
+    sets = {r.remote_group for r in rules if r.remote_group} | ({name} if members is not None else set())
+    for group in sorted(sets):
+        if members_set(group) not in ruleset.sets:
+            lines.append("add set inet %s %s { type ipv4_addr; }" % (TABLE, members_set(group)))
+    if members is not None and ruleset.sets.get(members_set(name)) != sorted(members):
+        lines.append("flush set inet %s %s" % (TABLE, members_set(name)))
+        if members:
+            lines.append("add element inet %s %s { %s }" % (TABLE, members_set(name), ", ".join(members)))
+    # Sets must exist before the rules that name them.
+    return sorted(lines, key=lambda line: 0 if line.startswith("add set") else 1)
+
+
+def delete_group_lines(ruleset, name):
+    lines = ["delete chain inet %s %s" % (TABLE, group_chain(name, d)) for d in DIRECTIONS
+             if group_chain(name, d) in ruleset.chains["inet"]]
+    if members_set(name) in ruleset.sets:
+        lines.append("delete set inet %s %s" % (TABLE, members_set(name)))
+    return lines

@@ -77,11 +77,19 @@ options:
     elements: dict
     suboptions:
       bridge:
-        description: Linux bridge on the hypervisor the interface is plugged into.
+        description: Linux bridge on the hypervisor the interface is plugged into. Give this or O(nics[].port).
         type: str
-        required: true
+      port:
+        description:
+          - A port made by M(nimbus.cloud.port) (its returned C(port)). The interface takes the port's bridge and MAC,
+            gets the tap device C(tap<port id prefix>), and the port's filter (anti-spoofing, security groups,
+            default-deny ingress) is bound to it in nftables on this host.
+          - The port's addresses and security groups are stored in the domain's metadata; changing them (a new
+            port result) rewrites the filter without touching the domain. Another port is a new NIC (see O(recreate)).
+          - The security groups must be defined on this host first (M(nimbus.cloud.security_group)).
+        type: dict
       mac:
-        description: MAC address. Derived from the instance UUID when not given, and kept.
+        description: MAC address. Derived from the instance UUID when not given, and kept. With a port, the port's.
         type: str
       model:
         description: Emulated NIC model.
@@ -227,7 +235,9 @@ instance:
     ram_mb: {description: Memory in MiB., type: int, returned: always, sample: 2048}
     image: {description: The image the boot disk overlays., type: str, returned: always, sample: debian-12.qcow2}
     nics:
-      description: Interfaces with their bridge, MAC, model and tap device (device only while running).
+      description:
+        - Interfaces with their bridge, MAC, model and tap device (device only while running, except for port NICs),
+          and the port (id, name, network, fixed_ips, security_groups, port_security) or null.
       type: list
       elements: dict
       returned: always
@@ -263,6 +273,7 @@ import uuid as uuidlib
 
 from ansible_collections.nimbus.cloud.plugins.module_utils import _compute as compute
 from ansible_collections.nimbus.cloud.plugins.module_utils import _libvirt as lv
+from ansible_collections.nimbus.cloud.plugins.module_utils import _nftables as nft
 from ansible_collections.nimbus.cloud.plugins.module_utils._base import NimbusModule
 from ansible_collections.nimbus.cloud.plugins.module_utils._errors import ValidationError
 from ansible_collections.nimbus.cloud.plugins.module_utils._names import validate_name
@@ -276,7 +287,8 @@ class InstanceModule(NimbusModule):
         flavors=dict(type="dict", default={}),
         image=dict(type="str"),
         nics=dict(type="list", elements="dict", options=dict(
-            bridge=dict(type="str", required=True),
+            bridge=dict(type="str"),
+            port=dict(type="dict"),
             mac=dict(type="str"),
             model=dict(type="str", default="virtio", choices=list(compute.NIC_MODELS)),
         )),
@@ -317,8 +329,10 @@ class InstanceModule(NimbusModule):
                 image = hv.image(plan.after.image)
             if plan.after is not None and (plan.create or plan.recreate or plan.redefine):
                 lv.check_feasible(hv, spec, plan.after, image)
+            ruleset = check_port_groups(self.runner, plan.after)
             lv.converge(hv, plan, spec, image, self.params["shutdown_timeout"], self.params["keep_disk"])
-            self.changed = plan.changed
+            filters_changed = bind_ports(self.runner, ruleset, actual, plan.after)
+            self.changed = plan.changed or filters_changed
             after = self.after_view(hv, spec, plan)
         before = actual.view(hv.hostname()) if actual else None
         self.set_diff(before, after)
@@ -360,6 +374,41 @@ class InstanceModule(NimbusModule):
             for nic, mac in zip(view["nics"], given + [None] * len(view["nics"])):
                 nic["mac"] = mac
         return view
+
+
+def filtered_ports(inst):
+    return [n for n in (inst.nics if inst else []) if n.port and n.port["port_security"]]
+
+
+def check_port_groups(runner, after):
+    """Refuse, before anything changes, ports whose security groups this host does not have."""
+    wanted = filtered_ports(after)
+    if not any(n.port["security_groups"] for n in wanted):
+        return None
+    ruleset = nft.read(runner)
+    for nic in wanted:
+        for group in nic.port["security_groups"]:
+            if nft.group_chain(group, "ingress") not in ruleset.chains["inet"]:
+                raise ValidationError("security group %s (port %s) is not defined on this host: run "
+                                      "nimbus.cloud.security_group here first" % (group, nic.port["name"] or nic.port["id"]))
+    return ruleset
+
+
+def bind_ports(runner, ruleset, actual, after):
+    """Make the nftables filters of the instance's ports match what it has now; True when anything changed."""
+    wanted = filtered_ports(after)
+    gone = {n.port["id"] for n in (actual.nics if actual else []) if n.port} - {n.port["id"] for n in wanted}
+    if not wanted and not gone:
+        return False
+    ruleset = ruleset or nft.read(runner)
+    lines = [] if not wanted else nft.base_script(ruleset)
+    for port_id in sorted(gone):
+        lines += nft.unbind_lines(ruleset, port_id)
+    for nic in wanted:
+        ips = [f["ip"] for f in nic.port["fixed_ips"] if "." in (f.get("ip") or "")]
+        lines += nft.port_lines(ruleset, nft.PortFilter(id=nic.port["id"], bridge=nic.bridge, mac=nic.mac, tap=nic.tap,
+                                                        ips=ips, security_groups=nic.port["security_groups"]))
+    return nft.apply(runner, lines)
 
 
 def main():

@@ -155,8 +155,8 @@ def test_build_nics():
 
 
 @pytest.mark.parametrize("nics, message", [
-    ([{"bridge": ""}], r"nics\[0\]: bridge is required"),
-    ([{"bridge": "br0"}, {"mac": "52:54:00:00:00:01"}], r"nics\[1\]: bridge is required"),
+    ([{"bridge": ""}], r"nics\[0\]: give a bridge or a port"),
+    ([{"bridge": "br0"}, {"mac": "52:54:00:00:00:01"}], r"nics\[1\]: give a bridge or a port"),
     ([{"bridge": "br0", "mac": "52:54:00:00:00:01"}, {"bridge": "br1", "mac": "52:54:00:00:00:01"}],
      r"nics\[1\]: MAC 52:54:00:00:00:01 is given twice"),
     ([{"bridge": "br0", "mac": "nope"}], r"nics\[0\]: 'nope' is not a MAC address"),

@@ -21,6 +21,7 @@ from ansible.module_utils import basic
 
 from ansible_collections.nimbus.cloud.plugins.module_utils import _libvirt
 from ansible_collections.nimbus.cloud.plugins.module_utils import _compute
+from ansible_collections.nimbus.cloud.plugins.module_utils import _nftables
 from ansible_collections.nimbus.cloud.plugins.module_utils._compute import NS
 
 GIB = 1024 ** 3
@@ -349,11 +350,15 @@ class Host:
         # "qemu-img create" and the like -> (rc, out, err) to answer instead.
         self.command_failures = {}
         self._image_info = {}
+        # nftables: the JSON `nft -j list table FAMILY nimbus` answers (None: no table), and the scripts applied.
+        self.nft = {"inet": None, "bridge": None}
+        self.nft_scripts = []
 
         monkeypatch.setattr(_libvirt, "libvirt", self.libvirt)
         monkeypatch.setattr(_libvirt, "LIBVIRT_IMPORT_ERROR", None)
         monkeypatch.setattr(_libvirt, "load_settings", lambda path=None: self.settings)
         monkeypatch.setattr(_libvirt, "LOCK_FILE", str(tmp_path / "lock" / "nimbus-compute.lock"))
+        monkeypatch.setattr(_nftables, "SAVE_FILE", str(tmp_path / "nftables.nft"))
         monkeypatch.setattr(basic.AnsibleModule, "run_command", self._run_command_method())
         monkeypatch.setattr(basic.AnsibleModule, "get_bin_path",
                             lambda module, name, required=False, opt_dirs=None: "/usr/bin/" + name)
@@ -406,6 +411,8 @@ class Host:
         def run_command(module, args, **kwargs):
             argv = [os.path.basename(args[0])] + [str(a) for a in args[1:]]
             host.commands.append(argv)
+            if argv[:2] == ["nft", "-f"]:
+                host.nft_scripts.append(kwargs.get("data"))
             key = " ".join(argv[:2])
             if key in host.command_failures:
                 return host.command_failures[key]
@@ -435,6 +442,13 @@ class Host:
             with open(iso, "wb") as f:
                 f.write(b"ISO 9660 cidata")
             return 0, "", ""
+        if argv[0] == "nft":
+            if argv[1] == "-f":
+                return 0, "", ""
+            family = argv[-2]
+            if self.nft.get(family) is None:
+                return 1, "", "Error: No such file or directory"
+            return 0, (json.dumps(self.nft[family]) if argv[1] == "-j" else "table %s nimbus {}\n" % family), ""
         raise AssertionError("unexpected command: %r" % (argv,))
 
 

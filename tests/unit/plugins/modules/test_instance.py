@@ -74,7 +74,7 @@ def test_create_in_check_mode_predicts_and_touches_nothing(host, instance):
     assert (inst["vcpus"], inst["ram_mb"], inst["flavor"]["name"]) == (1, 1024, "m1.small")
     # Generated values a real run would draw differently.
     assert inst["uuid"] is None
-    assert inst["nics"] == [{"bridge": "br0", "mac": None, "model": "virtio", "device": None}]
+    assert inst["nics"] == [{"bridge": "br0", "mac": None, "model": "virtio", "device": None, "port": None}]
     assert result["diff"]["before"] is None and result["diff"]["after"]["name"] == "web1"
 
 
@@ -87,7 +87,8 @@ def test_create(host, instance):
     assert ("refresh", "nimbus-instances") in host.conn.log
     inst = result["instance"]
     assert inst["uuid"] == dom.UUIDString() and inst["state"] == "running"
-    assert inst["nics"] == [{"bridge": "br0", "mac": mac_for(inst["uuid"], 0), "model": "virtio", "device": "vnet0"}]
+    assert inst["nics"] == [{"bridge": "br0", "mac": mac_for(inst["uuid"], 0), "model": "virtio", "device": "vnet0",
+                             "port": None}]
     root = str(host.instances / "web1" / "disk.qcow2")
     seed = str(host.instances / "web1" / "seed.iso")
     assert host.commands_run("qemu-img", "create") == [[
@@ -425,3 +426,63 @@ def test_unreachable_libvirt_is_reported(host, instance):
     result, failed = instance(args(uri="qemu+tcp://compute1/system"))
     assert failed and result["msg"].startswith("cannot connect to libvirt at qemu+tcp://compute1/system")
     assert host.libvirt.uris == ["qemu+tcp://compute1/system"]
+
+
+# --- ports ----------------------------------------------------------------------
+
+PORT = {
+    "id": "3f0e2d9c-1b7a-5e44-8c3d-2a1b0c9d8e7f", "name": "web1-eth0", "network": "demo-net", "bridge": "nb-0b6f8c1e",
+    "mac": "fa:16:3e:4c:2a:10", "mtu": 1450, "fixed_ips": [{"subnet": "demo-subnet", "ip": "10.20.0.11"}],
+    "security_groups": ["web"], "port_security": True, "project": "demo", "device_owner": "compute",
+}
+WITH_GROUP = {"nftables": [{"table": {"family": "inet", "name": "nimbus"}},
+                           {"chain": {"family": "inet", "table": "nimbus", "name": "sg-web-in"}},
+                           {"chain": {"family": "inet", "table": "nimbus", "name": "sg-web-out"}}]}
+
+
+def test_a_port_nic_takes_the_ports_bridge_mac_and_tap_and_binds_its_filter(host, instance):
+    host.bridges.add("nb-0b6f8c1e")
+    host.nft["inet"] = WITH_GROUP
+    result, failed = instance(args(nics=[{"port": PORT}]))
+    assert not failed, result
+    nic = result["instance"]["nics"][0]
+    assert (nic["bridge"], nic["mac"]) == ("nb-0b6f8c1e", "fa:16:3e:4c:2a:10")
+    assert nic["port"]["id"] == PORT["id"] and nic["port"]["fixed_ips"] == PORT["fixed_ips"]
+    target = host.domain_xml("web1").find("devices/interface/target")
+    assert target.get("dev") == "tap3f0e2d9c-1b"
+    script = host.nft_scripts[-1]
+    assert 'add element inet nimbus port_ingress { "nb-0b6f8c1e" . fa:16:3e:4c:2a:10 : jump port-3f0e2d9c-in }' in script
+    assert "add rule inet nimbus port-3f0e2d9c-in jump sg-web-in" in script
+    assert "ip saddr != { 10.20.0.11 } ip saddr != 0.0.0.0 drop" in script
+
+
+def test_a_port_whose_group_is_missing_is_refused_before_anything_is_defined(host, instance):
+    host.bridges.add("nb-0b6f8c1e")
+    result, failed = instance(args(nics=[{"port": PORT}]))
+    assert failed and "security group web (port web1-eth0) is not defined on this host" in result["msg"]
+    assert host.conn.domains == {} and host.nft_scripts == []
+
+
+def test_a_port_and_a_conflicting_mac_are_refused(host, instance):
+    result, failed = instance(args(nics=[{"port": PORT, "mac": "fa:16:3e:00:00:01"}]))
+    assert failed and "conflicts with the port's mac" in result["msg"]
+
+
+def test_new_port_groups_are_a_live_change_and_delete_unbinds(host, instance):
+    host.bridges.add("nb-0b6f8c1e")
+    host.nft["inet"] = WITH_GROUP
+    instance(args(nics=[{"port": PORT}]))
+    defined = host.conn.calls("web1")
+    changed, failed = instance(args(nics=[{"port": dict(PORT, security_groups=[])}]))
+    assert not failed and changed["changed"] and changed["changed_fields"] == ["ports"]
+    assert host.conn.calls("web1")[len(defined):] == ["setMetadata"]
+    assert "jump sg-web-in" not in host.nft_scripts[-1]
+    host.nft["inet"] = {"nftables": WITH_GROUP["nftables"] + [
+        {"chain": {"family": "inet", "table": "nimbus", "name": "port-3f0e2d9c-in"}},
+        {"map": {"family": "inet", "table": "nimbus", "name": "port_ingress",
+                 "elem": [[{"concat": ["nb-0b6f8c1e", "fa:16:3e:4c:2a:10"]}, {"jump": {"target": "port-3f0e2d9c-in"}}]]}}]}
+    deleted, failed = instance(args(state="absent"))
+    assert not failed and deleted["changed"]
+    assert host.nft_scripts[-1].splitlines() == [
+        'delete element inet nimbus port_ingress { "nb-0b6f8c1e" . fa:16:3e:4c:2a:10 }',
+        "delete chain inet nimbus port-3f0e2d9c-in"]
