@@ -73,3 +73,9 @@ def test_networkd_brings_the_bridge_back(host):
             break
         host.run("sleep 0.2")
     assert "198.51.100.1/24" in host.run("ip -4 -o addr show dev br-ex").stdout
+
+
+def test_filters_are_restored_at_boot(host):
+    unit = host.service("nimbus-nftables")
+    assert unit.is_enabled
+    assert host.file("/etc/systemd/system/nimbus-nftables.service").contains("ExecStart=/usr/sbin/nft -f /etc/nimbus/nftables.nft")
