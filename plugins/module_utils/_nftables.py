@@ -34,7 +34,7 @@ import json
 from dataclasses import dataclass, field
 
 from ansible_collections.nimbus.cloud.plugins.module_utils._errors import ValidationError
-from ansible_collections.nimbus.cloud.plugins.module_utils._files import atomic_write
+from ansible_collections.nimbus.cloud.plugins.module_utils._files import atomic_write, remove
 from ansible_collections.nimbus.cloud.plugins.module_utils._names import validate_name
 
 TABLE = "nimbus"
@@ -297,13 +297,17 @@ def apply(runner, lines):
 
 
 def save(runner):
+    """Write the tables for the boot-time unit; with no table left, there is nothing to restore."""
     parts = []
     for family in ("inet", "bridge"):
         listing = runner.read(["nft", "list", "table", family, TABLE], check_rc=False)
         if listing.ok:
             # Recreated whole at boot: delete first so loading twice is harmless.
             parts.append("table %s %s\ndelete table %s %s\n%s" % (family, TABLE, family, TABLE, listing.stdout))
-    atomic_write(SAVE_FILE, "".join(parts), mode=0o600)
+    if parts:
+        atomic_write(SAVE_FILE, "".join(parts), mode=0o600)
+    else:
+        remove(SAVE_FILE)
 
 
 # --- plans ----------------------------------------------------------------------
@@ -382,8 +386,12 @@ def group_lines(ruleset, name, rules, members=None):
 
 
 def delete_group_lines(ruleset, name):
-    lines = ["delete chain inet %s %s" % (TABLE, group_chain(name, d)) for d in DIRECTIONS
-             if group_chain(name, d) in ruleset.chains["inet"]]
+    own = {group_chain(name, d) for d in DIRECTIONS}
+    others = [c for c in ruleset.chains["inet"] if c.startswith(("sg-", "port-")) and c not in own]
+    if not others and not any(c.startswith("tap-") for c in ruleset.chains["bridge"]):
+        # The last group on a host with no bound port: nothing of the collection stays in nftables.
+        return ["delete table %s %s" % (family, TABLE) for family in ("inet", "bridge") if ruleset.present[family]]
+    lines = ["delete chain inet %s %s" % (TABLE, c) for c in sorted(own) if c in ruleset.chains["inet"]]
     if members_set(name) in ruleset.sets:
         lines.append("delete set inet %s %s" % (TABLE, members_set(name)))
     return lines
