@@ -313,17 +313,31 @@ class Port:
     hostname: str | None = None
     security_groups: list = field(default_factory=list)
     port_security: bool = True
+    # The hosts-file line this port was read from: written back as is while
+    # the port is unchanged, so saving a network of thousands of ports does
+    # not serialise each of them again.
+    line: str = field(default="", compare=False, repr=False)
 
     def ips(self):
         return [f["ip"] for f in self.fixed_ips]
 
     def record(self):
-        return asdict(self)
+        return {
+            "name": self.name, "network": self.network, "id": self.id, "mac": self.mac,
+            "fixed_ips": [dict(f) for f in self.fixed_ips], "project": self.project,
+            "device_owner": self.device_owner, "device_id": self.device_id, "hostname": self.hostname,
+            "security_groups": list(self.security_groups), "port_security": self.port_security,
+        }
+
+    def record_line(self):
+        if not self.line:
+            self.line = RECORD_TAG + json.dumps(self.record(), sort_keys=True, separators=(",", ":"))
+        return self.line
 
     @classmethod
-    def from_record(cls, data):
-        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-        return cls(**known)
+    def from_record(cls, data, line=""):
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data and k != "line"}
+        return cls(line=line, **known)
 
 
 def port_mac(port_id, attempt=0):
@@ -401,6 +415,7 @@ class Ipam:
         for pname in self.ports_on(name):
             port = self.ports[pname]
             port.fixed_ips = [f for f in port.fixed_ips if f["subnet"] != name]
+            port.line = ""
             if not port.fixed_ips:
                 del self.ports[pname]
         self.subnets = [s for s in self.subnets if s.name != name]
@@ -542,7 +557,7 @@ def render_hosts(ipam):
     lines = ["# Managed by nimbus.cloud: reservations of network %s. Edit through nimbus.cloud.port." % ipam.network]
     for name in sorted(ipam.ports):
         port = ipam.ports[name]
-        lines.append(RECORD_TAG + json.dumps(port.record(), sort_keys=True, separators=(",", ":")))
+        lines.append(port.record_line())
         served = [f["ip"] for f in port.fixed_ips if f["subnet"] in dhcp]
         if port.mac and served and port.device_owner == "compute":
             entry = [port.mac, served[0]]
@@ -556,7 +571,7 @@ def parse_hosts(text):
     ports = []
     for line in (text or "").splitlines():
         if line.startswith(RECORD_TAG):
-            ports.append(Port.from_record(json.loads(line[len(RECORD_TAG):])))
+            ports.append(Port.from_record(json.loads(line[len(RECORD_TAG):]), line=line))
     return ports
 
 

@@ -209,6 +209,7 @@ class RouterHost:
             steps.append(["ip", "netns", "add", ns])
         steps.append(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
         wanted_devs = {}
+        announce = []
         legs = [(i, qr(i["port_id"]), nr(i["port_id"]), self.networks.require(i["network"])) for i in router.interfaces]
         if router.gateway:
             g = router.gateway
@@ -230,7 +231,11 @@ class RouterHost:
                 have = addresses.get(inside, [])
                 if host_links[outside].master != net.bridge or not host_links[outside].up:
                     steps.append(["ip", "link", "set", outside, "master", net.bridge, "up"])
-            steps += [["ip", "-n", ns, "addr", "add", a, "dev", inside] for a in wanted_devs[inside] if a not in have]
+            added = [a for a in wanted_devs[inside] if a not in have]
+            steps += [["ip", "-n", ns, "addr", "add", a, "dev", inside] for a in added]
+            # Neighbours still hold the MAC of the interface that had these
+            # addresses before (a recreated namespace): tell them, as Neutron does.
+            announce += [(inside, a.split("/")[0]) for a in added]
             steps += [["ip", "-n", ns, "addr", "del", a, "dev", inside] for a in have if a not in wanted_devs[inside]]
         if not present or "lo" not in ns_links or not ns_links["lo"].up:
             steps.append(["ip", "-n", ns, "link", "set", "lo", "up"])
@@ -249,6 +254,9 @@ class RouterHost:
         changed = any(s[:3] != ["ip", "netns", "exec"] for s in steps)
         for argv in steps:
             self.runner.change(argv)
+        for dev, address in announce:
+            self.runner.change(["ip", "netns", "exec", ns, "arping", "-q", "-U", "-c", "1", "-w", "1", "-I", dev,
+                                address], check_rc=False)
         return self.sync_nat(router, fips, present) or changed
 
     def sync_nat(self, router, fips, present=True):
