@@ -62,14 +62,16 @@ options:
     description:
       - Where to look up the addresses of a running instance, tried in this order until one finds an address.
         A source that fails (for example C(agent) when the guest runs no QEMU guest agent) is skipped.
-      - C(lease) reads the DHCP leases of the libvirt network the instance is attached to, C(arp) the
-        hypervisor's ARP table, C(agent) asks the QEMU guest agent inside the instance.
+      - C(port) takes the fixed addresses of the instance's ports (M(nimbus.cloud.port)), recorded in its domain;
+        it needs nothing from the guest or the network. C(lease) reads the DHCP leases of the libvirt network the
+        instance is attached to, C(arp) the hypervisor's ARP table, C(agent) asks the QEMU guest agent inside the
+        instance.
       - libvirt refuses to query the guest agent through a read-only connection, so C(agent) makes the
         plugin open read-write connections, which need the matching rights on the hypervisors.
     type: list
     elements: str
-    choices: [lease, arp, agent]
-    default: [lease, arp]
+    choices: [port, lease, arp, agent]
+    default: [port, lease, arp]
   fail_on_errors:
     description:
       - Fail when a hypervisor cannot be read.
@@ -274,6 +276,11 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def _addresses(self, libvirt, dom, inst, sources, hypervisor):
         macs = [nic.mac for nic in inst.nics]
         for source in sources:
+            if source == "port":
+                fixed = [f["ip"] for nic in inst.nics if nic.port for f in nic.port["fixed_ips"] if f.get("ip")]
+                if fixed:
+                    return fixed
+                continue
             try:
                 interfaces = dom.interfaceAddresses(getattr(libvirt, SOURCES[source]), 0)
             except libvirt.libvirtError as e:

@@ -142,6 +142,15 @@ def build_network(name, settings, type="vxlan", segmentation_id=None, physical_n
                    external=bool(external), peers=peers, local_ip=local_ip)
 
 
+def port_view(port, net):
+    """A port as the port modules return it: its record plus where an instance plugs it in."""
+    if port is None:
+        return {}
+    view = port.record()
+    view.update(network_id=net.id, bridge=net.bridge, mtu=net.mtu)
+    return view
+
+
 def immutable_changes(old, new):
     """Attributes a network cannot change in place."""
     return ["%s %s -> %s" % (attr, getattr(old, attr), getattr(new, attr))

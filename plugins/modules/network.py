@@ -185,16 +185,16 @@ class NetworkModule(NimbusModule):
     def absent(self, host, old, links):
         if old is None:
             return {"network": {}}
-        in_use = host.ports_in_use(old, links)
-        if in_use:
-            raise ValidationError("network %s is in use on this host: %s are plugged into bridge %s"
-                                  % (old.name, ", ".join(in_use), old.bridge))
         store = host.store(old.name)
         if store.exists():
             ports = [p for p in store.load().ports.values() if p.device_owner != "network:dhcp"]
             if ports:
                 raise ValidationError("network %s still has ports: %s; delete them (and router interfaces) first"
                                       % (old.name, ", ".join(sorted(p.name for p in ports))))
+        in_use = host.ports_in_use(old, links)
+        if in_use:
+            raise ValidationError("network %s is in use on this host: %s are plugged into bridge %s"
+                                  % (old.name, ", ".join(in_use), old.bridge))
         host.stop_dhcp(old)
         host.forget_ipam(old)
         host.delete(old, links)

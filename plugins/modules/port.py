@@ -161,7 +161,7 @@ class PortModule(NimbusModule):
         with store.transaction():
             ipam = store.load()
             old = ipam.ports.get(p["name"])
-            before = port_view(old, net)
+            before = nw.port_view(old, net)
             if p["state"] == "absent":
                 ipam.remove_port(p["name"])
                 port = None
@@ -170,21 +170,13 @@ class PortModule(NimbusModule):
                     {k: v for k, v in f.items() if v is not None} for f in p["fixed_ips"]]
                 port = ipam.plan_port(p["name"], fixed_ips=fixed, mac=p["mac"],
                                       **{k: sorted(set(p[k])) if k == "security_groups" else p[k] for k in ATTRS})
-            after = port_view(port, net)
+            after = nw.port_view(port, net)
             if before != after:
                 self.runner.apply("write the IPAM records of %s" % net.name, store.save, ipam)
                 host.reload_dhcp(net)
                 self.changed = True
         self.set_diff(before, after)
         return {"port": after}
-
-
-def port_view(port, net):
-    if port is None:
-        return {}
-    view = port.record()
-    view.update(network_id=net.id, bridge=net.bridge, mtu=net.mtu)
-    return view
 
 
 def main():

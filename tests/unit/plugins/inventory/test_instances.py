@@ -462,3 +462,17 @@ def test_wrong_plugin_name_is_refused(tmp_path):
     path.write_text("plugin: community.libvirt.libvirt\nhypervisors: ['qemu:///system']\n")
     with pytest.raises(AnsibleError, match="Incorrect plugin name"):
         make_plugin().parse(InventoryData(), DataLoader(), str(path))
+
+
+def test_port_addresses_need_no_lookup(run, hypervisors):
+    table, opened = hypervisors
+    inst = instance("web")
+    inst.nics[0].port = {"id": "3f0e2d9c-1b7a-5e44-8c3d-2a1b0c9d8e7f", "name": "web-eth0", "network": "demo-net",
+                         "fixed_ips": [{"subnet": "s1", "ip": "10.20.0.11"}], "security_groups": [],
+                         "port_security": True}
+    dom = FakeDomain(inst, {SRC_LEASE: lease((MAC, "192.0.2.5"))})
+    table["qemu:///system"] = FakeConnection("compute1", [dom])
+    inventory, warnings = run({"hypervisors": ["qemu:///system"]})
+    assert dom.asked == []
+    assert hostvars(inventory, "web")["nimbus_addresses"] == ["10.20.0.11"]
+    assert hostvars(inventory, "web")["ansible_host"] == "10.20.0.11"
