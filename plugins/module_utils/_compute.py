@@ -593,6 +593,7 @@ def diff_fields(actual, after):
             changed.append("disk_grow")
         elif old and new and new.disk_gb < old.disk_gb:
             changed.append("disk_shrink")
+
     def identity(nic):
         return nic.bridge, nic.mac, nic.model, nic.port["id"] if nic.port else None
 
