@@ -10,7 +10,6 @@ and file writes), so check mode never touches the host.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import shutil
@@ -23,6 +22,7 @@ from ansible_collections.nimbus.cloud.plugins.module_utils._compute import (
     parse_domain_xml,
 )
 from ansible_collections.nimbus.cloud.plugins.module_utils._errors import NimbusError, ValidationError
+from ansible_collections.nimbus.cloud.plugins.module_utils._files import locked
 
 try:
     import libvirt
@@ -144,15 +144,9 @@ class Hypervisor:
 
     # --- changing -----------------------------------------------------------
 
-    @contextlib.contextmanager
     def lock(self):
-        os.makedirs(os.path.dirname(LOCK_FILE), exist_ok=True)
-        with open(LOCK_FILE, "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        """Serialise changes to this hypervisor's instances (placement checks read, then define)."""
+        return locked(LOCK_FILE)
 
     def make_dir(self, name):
         path = self.paths(name)["dir"]
