@@ -5,7 +5,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.cache/collections
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: aio aio-destroy test testbed lint unit sanity molecule benchmark
+.PHONY: aio aio-destroy test testbed lint unit api sanity molecule benchmark
 
 ## aio: prepare this machine and converge the all-in-one cloud on local container hosts
 aio: testbed
@@ -23,7 +23,7 @@ test:
 testbed:
 	tools/testbed
 
-lint unit sanity molecule build:
+lint unit api sanity molecule build:
 	tools/test $@
 
 benchmark: testbed

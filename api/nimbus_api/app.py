@@ -1,0 +1,31 @@
+"""The FastAPI application."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from nimbus_api.db import make_engine, make_sessionmaker, migrate
+from nimbus_api.policy import PolicyRoute, policy
+from nimbus_api.routes import auth, catalog, identity
+from nimbus_api.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None, run_migrations: bool = True) -> FastAPI:
+    settings = settings or get_settings()
+    if run_migrations:
+        migrate(settings.database_url)
+    app = FastAPI(title="nimbus.cloud API", version="0.1.0",
+                  description="Identity, RBAC, job templates that run nimbus.cloud playbooks, live job events.")
+    app.router.route_class = PolicyRoute
+    app.state.settings = settings
+    app.state.engine = make_engine(settings.database_url)
+    app.state.sessions = make_sessionmaker(app.state.engine)
+    for module in (auth, identity, catalog):
+        app.include_router(module.router)
+
+    @app.get("/healthz", tags=["health"])
+    @policy("public")
+    def healthz():
+        return {"status": "ok"}
+
+    return app

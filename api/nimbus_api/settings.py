@@ -1,0 +1,34 @@
+"""Settings from the environment (NIMBUS_API_*) or a .env file, with embedded defaults for a first run."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+STATE = Path.cwd() / ".cache" / "api"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="NIMBUS_API_", env_file=".env", extra="ignore")
+
+    # SQLite on disk by default; production: mysql+pymysql://user:pass@host/nimbus
+    database_url: str = "sqlite:///" + str(STATE / "nimbus.db")
+    # Lifetime of issued tokens, seconds (Keystone's default is an hour).
+    token_ttl: int = 3600
+    # Where jobs get their private data directories.
+    data_dir: Path = STATE / "jobs"
+    # "inprocess" (a thread pool in the API process) or "celery" (workers fed through RabbitMQ).
+    queue: str = "inprocess"
+    broker_url: str = "amqp://guest@localhost//"
+    workers: int = 4
+    # The bootstrap admin; the password is read once by `nimbus-api bootstrap`.
+    admin_user: str = "admin"
+    admin_project: str = "admin"
+    default_domain: str = "Default"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
