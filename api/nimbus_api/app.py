@@ -6,7 +6,8 @@ from fastapi import FastAPI
 
 from nimbus_api.db import make_engine, make_sessionmaker, migrate
 from nimbus_api.policy import PolicyRoute, policy
-from nimbus_api.routes import auth, catalog, identity
+from nimbus_api.routes import auth, catalog, identity, jobs
+from nimbus_api.runner import InProcessQueue, JobRunner
 from nimbus_api.settings import Settings, get_settings
 
 
@@ -20,7 +21,9 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
     app.state.settings = settings
     app.state.engine = make_engine(settings.database_url)
     app.state.sessions = make_sessionmaker(app.state.engine)
-    for module in (auth, identity, catalog):
+    app.state.runner = JobRunner(settings, app.state.sessions)
+    app.state.queue = InProcessQueue(app.state.runner, settings.workers)
+    for module in (auth, identity, catalog, jobs):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["health"])

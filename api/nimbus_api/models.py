@@ -117,3 +117,78 @@ class Endpoint(Base):
     interface: Mapped[str] = mapped_column(String(16))
     region: Mapped[str] = mapped_column(String(64), default="RegionOne")
     url: Mapped[str] = mapped_column(String(255))
+
+
+# --- jobs ---------------------------------------------------------------------
+
+JOB_STATES = ("pending", "running", "successful", "failed", "canceled", "error")
+FINISHED = ("successful", "failed", "canceled", "error")
+
+
+class Credential(Base):
+    """Secrets a job gets as environment variables; stored encrypted, never shown again."""
+
+    __tablename__ = "credentials"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(64))
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    # Fernet token of the JSON {ENV_VAR: secret}.
+    sealed: Mapped[str] = mapped_column(Text)
+    variables: Mapped[str] = mapped_column(Text)  # the names only, comma-separated, for listing
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
+class JobTemplate(Base):
+    __tablename__ = "job_templates"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    playbook: Mapped[str] = mapped_column(String(255))
+    inventory: Mapped[str] = mapped_column(Text)  # YAML
+    extra_vars_schema: Mapped[str] = mapped_column(Text, default="{}")  # JSON Schema, as JSON
+    allowed_projects: Mapped[str] = mapped_column(Text, default="")  # ids, comma-separated; empty: every project
+    launch_role: Mapped[str] = mapped_column(String(16), default="member")
+    timeout: Mapped[int] = mapped_column(Integer, default=3600)
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (UniqueConstraint("launched_by", "idempotency_key"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    template_id: Mapped[str] = mapped_column(ForeignKey("job_templates.id"))
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    launched_by: Mapped[str] = mapped_column(String(32))
+    idempotency_key: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    extra_vars: Mapped[str] = mapped_column(Text, default="{}")
+    credential_ids: Mapped[str] = mapped_column(Text, default="")
+    targets: Mapped[str] = mapped_column(Text, default="")
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    rc: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    relaunch_of: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class JobEvent(Base):
+    __tablename__ = "job_events"
+    __table_args__ = (UniqueConstraint("job_id", "seq"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    event: Mapped[str] = mapped_column(String(64))
+    host: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
+    task: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    stdout: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[str] = mapped_column(Text, default="{}")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
+class TargetLock(Base):
+    """A host one running job converges; the primary key makes a second claim fail."""
+
+    __tablename__ = "target_locks"
+    target: Mapped[str] = mapped_column(String(255), primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))

@@ -24,6 +24,14 @@ class Settings(BaseSettings):
     broker_url: str = "amqp://guest@localhost//"
     workers: int = 4
     # The bootstrap admin; the password is read once by `nimbus-api bootstrap`.
+    # Fernet key that seals credentials at rest; empty: one kept in state_dir/secret.key (mode 0600).
+    # Every API node and worker of one cloud must share it.
+    secret_key: str = ""
+    state_dir: Path = STATE
+    # Playbooks job templates may name (relative paths inside it).
+    playbooks_dir: Path = Path(__file__).resolve().parents[2] / "playbooks"
+    # Private data directories of finished jobs kept on disk.
+    keep_jobs: int = 50
     admin_user: str = "admin"
     admin_project: str = "admin"
     default_domain: str = "Default"

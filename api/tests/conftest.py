@@ -12,9 +12,56 @@ from nimbus_api.settings import Settings
 ADMIN_PASSWORD = "admin-password-9x"
 
 
+PLAYBOOKS = {
+    # Talks a lot, proves the project and the secret arrived, and prints the secret (which must be masked).
+    "chatty.yml": """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: Say which project
+      ansible.builtin.debug:
+        msg: "project {{ nimbus_project }} on {{ inventory_hostname }}"
+    - name: Count
+      ansible.builtin.debug:
+        msg: "line {{ item }}"
+      loop: "{{ range(count | default(3)) | list }}"
+    - name: The secret arrived through the environment
+      ansible.builtin.assert:
+        that: lookup('ansible.builtin.env', 'NIMBUS_SENTINEL') | hash('sha256') == (secret_sha256 | default(''))
+        quiet: true
+      when: secret_sha256 is defined
+    - name: A careless task that prints it
+      ansible.builtin.debug:
+        msg: "leak {{ lookup('ansible.builtin.env', 'NIMBUS_SENTINEL') }}"
+      when: secret_sha256 is defined
+""",
+    "slow.yml": """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: Wait
+      ansible.builtin.pause:
+        seconds: "{{ seconds | default(2) }}"
+""",
+    "fail.yml": """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: Fail
+      ansible.builtin.fail:
+        msg: on purpose
+""",
+}
+
+
 @pytest.fixture
 def settings(tmp_path):
-    return Settings(database_url="sqlite:///%s" % (tmp_path / "nimbus.db"), data_dir=tmp_path / "jobs")
+    playbooks = tmp_path / "playbooks"
+    playbooks.mkdir()
+    for name, text in PLAYBOOKS.items():
+        (playbooks / name).write_text(text)
+    return Settings(database_url="sqlite:///%s" % (tmp_path / "nimbus.db"), data_dir=tmp_path / "jobs",
+                    state_dir=tmp_path / "state", playbooks_dir=playbooks)
 
 
 @pytest.fixture
@@ -46,8 +93,10 @@ class Cloud:
         assert r.status_code == 201, r.text
         return r.json()["token"]
 
-    def call(self, method, path, token=None, **kw):
-        headers = {"Authorization": "Bearer " + token} if token else {}
+    def call(self, method, path, token=None, headers=None, **kw):
+        headers = dict(headers or {})
+        if token:
+            headers["Authorization"] = "Bearer " + token
         return self.client.request(method, path, headers=headers, **kw)
 
     def project(self, name):

@@ -1,0 +1,326 @@
+"""Credentials, job templates, launching jobs, and their events (paged and live)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+
+import jsonschema
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from nimbus_api import identity
+from nimbus_api.deps import get_db
+from nimbus_api.models import FINISHED, Credential, Job, JobEvent, JobTemplate, Project
+from nimbus_api.policy import RANK, PolicyRoute, current_auth, policy
+from nimbus_api.routes.identity import _commit
+from nimbus_api.runner import inventory_hosts
+from nimbus_api.sealing import seal
+
+router = APIRouter(prefix="/v1", tags=["jobs"], route_class=PolicyRoute)
+ENV_NAME = r"^[A-Z_][A-Z0-9_]*$"
+
+
+class CredentialIn(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    # Environment variables the job gets: name -> secret.
+    inputs: dict[str, str]
+
+
+class CredentialOut(BaseModel):
+    id: str
+    name: str
+    project_id: str
+    variables: list[str]
+
+
+class TemplateIn(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    description: str = ""
+    playbook: str = Field(min_length=1, max_length=255)
+    inventory: str = Field(min_length=1)
+    extra_vars_schema: dict = {"type": "object"}
+    allowed_projects: list[str] = []
+    launch_role: str = Field(default="member", pattern="^(reader|member|admin)$")
+    timeout: int = Field(default=3600, ge=1, le=86400)
+
+
+class TemplateOut(TemplateIn):
+    id: str
+
+
+class LaunchIn(BaseModel):
+    extra_vars: dict = {}
+    credentials: list[str] = []
+    idempotency_key: str | None = Field(default=None, max_length=128)
+
+
+class JobOut(BaseModel):
+    id: str
+    template_id: str
+    project_id: str
+    launched_by: str
+    status: str
+    extra_vars: dict
+    rc: int | None
+    relaunch_of: str | None
+    created_at: object
+    started_at: object | None
+    finished_at: object | None
+
+
+class EventOut(BaseModel):
+    seq: int
+    event: str
+    host: str | None
+    task: str | None
+    stdout: str
+    data: dict
+
+
+def _template_out(t):
+    return TemplateOut(id=t.id, name=t.name, description=t.description, playbook=t.playbook, inventory=t.inventory,
+                       extra_vars_schema=json.loads(t.extra_vars_schema),
+                       allowed_projects=[p for p in t.allowed_projects.split(",") if p], launch_role=t.launch_role,
+                       timeout=t.timeout)
+
+
+def _job_out(j):
+    return JobOut(id=j.id, template_id=j.template_id, project_id=j.project_id, launched_by=j.launched_by,
+                  status=j.status, extra_vars=json.loads(j.extra_vars), rc=j.rc, relaunch_of=j.relaunch_of,
+                  created_at=j.created_at, started_at=j.started_at, finished_at=j.finished_at)
+
+
+def _event_out(e):
+    return EventOut(seq=e.seq, event=e.event, host=e.host, task=e.task, stdout=e.stdout, data=json.loads(e.data))
+
+
+# --- credentials ----------------------------------------------------------------
+
+@router.post("/projects/{project_id}/credentials", status_code=201, response_model=CredentialOut)
+@policy("member")
+def create_credential(project_id: str, body: CredentialIn, request: Request, db=Depends(get_db)):
+    bad = [k for k in body.inputs if not re.match(ENV_NAME, k)]
+    if bad or not body.inputs:
+        raise HTTPException(status_code=422, detail="inputs must map environment variable names to secrets")
+    cred = Credential(name=body.name, project_id=project_id, sealed=seal(request.app.state.settings, body.inputs),
+                      variables=",".join(sorted(body.inputs)))
+    db.add(cred)
+    _commit(db, "credential %s" % body.name)
+    return CredentialOut(id=cred.id, name=cred.name, project_id=project_id, variables=sorted(body.inputs))
+
+
+@router.get("/projects/{project_id}/credentials", response_model=list[CredentialOut])
+@policy("reader")
+def list_credentials(project_id: str, db=Depends(get_db)):
+    return [CredentialOut(id=c.id, name=c.name, project_id=c.project_id, variables=c.variables.split(","))
+            for c in db.scalars(select(Credential).where(Credential.project_id == project_id).order_by(Credential.name))]
+
+
+@router.delete("/projects/{project_id}/credentials/{credential_id}", status_code=204)
+@policy("member")
+def delete_credential(project_id: str, credential_id: str, db=Depends(get_db)):
+    cred = db.get(Credential, credential_id)
+    if cred is None or cred.project_id != project_id:
+        raise identity.not_found("credential", credential_id)
+    db.delete(cred)
+    db.commit()
+
+
+# --- templates --------------------------------------------------------------------
+
+@router.post("/job_templates", status_code=201, response_model=TemplateOut)
+@policy("admin")
+def create_template(body: TemplateIn, request: Request, db=Depends(get_db)):
+    settings = request.app.state.settings
+    path = (settings.playbooks_dir / body.playbook).resolve()
+    if not str(path).startswith(str(settings.playbooks_dir.resolve()) + "/") or not path.is_file():
+        raise HTTPException(status_code=422,
+                            detail="playbook %s is not a playbook in %s" % (body.playbook, settings.playbooks_dir))
+    try:
+        jsonschema.Draft202012Validator.check_schema(body.extra_vars_schema)
+        inventory_hosts(body.inventory)
+    except (jsonschema.SchemaError, Exception) as e:
+        raise HTTPException(status_code=422, detail="bad extra_vars_schema or inventory: %s" % str(e)[:200])
+    for ref in body.allowed_projects:
+        if db.get(Project, ref) is None:
+            raise identity.not_found("project", ref)
+    template = JobTemplate(name=body.name, description=body.description, playbook=body.playbook,
+                           inventory=body.inventory, extra_vars_schema=json.dumps(body.extra_vars_schema),
+                           allowed_projects=",".join(body.allowed_projects), launch_role=body.launch_role,
+                           timeout=body.timeout)
+    db.add(template)
+    _commit(db, "job template %s" % body.name)
+    return _template_out(template)
+
+
+def _launchable(template, auth):
+    allowed = [p for p in template.allowed_projects.split(",") if p]
+    if auth.is_admin:
+        return True
+    return (not allowed or auth.project_id in allowed) and RANK.get(auth.role or "", 0) >= RANK[template.launch_role]
+
+
+@router.get("/job_templates", response_model=list[TemplateOut])
+@policy("authenticated")
+def list_templates(auth=Depends(current_auth), db=Depends(get_db)):
+    """The templates the caller may launch with this token."""
+    return [_template_out(t) for t in db.scalars(select(JobTemplate).order_by(JobTemplate.name)) if _launchable(t, auth)]
+
+
+@router.get("/job_templates/{template_id}", response_model=TemplateOut)
+@policy("authenticated")
+def show_template(template_id: str, auth=Depends(current_auth), db=Depends(get_db)):
+    template = db.get(JobTemplate, template_id)
+    if template is None or not _launchable(template, auth):
+        raise identity.not_found("job template", template_id)
+    return _template_out(template)
+
+
+@router.delete("/job_templates/{template_id}", status_code=204)
+@policy("admin")
+def delete_template(template_id: str, db=Depends(get_db)):
+    template = db.get(JobTemplate, template_id)
+    if template is None:
+        raise identity.not_found("job template", template_id)
+    if db.scalar(select(Job.id).where(Job.template_id == template_id).limit(1)):
+        raise HTTPException(status_code=409, detail="job template %s has jobs" % template.name)
+    db.delete(template)
+    db.commit()
+
+
+# --- jobs -----------------------------------------------------------------------
+
+@router.post("/projects/{project_id}/job_templates/{template_id}/launch", status_code=201, response_model=JobOut)
+@policy("reader")
+def launch(project_id: str, template_id: str, body: LaunchIn, request: Request, auth=Depends(current_auth),
+           db=Depends(get_db)):
+    template = db.get(JobTemplate, template_id)
+    if template is None or not _launchable(template, auth):
+        raise HTTPException(status_code=403, detail="this token may not launch job template %s" % template_id)
+    if body.idempotency_key:
+        earlier = db.scalar(select(Job).where(Job.launched_by == auth.user_id,
+                                              Job.idempotency_key == body.idempotency_key))
+        if earlier is not None:
+            return _job_out(earlier)
+    return _start(request, db, auth, template, project_id, body.extra_vars, body.credentials, body.idempotency_key)
+
+
+def _start(request, db, auth, template, project_id, extra_vars, credentials, key, relaunch_of=None):
+    try:
+        jsonschema.validate(extra_vars, json.loads(template.extra_vars_schema))
+    except jsonschema.ValidationError as e:
+        raise HTTPException(status_code=422, detail="extra_vars: %s" % e.message)
+    if "nimbus_project" in extra_vars:
+        raise HTTPException(status_code=422, detail="extra_vars: nimbus_project is set by the service")
+    for cred_id in credentials:
+        cred = db.get(Credential, cred_id)
+        if cred is None or cred.project_id != project_id:
+            raise identity.not_found("credential", cred_id)
+    job = Job(template_id=template.id, project_id=project_id, launched_by=auth.user_id, idempotency_key=key,
+              extra_vars=json.dumps(extra_vars), credential_ids=",".join(credentials),
+              targets=",".join(inventory_hosts(template.inventory)), relaunch_of=relaunch_of)
+    db.add(job)
+    try:
+        db.commit()
+    except IntegrityError:
+        db.rollback()
+        earlier = db.scalar(select(Job).where(Job.launched_by == auth.user_id, Job.idempotency_key == key))
+        if earlier is None:
+            raise
+        return _job_out(earlier)
+    request.app.state.queue.submit(job.id)
+    return _job_out(job)
+
+
+def _job(db, project_id, job_id):
+    job = db.get(Job, job_id)
+    if job is None or job.project_id != project_id:
+        raise identity.not_found("job", job_id)
+    return job
+
+
+@router.get("/projects/{project_id}/jobs", response_model=list[JobOut])
+@policy("reader")
+def list_jobs(project_id: str, status: str | None = None, limit: int = 50, db=Depends(get_db)):
+    query = select(Job).where(Job.project_id == project_id).order_by(Job.created_at.desc()).limit(min(limit, 500))
+    if status:
+        query = query.where(Job.status == status)
+    return [_job_out(j) for j in db.scalars(query)]
+
+
+@router.get("/projects/{project_id}/jobs/{job_id}", response_model=JobOut)
+@policy("reader")
+def show_job(project_id: str, job_id: str, db=Depends(get_db)):
+    return _job_out(_job(db, project_id, job_id))
+
+
+@router.post("/projects/{project_id}/jobs/{job_id}/cancel", response_model=JobOut)
+@policy("member")
+def cancel(project_id: str, job_id: str, db=Depends(get_db)):
+    job = _job(db, project_id, job_id)
+    if job.status not in FINISHED:
+        job.cancel_requested = True
+        if job.status == "pending":
+            job.status = "canceled"
+        db.commit()
+    return _job_out(job)
+
+
+@router.post("/projects/{project_id}/jobs/{job_id}/relaunch", status_code=201, response_model=JobOut)
+@policy("reader")
+def relaunch(project_id: str, job_id: str, request: Request, auth=Depends(current_auth), db=Depends(get_db)):
+    job = _job(db, project_id, job_id)
+    template = db.get(JobTemplate, job.template_id)
+    if template is None or not _launchable(template, auth):
+        raise HTTPException(status_code=403, detail="this token may not launch job template %s" % job.template_id)
+    return _start(request, db, auth, template, project_id, json.loads(job.extra_vars),
+                  [c for c in job.credential_ids.split(",") if c], None, relaunch_of=job.id)
+
+
+@router.get("/projects/{project_id}/jobs/{job_id}/events", response_model=list[EventOut])
+@policy("reader")
+def events(project_id: str, job_id: str, after: int = 0, limit: int = 200, host: str | None = None,
+           task: str | None = None, db=Depends(get_db)):
+    """Events in order; page with ``after`` (the last seq seen); filter by host and task."""
+    _job(db, project_id, job_id)
+    query = select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.seq > after).order_by(JobEvent.seq)
+    if host:
+        query = query.where(JobEvent.host == host)
+    if task:
+        query = query.where(JobEvent.task == task)
+    return [_event_out(e) for e in db.scalars(query.limit(min(limit, 1000)))]
+
+
+@router.get("/projects/{project_id}/jobs/{job_id}/stream")
+@policy("reader")
+async def stream(project_id: str, job_id: str, request: Request, after: int = 0, db=Depends(get_db)):
+    """Server-sent events: every event from ``after`` (or Last-Event-ID) on, live, then ``end``."""
+    _job(db, project_id, job_id)
+    last = int(request.headers.get("last-event-id") or after or 0)
+    sessions = request.app.state.sessions
+
+    async def feed():
+        nonlocal last
+        while True:
+            with sessions() as s:
+                # Status first: a job is marked finished only after its last event is stored.
+                status = s.scalar(select(Job.status).where(Job.id == job_id))
+                batch = list(s.scalars(select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.seq > last)
+                                       .order_by(JobEvent.seq).limit(500)))
+            for e in batch:
+                last = e.seq
+                yield "id: %d\nevent: job_event\ndata: %s\n\n" % (e.seq, _event_out(e).model_dump_json())
+            if not batch and status in FINISHED:
+                yield "event: end\ndata: %s\n\n" % json.dumps({"status": status})
+                return
+            if not batch:
+                if await request.is_disconnected():
+                    return
+                await asyncio.sleep(0.2)
+
+    return StreamingResponse(feed(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
