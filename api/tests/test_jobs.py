@@ -196,3 +196,22 @@ def test_a_secret_credential_reaches_the_playbook_and_nothing_else(world, app, s
     command = json.loads(next(settings.data_dir.rglob("command")).read_text())
     assert SENTINEL not in json.dumps(command)
     assert not list((settings.data_dir / ".secrets").glob("*"))
+
+
+def test_a_hundred_concurrent_launches_all_complete(world):
+    import concurrent.futures
+
+    cloud, p, t = world
+    templates = [template(cloud, name="t%d" % n, hosts=("host-%d" % n,), schema={"type": "object"})
+                 for n in range(4)]
+
+    def go(n):
+        r = launch(cloud, t["member-a"], p["a"], templates[n % 4], extra_vars={}, idempotency_key="k%d" % n)
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=20) as pool:
+        ids = list(pool.map(go, range(100)))
+    assert len(set(ids)) == 100
+    statuses = [wait(cloud, t["member-a"], p["a"], job_id, timeout=600)["status"] for job_id in ids]
+    assert statuses == ["successful"] * 100
