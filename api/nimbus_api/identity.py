@@ -5,14 +5,19 @@ from __future__ import annotations
 from fastapi import HTTPException
 from sqlalchemy import or_, select
 
-from nimbus_api.models import Assignment, Domain, Project, User, now
+from nimbus_api.models import RANK, Assignment, Domain, Project, User, now
 from nimbus_api.security import hash_secret
-
-RANK = {"reader": 1, "member": 2, "admin": 3}
 
 
 def not_found(kind, ref):
     return HTTPException(status_code=404, detail="%s %s not found" % (kind, ref))
+
+
+def get_or_404(db, model, ref: str, kind: str):
+    found = db.get(model, ref)
+    if found is None:
+        raise not_found(kind, ref)
+    return found
 
 
 def find_domain(db, ref: str) -> Domain:

@@ -14,6 +14,8 @@ from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text, Uni
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 ROLES = ("admin", "member", "reader")
+# Each role includes the ones below it.
+RANK = {"reader": 1, "member": 2, "admin": 3}
 
 
 def new_id() -> str:

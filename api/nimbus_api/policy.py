@@ -23,10 +23,10 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.routing import APIRoute
 
 from nimbus_api.deps import get_db
+from nimbus_api.models import RANK
 from nimbus_api.security import Auth, TokenError, validate_token
 
 RULES = ("public", "authenticated", "admin", "reader", "member", "project_admin", "self")
-RANK = {"reader": 1, "member": 2, "admin": 3}
 MIN_ROLE = {"reader": "reader", "member": "member", "project_admin": "admin"}
 
 

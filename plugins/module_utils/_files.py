@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import tempfile
 
@@ -71,3 +72,32 @@ def remove(path):
     except FileNotFoundError:
         return False
     return True
+
+
+class Records:
+    """A directory of JSON records, one file a named resource (``/etc/nimbus/<kind>/<name>.json``)."""
+
+    def __init__(self, directory):
+        self.directory = directory
+
+    def path(self, name):
+        return os.path.join(self.directory, name + ".json")
+
+    def read(self, name):
+        text = read_text(self.path(name))
+        return json.loads(text) if text else None
+
+    def names(self):
+        if not os.path.isdir(self.directory):
+            return []
+        return sorted(f[:-5] for f in os.listdir(self.directory) if f.endswith(".json"))
+
+    def all(self):
+        return [r for r in (self.read(name) for name in self.names()) if r is not None]
+
+    def write(self, name, data):
+        os.makedirs(self.directory, mode=0o755, exist_ok=True)
+        return atomic_write(self.path(name), json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+    def remove(self, name):
+        return remove(self.path(name))

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from ansible_collections.nimbus.cloud.plugins.module_utils import _ipam as ipam_lib
 from ansible_collections.nimbus.cloud.plugins.module_utils import _netdev as netdev
 from ansible_collections.nimbus.cloud.plugins.module_utils._errors import NimbusError, ValidationError
-from ansible_collections.nimbus.cloud.plugins.module_utils._files import atomic_write, read_text, remove
+from ansible_collections.nimbus.cloud.plugins.module_utils._files import Records, atomic_write, read_text, remove
 from ansible_collections.nimbus.cloud.plugins.module_utils._names import validate_name
 
 SETTINGS_FILE = "/etc/nimbus/bridges.json"
@@ -80,7 +80,7 @@ class Network:
                 "local_ip": self.local_ip if self.type == "vxlan" else None}
 
     def record(self):
-        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+        return asdict(self)
 
 
 def build_network(name, settings, type="vxlan", segmentation_id=None, physical_network=None, mtu=None,
@@ -233,14 +233,14 @@ class NetworkHost:
 
     # records
 
-    def record_path(self, name):
-        return os.path.join(self.record_dir, name + ".json")
+    @property
+    def records(self):
+        return Records(self.record_dir)
 
     def read(self, name):
-        text = read_text(self.record_path(name))
-        if text is None:
+        data = self.records.read(name)
+        if data is None:
             return None
-        data = json.loads(text)
         return Network(**{k: data[k] for k in Network.__dataclass_fields__ if k in data})
 
     def require(self, name):
@@ -250,10 +250,7 @@ class NetworkHost:
         return net
 
     def list(self):
-        if not os.path.isdir(self.record_dir):
-            return []
-        names = sorted(f[:-5] for f in os.listdir(self.record_dir) if f.endswith(".json"))
-        return [n for n in (self.read(name) for name in names) if n is not None]
+        return [n for n in (self.read(name) for name in self.records.names()) if n is not None]
 
     def store(self, name):
         return ipam_lib.NetworkStore(os.path.join(self.state_dir, name), name)
@@ -316,18 +313,14 @@ class NetworkHost:
                 if name in present:
                     self.runner.change(["ip", "link", "del", name], check_rc=False)
             raise
-        self.runner.apply("write %s" % self.record_path(net.name), self._write_record, net)
-
-    def _write_record(self, net):
-        os.makedirs(self.record_dir, mode=0o755, exist_ok=True)
-        atomic_write(self.record_path(net.name), net.record())
+        self.runner.apply("write %s" % self.records.path(net.name), self.records.write, net.name, net.record())
 
     def delete(self, net, links):
         if net.owns_bridge:
             for name in (net.member, net.bridge):
                 if name and name in links:
                     self.runner.change(["ip", "link", "del", name])
-        self.runner.apply("remove %s" % self.record_path(net.name), remove, self.record_path(net.name))
+        self.runner.apply("remove %s" % self.records.path(net.name), self.records.remove, net.name)
 
     # DHCP on the network node
 

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from ansible_collections.nimbus.cloud.plugins.module_utils import _ipam as ipam_lib
 from ansible_collections.nimbus.cloud.plugins.module_utils import _netdev as netdev
 from ansible_collections.nimbus.cloud.plugins.module_utils._errors import ValidationError
-from ansible_collections.nimbus.cloud.plugins.module_utils._files import atomic_write, read_text, remove
+from ansible_collections.nimbus.cloud.plugins.module_utils._files import Records, atomic_write, read_text, remove
 from ansible_collections.nimbus.cloud.plugins.module_utils._names import validate_name
 
 ROUTER_DIR = "/etc/nimbus/routers"
@@ -127,33 +127,20 @@ class RouterHost:
 
     # records
 
-    def _path(self, directory, name):
-        return os.path.join(directory, name + ".json")
-
     def read(self, name):
-        text = read_text(self._path(self.router_dir, name))
-        return Router(**json.loads(text)) if text else None
+        data = Records(self.router_dir).read(name)
+        return Router(**data) if data else None
 
     def fips(self, router=None):
-        if not os.path.isdir(self.fip_dir):
-            return []
-        out = []
-        for fname in sorted(os.listdir(self.fip_dir)):
-            if fname.endswith(".json"):
-                fip = FloatingIp(**json.loads(read_text(os.path.join(self.fip_dir, fname))))
-                if router is None or fip.router == router:
-                    out.append(fip)
-        return out
+        return [f for f in (FloatingIp(**d) for d in Records(self.fip_dir).all()) if router in (None, f.router)]
 
     def read_fip(self, name):
-        text = read_text(self._path(self.fip_dir, name))
-        return FloatingIp(**json.loads(text)) if text else None
+        data = Records(self.fip_dir).read(name)
+        return FloatingIp(**data) if data else None
 
     def write(self, directory, name, data):
-        def write():
-            os.makedirs(directory, mode=0o755, exist_ok=True)
-            atomic_write(self._path(directory, name), json.dumps(data, indent=2, sort_keys=True) + "\n")
-        self.runner.apply("write %s" % self._path(directory, name), write)
+        records = Records(directory)
+        self.runner.apply("write %s" % records.path(name), records.write, name, data)
 
     def forget(self, directory, name):
         for suffix in (".json", ".nft"):

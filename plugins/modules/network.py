@@ -166,7 +166,7 @@ class NetworkModule(NimbusModule):
         self.check_segment_free(host, net)
         steps = host.plan_links(net, links)
         before = dict(old.view(), **host.kernel_view(old, links)) if old else {}
-        after = dict(net.view(), bridge=net.bridge, mtu=net.mtu)
+        after = net.view()
         if steps or old is None or old.record() != net.record():
             host.apply(net, steps)
             self.changed = True

@@ -149,12 +149,13 @@ class RouterModule(NimbusModule):
         for leg in sorted(wanted, key=lambda leg: leg["network"]):
             net = host.networks.require(leg["network"])
             store = host.networks.store(net.name)
-            subnet = store.load().subnet(leg["subnet"]) if store.exists() else None
+            current = store.load() if store.exists() else None
+            subnet = current.subnet(leg["subnet"]) if current else None
             if subnet is None:
                 raise ValidationError("network %s has no subnet %s" % (net.name, leg["subnet"]))
             if not subnet.gateway:
                 raise ValidationError("subnet %s has no gateway address for the router to hold" % subnet.name)
-            held = store.load().ports.get(port_name)
+            held = current.ports.get(port_name)
             net, port, subnet = host.reserve(net.name, port_name, "network:router_interface", router.name,
                                              [{"subnet": subnet.name, "ip": subnet.gateway}], router.project)
             changed = changed or held is None or held.fixed_ips != port.fixed_ips

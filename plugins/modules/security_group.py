@@ -112,13 +112,10 @@ security_group:
          remote_group: null}
 """
 
-import json
-import os
-
 from ansible_collections.nimbus.cloud.plugins.module_utils import _nftables as nft
 from ansible_collections.nimbus.cloud.plugins.module_utils._base import NimbusModule
 from ansible_collections.nimbus.cloud.plugins.module_utils._errors import ValidationError
-from ansible_collections.nimbus.cloud.plugins.module_utils._files import atomic_write, read_text, remove
+from ansible_collections.nimbus.cloud.plugins.module_utils._files import Records
 from ansible_collections.nimbus.cloud.plugins.module_utils._names import validate_name
 
 RECORD_DIR = "/etc/nimbus/security-groups"
@@ -145,7 +142,7 @@ class SecurityGroupModule(NimbusModule):
     def run(self):
         p = self.params
         name = validate_name(p["name"], "security group")
-        old = read_record(name)
+        old = records().read(name)
         ruleset = nft.read(self.runner)
         before = old or {}
         if p["state"] == "absent":
@@ -154,7 +151,7 @@ class SecurityGroupModule(NimbusModule):
             self.check_unused(name, ruleset)
             lines = nft.delete_group_lines(ruleset, name)
             nft.apply(self.runner, lines)
-            self.runner.apply("remove the record of %s" % name, remove, record_path(name))
+            self.runner.apply("remove the record of %s" % name, records().remove, name)
             self.changed = True
             self.set_diff(before, {})
             return {"security_group": {}}
@@ -174,7 +171,7 @@ class SecurityGroupModule(NimbusModule):
             nft.apply(self.runner, lines)
             self.changed = True
         if old != record:
-            self.runner.apply("write the record of %s" % name, write_record, name, record)
+            self.runner.apply("write the record of %s" % name, records().write, name, record)
             self.changed = True
         self.set_diff(view(before), after)
         return {"security_group": after}
@@ -186,7 +183,7 @@ class SecurityGroupModule(NimbusModule):
             ports = sorted({u[5:13] for u in users})
             raise ValidationError("security group %s is used by ports on this host (ids %s...); unplug them first"
                                   % (name, ", ".join(ports)))
-        naming = sorted(other["name"] for other in all_records() if other["name"] != name
+        naming = sorted(other["name"] for other in records().all() if other["name"] != name
                         and any(r.get("remote_group") == name for r in other.get("rules", [])))
         if naming:
             raise ValidationError("security group %s is named by the rules of %s" % (name, ", ".join(naming)))
@@ -196,25 +193,8 @@ def view(record):
     return {k: v for k, v in record.items() if k != "given_rules"}
 
 
-def record_path(name):
-    return os.path.join(RECORD_DIR, name + ".json")
-
-
-def read_record(name):
-    text = read_text(record_path(name))
-    return json.loads(text) if text else None
-
-
-def all_records():
-    if not os.path.isdir(RECORD_DIR):
-        return []
-    return [json.loads(read_text(os.path.join(RECORD_DIR, f))) for f in sorted(os.listdir(RECORD_DIR))
-            if f.endswith(".json")]
-
-
-def write_record(name, record):
-    os.makedirs(RECORD_DIR, mode=0o755, exist_ok=True)
-    atomic_write(record_path(name), json.dumps(record, indent=2, sort_keys=True) + "\n")
+def records():
+    return Records(RECORD_DIR)
 
 
 def main():

@@ -137,6 +137,7 @@ class SubnetModule(NimbusModule):
         store = host.store(net.name)
         with store.transaction():
             ipam = store.load()
+            stored = (ipam_lib.render_subnets(ipam.subnets), ipam_lib.render_hosts(ipam))
             old = ipam.subnet(p["name"])
             before = self.view(old, ipam)
             if p["state"] == "present":
@@ -147,7 +148,6 @@ class SubnetModule(NimbusModule):
             keep_dhcp_port(ipam)
             after = self.view(ipam.subnet(p["name"]), ipam)
             records = (ipam_lib.render_subnets(ipam.subnets), ipam_lib.render_hosts(ipam))
-            stored = (ipam_lib.render_subnets(store.load().subnets), ipam_lib.render_hosts(store.load()))
             if records != stored:
                 self.runner.apply("write the IPAM records of %s" % net.name, store.save, ipam)
                 self.changed = True

@@ -40,9 +40,7 @@ def create_service(body: ServiceIn, db=Depends(get_db)):
 @router.delete("/services/{service_id}", status_code=204)
 @policy("admin")
 def delete_service(service_id: str, db=Depends(get_db)):
-    service = db.get(Service, service_id)
-    if service is None:
-        raise identity.not_found("service", service_id)
+    service = identity.get_or_404(db, Service, service_id, "service")
     db.delete(service)
     db.commit()
 
@@ -51,9 +49,7 @@ def delete_service(service_id: str, db=Depends(get_db)):
 @policy("admin")
 def put_endpoint(service_id: str, body: EndpointIn, db=Depends(get_db)):
     """Register (or move) the service's endpoint for an interface and region; idempotent."""
-    service = db.get(Service, service_id)
-    if service is None:
-        raise identity.not_found("service", service_id)
+    service = identity.get_or_404(db, Service, service_id, "service")
     endpoint = db.scalar(select(Endpoint).where(Endpoint.service_id == service_id, Endpoint.interface == body.interface,
                                                 Endpoint.region == body.region))
     if endpoint is None:

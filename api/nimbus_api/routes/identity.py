@@ -101,10 +101,7 @@ def create_project(body: ProjectIn, db=Depends(get_db)):
 @router.get("/projects/{project_id}", response_model=ProjectOut)
 @policy("reader")
 def show_project(project_id: str, db=Depends(get_db)):
-    project = db.get(Project, project_id)
-    if project is None:
-        raise identity.not_found("project", project_id)
-    return project
+    return identity.get_or_404(db, Project, project_id, "project")
 
 
 @router.patch("/projects/{project_id}", response_model=ProjectOut)
@@ -144,10 +141,7 @@ def create_user(body: UserIn, db=Depends(get_db)):
 @router.get("/users/{user_id}", response_model=UserOut)
 @policy("self")
 def show_user(user_id: str, db=Depends(get_db)):
-    user = db.get(User, user_id)
-    if user is None:
-        raise identity.not_found("user", user_id)
-    return user
+    return identity.get_or_404(db, User, user_id, "user")
 
 
 @router.patch("/users/{user_id}", response_model=UserOut)

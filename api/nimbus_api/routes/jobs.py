@@ -15,8 +15,8 @@ from sqlalchemy.exc import IntegrityError
 
 from nimbus_api import identity
 from nimbus_api.deps import get_db
-from nimbus_api.models import FINISHED, Credential, Job, JobEvent, JobTemplate, Project
-from nimbus_api.policy import RANK, PolicyRoute, current_auth, policy
+from nimbus_api.models import FINISHED, RANK, Credential, Job, JobEvent, JobTemplate, Project
+from nimbus_api.policy import PolicyRoute, current_auth, policy
 from nimbus_api.routes.identity import _commit
 from nimbus_api.runner import inventory_hosts
 from nimbus_api.sealing import seal
@@ -184,9 +184,7 @@ def show_template(template_id: str, auth=Depends(current_auth), db=Depends(get_d
 @router.delete("/job_templates/{template_id}", status_code=204)
 @policy("admin")
 def delete_template(template_id: str, db=Depends(get_db)):
-    template = db.get(JobTemplate, template_id)
-    if template is None:
-        raise identity.not_found("job template", template_id)
+    template = identity.get_or_404(db, JobTemplate, template_id, "job template")
     if db.scalar(select(Job.id).where(Job.template_id == template_id).limit(1)):
         raise HTTPException(status_code=409, detail="job template %s has jobs" % template.name)
     db.delete(template)
