@@ -11,6 +11,14 @@ from nimbus_api.runner import InProcessQueue, JobRunner
 from nimbus_api.settings import Settings, get_settings
 
 
+def make_queue(settings: Settings, runner: JobRunner):
+    if settings.queue == "inprocess":
+        return InProcessQueue(runner, settings.workers)
+    from nimbus_api.worker import CeleryQueue  # Celery is only imported where it is used
+
+    return CeleryQueue(settings)
+
+
 def create_app(settings: Settings | None = None, run_migrations: bool = True) -> FastAPI:
     settings = settings or get_settings()
     if run_migrations:
@@ -22,7 +30,7 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
     app.state.engine = make_engine(settings.database_url)
     app.state.sessions = make_sessionmaker(app.state.engine)
     app.state.runner = JobRunner(settings, app.state.sessions)
-    app.state.queue = InProcessQueue(app.state.runner, settings.workers)
+    app.state.queue = make_queue(settings, app.state.runner)
     for module in (auth, identity, catalog, jobs):
         app.include_router(module.router)
 

@@ -42,3 +42,20 @@ def alembic_config(url: str) -> Config:
 def migrate(url: str) -> None:
     """Apply every migration the database lacks."""
     command.upgrade(alembic_config(url), "head")
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+def current_revision(url: str) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()

@@ -6,7 +6,7 @@ from fastapi import HTTPException
 from sqlalchemy import or_, select
 
 from nimbus_api.models import RANK, Assignment, Domain, Project, User, now
-from nimbus_api.security import hash_secret
+from nimbus_api.security import hash_secret, verify_secret
 
 
 def not_found(kind, ref):
@@ -49,28 +49,38 @@ def is_cloud_admin(db, user_id: str, admin_project: str) -> bool:
     return project is not None and role_on(db, user_id, project.id) == "admin"
 
 
-def bootstrap(db, settings, password: str) -> User:
-    """The default domain, the admin project and the admin user with the admin role there (idempotent)."""
+def bootstrap(db, settings, password: str) -> tuple[User, bool]:
+    """The default domain, the admin project and the admin user with the admin role there.
+
+    Idempotent: returns the admin and whether anything changed. A password that already verifies is
+    left alone, so a re-run neither rehashes it nor ends the admin's tokens.
+    """
+    changed = False
     domain = db.scalar(select(Domain).where(Domain.name == settings.default_domain))
     if domain is None:
         domain = Domain(name=settings.default_domain, description="The default domain")
         db.add(domain)
         db.flush()
+        changed = True
     project = db.scalar(select(Project).where(Project.name == settings.admin_project,
                                               Project.domain_id == domain.id))
     if project is None:
         project = Project(name=settings.admin_project, domain_id=domain.id, description="Cloud administration")
         db.add(project)
         db.flush()
+        changed = True
     user = db.scalar(select(User).where(User.name == settings.admin_user, User.domain_id == domain.id))
     if user is None:
         user = User(name=settings.admin_user, domain_id=domain.id, password_hash=hash_secret(password))
         db.add(user)
         db.flush()
-    else:
+        changed = True
+    elif not verify_secret(user.password_hash, password):
         user.password_hash = hash_secret(password)
         user.tokens_valid_after = now()
+        changed = True
     if role_on(db, user.id, project.id) != "admin":
         db.add(Assignment(user_id=user.id, project_id=project.id, role="admin"))
+        changed = True
     db.commit()
-    return user
+    return user, changed

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -20,9 +21,15 @@ class Settings(BaseSettings):
     # Where jobs get their private data directories.
     data_dir: Path = STATE / "jobs"
     # "inprocess" (a thread pool in the API process) or "celery" (workers fed through RabbitMQ).
-    queue: str = "inprocess"
+    queue: Literal["inprocess", "celery"] = "inprocess"
+    # The RabbitMQ (or any kombu transport) the API publishes jobs to and the workers consume from.
     broker_url: str = "amqp://guest@localhost//"
+    celery_queue: str = "nimbus-jobs"
+    # Jobs at once: threads of the in-process queue, or processes of one `nimbus-api worker`.
     workers: int = 4
+    # Where `nimbus-api serve` listens.
+    host: str = "127.0.0.1"
+    port: int = 8080
     # The bootstrap admin; the password is read once by `nimbus-api bootstrap`.
     # Fernet key that seals credentials at rest; empty: one kept in state_dir/secret.key (mode 0600).
     # Every API node and worker of one cloud must share it.

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
+
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 
 from nimbus_api import identity
@@ -117,3 +122,50 @@ class Cloud:
 @pytest.fixture
 def cloud(client):
     return Cloud(client)
+
+
+def inventory(*hosts):
+    lines = ["all:", "  hosts:"]
+    for host in hosts:
+        lines += ["    %s:" % host, "      ansible_connection: local", "      ansible_python_interpreter: python3"]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def world(cloud):
+    a, b = cloud.project("proj-a"), cloud.project("proj-b")
+    for name, project, role in (("member-a", a, "member"), ("reader-a", a, "reader"), ("member-b", b, "member")):
+        cloud.user(name, roles=[(project, role)])
+    logins = (("member-a", "proj-a"), ("reader-a", "proj-a"), ("member-b", "proj-b"))
+    tokens = {n: cloud.token(n, "password-123", p) for n, p in logins}
+    return cloud, {"a": a, "b": b}, tokens
+
+
+def template(cloud, name="chatty", playbook="chatty.yml", hosts=("node-1",), schema=None, **extra):
+    body = {"name": name, "playbook": playbook, "inventory": inventory(*hosts),
+            "extra_vars_schema": schema or {
+                "type": "object", "additionalProperties": False,
+                "properties": {"count": {"type": "integer", "maximum": 50}, "secret_sha256": {"type": "string"},
+                               "seconds": {"type": "integer"}}}}
+    body.update(extra)
+    r = cloud.call("POST", "/v1/job_templates", cloud.admin, json=body)
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+@pytest.fixture
+def live_server(app):
+    """The app served by uvicorn on a free loopback port, for clients that need a real socket (SSE, browser)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.time() + 10
+    while not server.started and time.time() < deadline:
+        time.sleep(0.05)
+    yield "http://127.0.0.1:%d" % port
+    server.should_exit = True
+    thread.join(10)
+    app.state.queue.drain(30)

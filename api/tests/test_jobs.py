@@ -7,37 +7,9 @@ import json
 import time
 
 import pytest
+from conftest import template
 
 SENTINEL = "sentinel-Vq7-never-stored-9Kd"
-
-
-def inventory(*hosts):
-    lines = ["all:", "  hosts:"]
-    for host in hosts:
-        lines += ["    %s:" % host, "      ansible_connection: local", "      ansible_python_interpreter: python3"]
-    return "\n".join(lines) + "\n"
-
-
-@pytest.fixture
-def world(cloud):
-    a, b = cloud.project("proj-a"), cloud.project("proj-b")
-    for name, project, role in (("member-a", a, "member"), ("reader-a", a, "reader"), ("member-b", b, "member")):
-        cloud.user(name, roles=[(project, role)])
-    logins = (("member-a", "proj-a"), ("reader-a", "proj-a"), ("member-b", "proj-b"))
-    tokens = {n: cloud.token(n, "password-123", p) for n, p in logins}
-    return cloud, {"a": a, "b": b}, tokens
-
-
-def template(cloud, name="chatty", playbook="chatty.yml", hosts=("node-1",), schema=None, **extra):
-    body = {"name": name, "playbook": playbook, "inventory": inventory(*hosts),
-            "extra_vars_schema": schema or {
-                "type": "object", "additionalProperties": False,
-                "properties": {"count": {"type": "integer", "maximum": 50}, "secret_sha256": {"type": "string"},
-                               "seconds": {"type": "integer"}}}}
-    body.update(extra)
-    r = cloud.call("POST", "/v1/job_templates", cloud.admin, json=body)
-    assert r.status_code == 201, r.text
-    return r.json()["id"]
 
 
 def launch(cloud, token, project, template_id, **body):

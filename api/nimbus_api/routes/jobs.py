@@ -212,7 +212,8 @@ def _start(request, db, auth, template, project_id, extra_vars, credentials, key
     try:
         jsonschema.validate(extra_vars, json.loads(template.extra_vars_schema))
     except jsonschema.ValidationError as e:
-        raise HTTPException(status_code=422, detail="extra_vars: %s" % e.message)
+        where = ".".join(["extra_vars"] + [str(part) for part in e.absolute_path])
+        raise HTTPException(status_code=422, detail="%s: %s" % (where, e.message))
     if "nimbus_project" in extra_vars:
         raise HTTPException(status_code=422, detail="extra_vars: nimbus_project is set by the service")
     for cred_id in credentials:

@@ -1,0 +1,115 @@
+"""`nimbus-api`: run the service, its workers, migrations, the admin bootstrap and key rotation.
+
+Each command prints one JSON line saying what it did and whether anything changed, so the `api` role
+can report changed/ok truthfully. No secret is ever taken from argv: the admin password comes from
+``NIMBUS_API_ADMIN_PASSWORD`` or, with ``--password-stdin``, from standard input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from nimbus_api.settings import get_settings
+
+
+def _sessions(settings):
+    from nimbus_api.db import make_engine, make_sessionmaker
+
+    return make_sessionmaker(make_engine(settings.database_url))
+
+
+def cmd_serve(args, settings):
+    import uvicorn
+
+    from nimbus_api.app import create_app
+
+    uvicorn.run(create_app(settings), host=args.host or settings.host, port=args.port or settings.port,
+                log_level=args.log_level, proxy_headers=True)
+    return None
+
+
+def cmd_worker(args, settings):
+    from nimbus_api.worker import app
+
+    argv = ["worker", "--loglevel", args.log_level.upper(), "--concurrency", str(args.concurrency or settings.workers),
+            "--queues", settings.celery_queue, "--without-gossip", "--without-mingle"]
+    if args.hostname:
+        argv += ["--hostname", args.hostname]
+    app.worker_main(argv)
+    return None
+
+
+def cmd_migrate(args, settings):
+    from nimbus_api.db import current_revision, head_revision, migrate
+
+    before = current_revision(settings.database_url)
+    migrate(settings.database_url)
+    return {"changed": before != head_revision(), "from": before, "to": head_revision()}
+
+
+def cmd_bootstrap(args, settings):
+    from nimbus_api import identity
+
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else os.environ.get(
+        "NIMBUS_API_ADMIN_PASSWORD", "")
+    if len(password) < 8:
+        raise SystemExit("nimbus-api bootstrap: give the admin password (8 characters or more) on stdin with "
+                         "--password-stdin or in NIMBUS_API_ADMIN_PASSWORD")
+    with _sessions(settings)() as db:
+        user, changed = identity.bootstrap(db, settings, password)
+        return {"changed": changed, "user": user.name, "user_id": user.id, "project": settings.admin_project}
+
+
+def cmd_keys(args, settings):
+    from nimbus_api.security import active_keys, retire_keys, rotate_keys
+
+    with _sessions(settings)() as db:
+        if args.action == "rotate":
+            key = rotate_keys(db)
+            db.commit()
+            return {"changed": True, "primary": key.id, "active": [k.id for k in active_keys(db)]}
+        if args.action == "retire":
+            retired = retire_keys(db, keep=args.keep)
+            db.commit()
+            return {"changed": bool(retired), "retired": retired, "active": [k.id for k in active_keys(db)]}
+        return {"changed": False, "active": [k.id for k in active_keys(db)]}
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="nimbus-api", description="The nimbus.cloud API service. Settings come "
+                                  "from NIMBUS_API_* environment variables or a .env file.")
+    sub = top.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the API (migrates first)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(func=cmd_serve)
+    worker = sub.add_parser("worker", help="run a Celery worker that takes jobs from the broker")
+    worker.add_argument("--concurrency", type=int)
+    worker.add_argument("--hostname", help="the worker's node name (default celery@<host>)")
+    worker.add_argument("--log-level", default="info")
+    worker.set_defaults(func=cmd_worker)
+    sub.add_parser("migrate", help="bring the database schema to the newest revision").set_defaults(func=cmd_migrate)
+    boot = sub.add_parser("bootstrap", help="create or repair the default domain, admin project and admin user")
+    boot.add_argument("--password-stdin", action="store_true", help="read the admin password from stdin")
+    boot.set_defaults(func=cmd_bootstrap)
+    keys = sub.add_parser("keys", help="token signing keys")
+    keys.add_argument("action", choices=["list", "rotate", "retire"])
+    keys.add_argument("--keep", type=int, default=1, help="retire: the newest keys that stay active")
+    keys.set_defaults(func=cmd_keys)
+    return top
+
+
+def server_main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    result = args.func(args, get_settings())
+    if result is not None:
+        print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(server_main())

@@ -1,0 +1,63 @@
+"""Celery workers: jobs fed through RabbitMQ to worker processes on any number of machines.
+
+Chosen with ``NIMBUS_API_QUEUE=celery``. The API only publishes a job's id; a worker loads the job from
+the shared database and runs it with the same ``JobRunner`` as the in-process queue. Nothing else travels
+through the broker (no extra vars, no secrets), and no result backend is needed: the job's status and
+events are in the database. Cancellation works across machines because the runner polls the job's row.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from celery import Celery
+
+from nimbus_api.db import make_engine, make_sessionmaker
+from nimbus_api.runner import JobRunner
+from nimbus_api.settings import get_settings
+
+TASK = "nimbus.run_job"
+
+
+def make_celery(settings) -> Celery:
+    app = Celery("nimbus", broker=settings.broker_url)
+    app.conf.update(
+        task_default_queue=settings.celery_queue,
+        # One job at a time per worker process, acknowledged when it ends: a worker that dies mid-job
+        # leaves the message to another worker instead of losing it (the runner skips a job no longer
+        # pending, so a redelivery never runs a job twice).
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+    )
+    return app
+
+
+app = make_celery(get_settings())
+
+
+@lru_cache
+def _runner() -> JobRunner:
+    settings = get_settings()
+    return JobRunner(settings, make_sessionmaker(make_engine(settings.database_url)))
+
+
+@app.task(name=TASK)
+def run_job(job_id: str) -> str:
+    return _runner().run(job_id)
+
+
+class CeleryQueue:
+    """What the API uses with ``queue=celery``: publish the job id, nothing more."""
+
+    def __init__(self, settings):
+        self.app = make_celery(settings)
+
+    def submit(self, job_id: str):
+        self.app.send_task(TASK, args=[job_id])
+
+    def drain(self, timeout=None):
+        """Jobs run elsewhere; there is nothing to wait for in this process."""

@@ -1,0 +1,155 @@
+"""The two command lines: `nimbus-api` (service administration) and `nimbus` (the client), run for real:
+the client talks to the service over a loopback socket and follows a real job's SSE stream."""
+
+from __future__ import annotations
+
+import io
+import json
+import stat
+
+import pytest
+from conftest import template
+
+from nimbus_api import cli, client
+
+
+@pytest.fixture
+def admin_cli(settings, monkeypatch):
+    def run(*argv, stdin=None):
+        if stdin is not None:
+            monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+        monkeypatch.setattr(cli, "get_settings", lambda: settings)
+        return cli.server_main(list(argv))
+    return run
+
+
+def last_json(capsys):
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_migrate_and_bootstrap_are_idempotent(admin_cli, capsys, monkeypatch):
+    admin_cli("migrate")
+    assert last_json(capsys)["changed"] is True
+    admin_cli("migrate")
+    assert last_json(capsys)["changed"] is False
+
+    admin_cli("bootstrap", "--password-stdin", stdin="first-password-1\n")
+    first = last_json(capsys)
+    assert first["changed"] is True and first["user"] == "admin"
+    admin_cli("bootstrap", "--password-stdin", stdin="first-password-1\n")
+    assert last_json(capsys)["changed"] is False
+    # A new password is a change; from the environment works too.
+    monkeypatch.setenv("NIMBUS_API_ADMIN_PASSWORD", "second-password-2")
+    admin_cli("bootstrap")
+    again = last_json(capsys)
+    assert again["changed"] is True and again["user_id"] == first["user_id"]
+
+
+def test_bootstrap_refuses_a_missing_password(admin_cli, monkeypatch):
+    monkeypatch.delenv("NIMBUS_API_ADMIN_PASSWORD", raising=False)
+    with pytest.raises(SystemExit, match="admin password"):
+        admin_cli("bootstrap")
+    with pytest.raises(SystemExit, match="admin password"):
+        admin_cli("bootstrap", "--password-stdin", stdin="short\n")
+
+
+def test_keys_rotate_and_retire(admin_cli, capsys):
+    admin_cli("migrate")
+    admin_cli("keys", "rotate")
+    first = last_json(capsys)["primary"]
+    admin_cli("keys", "rotate")
+    rotated = last_json(capsys)
+    assert rotated["active"][0] == rotated["primary"] != first and first in rotated["active"]
+    admin_cli("keys", "retire")
+    retired = last_json(capsys)
+    assert retired["changed"] is True and first in retired["retired"] and retired["active"] == [rotated["primary"]]
+    admin_cli("keys", "retire")
+    assert last_json(capsys)["changed"] is False
+
+
+@pytest.fixture
+def nimbus(live_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setattr(client, "CONFIG", tmp_path / "config" / "nimbus" / "auth.json")
+    monkeypatch.delenv("NIMBUS_TOKEN", raising=False)
+    monkeypatch.delenv("NIMBUS_URL", raising=False)
+
+    def run(*argv, stdin=None):
+        if stdin is not None:
+            monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+        return client.main(list(argv))
+    run.url = live_server
+    return run
+
+
+def test_login_keeps_the_token_not_the_password(nimbus, world, capsys):
+    assert nimbus("login", "--url", nimbus.url, "--user", "member-a", "--project", "proj-a",
+                  "--password-stdin", stdin="password-123\n") == 0
+    saved = client.CONFIG
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+    assert "password-123" not in saved.read_text()
+    assert json.loads(saved.read_text())["project_id"] == world[1]["a"]
+    assert "logged in as member-a" in capsys.readouterr().out
+    assert nimbus("login", "--url", nimbus.url, "--user", "member-a", "--password-stdin", stdin="wrong\n") == 2
+    assert "401" in capsys.readouterr().err
+
+
+def test_launch_follow_streams_the_job_to_its_end(nimbus, world, capsys):
+    cloud = world[0]
+    template(cloud, name="chatty", allowed_projects=[world[1]["a"]])
+    template(cloud, name="breaks", playbook="fail.yml")
+    nimbus("login", "--url", nimbus.url, "--user", "member-a", "--project", "proj-a", "--password-stdin",
+           stdin="password-123\n")
+    capsys.readouterr()
+
+    assert nimbus("templates") == 0
+    listed = capsys.readouterr().out
+    assert "chatty" in listed and "breaks" in listed
+
+    assert nimbus("launch", "chatty", "-e", "count=4", "--follow") == 0
+    out, err = capsys.readouterr()
+    # Every line of the loop arrived, in order, and the end status was reported.
+    positions = [out.index('"msg": "line %d"' % n) for n in range(4)]
+    assert positions == sorted(positions)
+    assert "PLAY RECAP" in out and "successful" in err
+    job_id = err.split()[1]
+
+    assert nimbus("launch", "breaks", "--follow") == 1
+    assert "failed" in capsys.readouterr().err
+
+    assert nimbus("--json", "events", job_id, "--host", "node-1") == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert events and all(e["host"] == "node-1" for e in events)
+    assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
+
+    assert nimbus("--json", "jobs", "--status", "successful") == 0
+    assert [j["id"] for j in json.loads(capsys.readouterr().out)] == [job_id]
+
+    # A validation error is a clear message and exit 2, not a traceback.
+    assert nimbus("launch", "chatty", "-e", "count=many") == 2
+    assert "count" in capsys.readouterr().err
+
+
+def test_logout_revokes_the_token(nimbus, world, capsys):
+    nimbus("login", "--url", nimbus.url, "--user", "reader-a", "--project", "proj-a", "--password-stdin",
+           stdin="password-123\n")
+    token = json.loads(client.CONFIG.read_text())["token"]
+    assert nimbus("logout") == 0
+    assert not client.CONFIG.exists()
+    r = world[0].call("GET", "/v1/auth/tokens", token)
+    assert r.status_code == 401
+    assert nimbus("templates") == 2
+    assert "not logged in" in capsys.readouterr().err
+
+
+def test_a_reader_cannot_launch_from_the_cli(nimbus, world, capsys):
+    template(world[0], name="chatty")
+    nimbus("login", "--url", nimbus.url, "--user", "reader-a", "--project", "proj-a", "--password-stdin",
+           stdin="password-123\n")
+    # Templates a token may not launch are not even listed to it.
+    assert nimbus("templates") == 0
+    assert "chatty" not in capsys.readouterr().out
+    assert nimbus("launch", "chatty") == 2
+    assert "no job template chatty" in capsys.readouterr().err
+
+
