@@ -169,6 +169,8 @@ class Job(Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     rc: Mapped[int | None] = mapped_column(Integer, nullable=True)
     relaunch_of: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # The worker (Celery node name, or host of the in-process queue) that ran the job.
+    execution_node: Mapped[str | None] = mapped_column(String(255), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

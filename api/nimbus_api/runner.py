@@ -24,6 +24,7 @@ import json
 import os
 import shlex
 import shutil
+import socket
 import sys
 import threading
 import time
@@ -108,7 +109,7 @@ class JobRunner:
 
     # --- the run ---------------------------------------------------------------
 
-    def run(self, job_id: str) -> str:
+    def run(self, job_id: str, node: str | None = None) -> str:
         with self.sessions() as db:
             job = db.get(Job, job_id)
             if job is None or job.status != "pending":
@@ -118,6 +119,7 @@ class JobRunner:
                 if job.cancel_requested:
                     return self.finish(db, job, "canceled", None)
                 time.sleep(0.5)
+            job.execution_node = node or socket.gethostname()
             try:
                 return self._run(db, job)
             except Exception as e:  # a failure of ours, not of the playbook

@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     # The RabbitMQ (or any kombu transport) the API publishes jobs to and the workers consume from.
     broker_url: str = "amqp://guest@localhost//"
     celery_queue: str = "nimbus-jobs"
+    # kombu transport options, as JSON (for example {"confirm_publish": true}).
+    broker_options: dict = {}
     # Jobs at once: threads of the in-process queue, or processes of one `nimbus-api worker`.
     workers: int = 4
     # Where `nimbus-api serve` listens.

@@ -22,6 +22,7 @@ TASK = "nimbus.run_job"
 def make_celery(settings) -> Celery:
     app = Celery("nimbus", broker=settings.broker_url)
     app.conf.update(
+        broker_transport_options=settings.broker_options,
         task_default_queue=settings.celery_queue,
         # One job at a time per worker process, acknowledged when it ends: a worker that dies mid-job
         # leaves the message to another worker instead of losing it (the runner skips a job no longer
@@ -45,9 +46,9 @@ def _runner() -> JobRunner:
     return JobRunner(settings, make_sessionmaker(make_engine(settings.database_url)))
 
 
-@app.task(name=TASK)
-def run_job(job_id: str) -> str:
-    return _runner().run(job_id)
+@app.task(name=TASK, bind=True)
+def run_job(task, job_id: str) -> str:
+    return _runner().run(job_id, node=task.request.hostname)
 
 
 class CeleryQueue:

@@ -68,6 +68,7 @@ class JobOut(BaseModel):
     extra_vars: dict
     rc: int | None
     relaunch_of: str | None
+    execution_node: str | None
     created_at: object
     started_at: object | None
     finished_at: object | None
@@ -92,7 +93,8 @@ def _template_out(t):
 def _job_out(j):
     return JobOut(id=j.id, template_id=j.template_id, project_id=j.project_id, launched_by=j.launched_by,
                   status=j.status, extra_vars=json.loads(j.extra_vars), rc=j.rc, relaunch_of=j.relaunch_of,
-                  created_at=j.created_at, started_at=j.started_at, finished_at=j.finished_at)
+                  execution_node=j.execution_node, created_at=j.created_at, started_at=j.started_at,
+                  finished_at=j.finished_at)
 
 
 def _event_out(e):

@@ -1,0 +1,113 @@
+"""Jobs through Celery: the API publishes, separate worker processes (standing in for worker machines,
+each with its own data directory) take the jobs from the broker and run them against the shared database.
+
+The broker here is kombu's filesystem transport, so the test needs no RabbitMQ; the `api` Molecule
+scenario runs the same workers against the rabbitmq role's broker on two hosts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+from pathlib import Path
+
+import pytest
+from conftest import ADMIN_PASSWORD, Cloud, template
+from fastapi.testclient import TestClient
+from test_jobs import launch, wait
+
+import nimbus_api
+from nimbus_api import identity
+from nimbus_api.app import create_app
+
+PACKAGE_ROOT = str(Path(nimbus_api.__file__).resolve().parents[1])
+
+
+@pytest.fixture
+def celery_settings(settings, tmp_path):
+    broker = tmp_path / "broker"
+    for d in ("queue", "processed"):
+        (broker / d).mkdir(parents=True)
+    options = {"data_folder_in": str(broker / "queue"), "data_folder_out": str(broker / "queue"),
+               "processed_folder": str(broker / "processed"), "store_processed": False}
+    return settings.model_copy(update={"queue": "celery", "broker_url": "filesystem://",
+                                       "broker_options": options})
+
+
+@pytest.fixture
+def workers(celery_settings, tmp_path):
+    procs = []
+    for name in ("w1", "w2"):
+        env = dict(os.environ, PYTHONPATH=PACKAGE_ROOT, NIMBUS_API_QUEUE="celery",
+                   NIMBUS_API_BROKER_URL="filesystem://",
+                   NIMBUS_API_BROKER_OPTIONS=json.dumps(celery_settings.broker_options),
+                   NIMBUS_API_DATABASE_URL=celery_settings.database_url,
+                   NIMBUS_API_STATE_DIR=str(celery_settings.state_dir),
+                   NIMBUS_API_PLAYBOOKS_DIR=str(celery_settings.playbooks_dir),
+                   # Each worker "machine" keeps its jobs' private data directories to itself.
+                   NIMBUS_API_DATA_DIR=str(tmp_path / ("jobs-" + name)))
+        log = open(tmp_path / ("%s.log" % name), "w")
+        procs.append((subprocess.Popen(
+            [sys.executable, "-m", "nimbus_api.cli", "worker", "--hostname", "%s@test" % name, "--concurrency", "2",
+             "--log-level", "info"], env=env, cwd=str(tmp_path), stdout=log, stderr=subprocess.STDOUT), log))
+    # Jobs published before a worker consumes would all go to the first one up: wait for both.
+    deadline = time.time() + 60
+    for proc, log in procs:
+        while "ready." not in Path(log.name).read_text():
+            assert proc.poll() is None and time.time() < deadline, \
+                "a worker did not start: %s" % Path(log.name).read_text()
+            time.sleep(0.2)
+    yield [p for p, _ in procs]
+    for proc, log in procs:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture
+def celery_world(celery_settings, workers):
+    app = create_app(celery_settings)
+    with app.state.sessions() as db:
+        identity.bootstrap(db, celery_settings, ADMIN_PASSWORD)
+    with TestClient(app) as client:
+        cloud = Cloud(client)
+        project = cloud.project("proj-a")
+        cloud.user("member-a", roles=[(project, "member")])
+        yield cloud, project, cloud.token("member-a", "password-123", "proj-a")
+
+
+def test_workers_on_two_nodes_run_every_job(celery_world, workers, tmp_path):
+    cloud, project, token = celery_world
+    # Four hosts, two jobs each: the per-target locks serialize each pair, the workers share the rest.
+    templates = [template(cloud, name="t%d" % n, playbook="slow.yml", hosts=("node-%d" % n,)) for n in range(4)]
+    jobs = [launch(cloud, token, project, t, extra_vars={"seconds": 1}).json()["id"] for t in templates * 2]
+    finished = [wait(cloud, token, project, j, timeout=120) for j in jobs]
+    assert [j["status"] for j in finished] == ["successful"] * len(jobs)
+    assert {j["execution_node"] for j in finished} == {"w1@test", "w2@test"}
+    for j in finished:
+        node = j["execution_node"].split("@")[0]
+        assert (tmp_path / ("jobs-" + node) / j["id"]).is_dir()
+    events = cloud.call("GET", "/v1/projects/%s/jobs/%s/events" % (project, jobs[0]), token).json()
+    assert events[-1]["event"] == "playbook_on_stats"
+    assert all(w.poll() is None for w in workers)
+
+
+def test_a_job_on_a_worker_is_canceled_from_the_api(celery_world):
+    cloud, project, token = celery_world
+    slow = template(cloud, name="slow", playbook="slow.yml")
+    job_id = launch(cloud, token, project, slow, extra_vars={"seconds": 60}).json()["id"]
+    deadline = time.time() + 60
+    while cloud.call("GET", "/v1/projects/%s/jobs/%s" % (project, job_id), token).json()["status"] != "running":
+        assert time.time() < deadline, "the job never started"
+        time.sleep(0.2)
+    started = time.time()
+    cloud.call("POST", "/v1/projects/%s/jobs/%s/cancel" % (project, job_id), token)
+    job = wait(cloud, token, project, job_id, timeout=30)
+    assert job["status"] == "canceled" and time.time() - started < 30
