@@ -6,7 +6,8 @@ from fastapi import FastAPI
 
 from nimbus_api.db import make_engine, make_sessionmaker, migrate
 from nimbus_api.policy import PolicyRoute, policy
-from nimbus_api.routes import auth, catalog, identity, jobs
+from nimbus_api.resources import ResourceViews
+from nimbus_api.routes import auth, catalog, identity, jobs, resources
 from nimbus_api.runner import InProcessQueue, JobRunner
 from nimbus_api.settings import Settings, get_settings
 
@@ -31,7 +32,8 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
     app.state.sessions = make_sessionmaker(app.state.engine)
     app.state.runner = JobRunner(settings, app.state.sessions)
     app.state.queue = make_queue(settings, app.state.runner)
-    for module in (auth, identity, catalog, jobs):
+    app.state.resources = ResourceViews(settings)
+    for module in (auth, identity, catalog, jobs, resources):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["health"])

@@ -244,9 +244,20 @@ def cmd_events(args, client):
         params["after"] = page[-1]["seq"]
 
 
+RESOURCE_COLUMNS = {
+    "instances": ["name", "uuid", "state", "vcpus", "ram_mb", "host"],
+    "networks": ["name", "id", "type", "segmentation_id", "shared", "external"],
+}
+
+
 def cmd_resources(args, client):
-    rows = client.call("GET", client.project_path("/resources/%s" % args.kind))
-    show(args, rows.get("items", []), ["id", "name", "status", "host"])
+    view = client.call("GET", client.project_path("/resources/%s" % args.kind))
+    if not view["available"] and not args.json:
+        print("(the cloud cannot list %s yet)" % args.kind)
+        return 0
+    show(args, view["items"], RESOURCE_COLUMNS.get(args.kind, ["name", "id", "status", "host"]))
+    for error in view["errors"]:
+        print("nimbus: %s: %s" % (error["host"], error["msg"]), file=sys.stderr)
     return 0
 
 

@@ -41,6 +41,13 @@ class Settings(BaseSettings):
     playbooks_dir: Path = Path(__file__).resolve().parents[2] / "playbooks"
     # Private data directories of finished jobs kept on disk.
     keep_jobs: int = 50
+    # Resource views: the inventory of the cloud's hosts their _info modules run on (none: empty views),
+    # how long a read is reused, and how long one may take.
+    resources_inventory: Path | None = None
+    resources_ttl: int = 15
+    resources_timeout: int = 60
+    # Where Ansible finds nimbus.cloud (default: ANSIBLE_COLLECTIONS_PATH of the service's environment).
+    collections_path: str = ""
     admin_user: str = "admin"
     admin_project: str = "admin"
     default_domain: str = "Default"

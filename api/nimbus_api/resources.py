@@ -1,0 +1,101 @@
+"""Resource views: a project's instances, networks, volumes and images, read from the cloud's hosts
+through the collection's ``_info`` modules (ansible-runner, module mode) and cached briefly.
+
+One read serves every project: the modules run without a project filter and the view keeps the items
+whose ``project`` is the caller's project id or name. A kind whose module the collection does not have
+yet is an empty list marked ``available: false``; it fills in once the module exists, with no change here.
+A host that fails or is unreachable is reported in ``errors`` next to what the others returned.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import ansible_runner
+
+
+@dataclass(frozen=True)
+class View:
+    module: str
+    hosts: str  # the inventory pattern of the hosts that know this kind
+    key: str  # the list in the module's result
+    # Ad-hoc module arguments are templated per host, so the inventory can choose, e.g., the libvirt URI.
+    args: str = ""
+
+
+VIEWS = {
+    "instances": View("instance_info", "compute", "instances", "uri={{ nimbus_libvirt_uri | default('qemu:///system') }}"),
+    "networks": View("network_info", "network:compute", "networks"),
+    "volumes": View("volume_info", "storage:compute", "volumes"),
+    "images": View("image_info", "image:controller", "images"),
+}
+
+
+def collection_paths(settings) -> list[Path]:
+    paths = [p for p in (settings.collections_path or os.environ.get("ANSIBLE_COLLECTIONS_PATH", "")).split(":") if p]
+    return [Path(p) for p in paths]
+
+
+def module_exists(settings, name: str) -> bool:
+    relative = Path("ansible_collections/nimbus/cloud/plugins/modules") / (name + ".py")
+    return any((root / relative).is_file() for root in collection_paths(settings))
+
+
+class ResourceViews:
+    def __init__(self, settings):
+        self.settings = settings
+        self.cache: dict[str, tuple[float, list, list, float]] = {}
+        self.locks = {kind: threading.Lock() for kind in VIEWS}
+
+    def for_project(self, kind: str, project) -> dict:
+        view = VIEWS[kind]
+        if not module_exists(self.settings, view.module) or not self.settings.resources_inventory:
+            return {"kind": kind, "available": False, "items": [], "errors": []}
+        items, errors, read_at = self.read(kind)
+        # Shared and external networks are every project's, as in Neutron.
+        mine = [i for i in items if i.get("project") in (project.id, project.name) or i.get("shared")
+                or i.get("external")]
+        return {"kind": kind, "available": True, "items": mine, "errors": errors, "read_at": read_at}
+
+    def read(self, kind: str):
+        # One reader per kind at a time; the others wait for its result rather than start their own run.
+        with self.locks[kind]:
+            cached = self.cache.get(kind)
+            if not cached or time.monotonic() - cached[0] >= self.settings.resources_ttl:
+                items, errors = self._run(VIEWS[kind])
+                cached = self.cache[kind] = (time.monotonic(), items, errors, time.time())
+            return cached[1], cached[2], cached[3]
+
+    def _run(self, view: View):
+        # The service's own Ansible first: a systemd unit's PATH does not include its virtualenv.
+        envvars = {"ANSIBLE_FORCE_COLOR": "0",
+                   "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", os.defpath)])}
+        if self.settings.collections_path:
+            envvars["ANSIBLE_COLLECTIONS_PATH"] = self.settings.collections_path
+        with tempfile.TemporaryDirectory(prefix="nimbus-resources-") as tmp:
+            result = ansible_runner.run(
+                private_data_dir=tmp, module="nimbus.cloud." + view.module, module_args=view.args,
+                host_pattern=view.hosts, inventory=str(self.settings.resources_inventory), quiet=True,
+                envvars=envvars, suppress_env_files=True, timeout=self.settings.resources_timeout)
+            events = list(result.events)
+        items, errors, seen = [], [], set()
+        for event in events:
+            data = event.get("event_data") or {}
+            host, res = data.get("host"), data.get("res") or {}
+            if event.get("event") == "runner_on_ok":
+                for item in res.get(view.key) or []:
+                    # A network is on every host that carries it: list it once, with those hosts.
+                    ident = item.get("id") or item.get("uuid") or (host, item.get("name"))
+                    if ident in seen:
+                        continue
+                    seen.add(ident)
+                    items.append(dict(item, host=item.get("host") or host))
+            elif event.get("event") in ("runner_on_failed", "runner_on_unreachable"):
+                errors.append({"host": host, "msg": str(res.get("msg") or "failed")[:500]})
+        return sorted(items, key=lambda i: str(i.get("name"))), errors

@@ -1,0 +1,129 @@
+"""Resource views run the collection's real _info modules through ansible-runner.
+
+Instances come from libvirt's test driver (a real libvirt connection whose domains are defined by an XML
+file), so `instance_info` reads real domain XML with nimbus metadata; a second hypervisor that refuses
+connections shows how an unreachable host is reported without hiding the others' results.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from conftest import Cloud
+
+DOMAIN = """
+  <domain type="test">
+    <name>{name}</name>
+    <uuid>{uuid}</uuid>
+    <metadata>
+      <nimbus:instance xmlns:nimbus="https://nimbus.cloud/xmlns/instance/1">
+        <nimbus:project>{project}</nimbus:project>
+        <nimbus:flavor name="m1.tiny" vcpus="1" ram_mb="256" disk_gb="1"/>
+      </nimbus:instance>
+    </metadata>
+    <memory>262144</memory>
+    <vcpu>1</vcpu>
+    <os><type>hvm</type></os>
+  </domain>"""
+
+
+@pytest.fixture
+def hypervisor(tmp_path):
+    """Writes the test driver's domains; returns the inventory path."""
+    def write(domains):
+        xml = tmp_path / "node.xml"
+        xml.write_text("<node>%s\n</node>\n" % "".join(
+            DOMAIN.format(name=name, uuid="6695eb01-f6a4-8304-79aa-97f2502e19%02d" % n, project=project)
+            for n, (name, project) in enumerate(domains)))
+        return xml
+    return write
+
+
+@pytest.fixture
+def views_settings(settings, tmp_path):
+    inventory = tmp_path / "cloud.yml"
+    inventory.write_text("""
+compute:
+  hosts:
+    hv1:
+      ansible_connection: local
+      ansible_python_interpreter: {python}
+      nimbus_libvirt_uri: test://{xml}
+    hv2:
+      ansible_host: 127.0.0.1
+      ansible_port: 9
+      ansible_connection: ssh
+      ansible_ssh_common_args: -o ConnectTimeout=5 -o StrictHostKeyChecking=no
+""".format(python=sys.executable, xml=tmp_path / "node.xml"))
+    return settings.model_copy(update={"resources_inventory": inventory, "resources_ttl": 2})
+
+
+@pytest.fixture
+def views(views_settings, hypervisor):
+    from fastapi.testclient import TestClient
+
+    from nimbus_api import identity
+    from nimbus_api.app import create_app
+    from conftest import ADMIN_PASSWORD
+
+    app = create_app(views_settings)
+    with app.state.sessions() as db:
+        identity.bootstrap(db, views_settings, ADMIN_PASSWORD)
+    with TestClient(app) as client:
+        cloud = Cloud(client)
+        a, b = cloud.project("proj-a"), cloud.project("proj-b")
+        cloud.user("reader-a", roles=[(a, "reader")])
+        cloud.user("reader-b", roles=[(b, "reader")])
+        yield cloud, {"a": a, "b": b}, {"a": cloud.token("reader-a", "password-123", "proj-a"),
+                                        "b": cloud.token("reader-b", "password-123", "proj-b")}
+
+
+def get(cloud, token, project, kind):
+    r = cloud.call("GET", "/v1/projects/%s/resources/%s" % (project, kind), token)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_each_project_sees_its_own_instances_and_a_dead_host_is_reported(views, hypervisor):
+    cloud, p, t = views
+    # Projects are matched by id (what jobs pass as nimbus_project) or by name.
+    hypervisor([("web-a", p["a"]), ("db-a", "proj-a"), ("web-b", p["b"])])
+    mine = get(cloud, t["a"], p["a"], "instances")
+    assert mine["available"] is True
+    assert [(i["name"], i["host"], i["state"]) for i in mine["items"]] == [("db-a", "hv1", "running"),
+                                                                           ("web-a", "hv1", "running")]
+    assert [e["host"] for e in mine["errors"]] == ["hv2"]
+    theirs = get(cloud, t["b"], p["b"], "instances")
+    assert [i["name"] for i in theirs["items"]] == ["web-b"]
+    # Another project's view is refused outright.
+    assert cloud.call("GET", "/v1/projects/%s/resources/instances" % p["b"], t["a"]).status_code == 403
+
+
+def test_reads_are_cached_briefly(views, hypervisor):
+    import time
+
+    cloud, p, t = views
+    hypervisor([("web-a", p["a"])])
+    first = get(cloud, t["a"], p["a"], "instances")
+    hypervisor([("web-a", p["a"]), ("new-a", p["a"])])
+    again = get(cloud, t["a"], p["a"], "instances")
+    assert again["read_at"] == first["read_at"] and len(again["items"]) == 1
+    time.sleep(2.1)
+    fresh = get(cloud, t["a"], p["a"], "instances")
+    assert fresh["read_at"] > first["read_at"]
+    assert sorted(i["name"] for i in fresh["items"]) == ["new-a", "web-a"]
+
+
+def test_kinds_without_a_module_are_empty_and_marked(views):
+    cloud, p, t = views
+    for kind in ("volumes", "images"):
+        view = get(cloud, t["a"], p["a"], kind)
+        assert view == {"kind": kind, "available": False, "items": [], "errors": [], "read_at": None}
+    assert cloud.call("GET", "/v1/projects/%s/resources/flavors" % p["a"], t["a"]).status_code == 422
+
+
+def test_without_an_inventory_views_are_empty(cloud):
+    project = cloud.project("lonely")
+    r = cloud.call("GET", "/v1/projects/%s/resources/instances" % project, cloud.admin)
+    assert r.status_code == 200 and r.json()["available"] is False
