@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from nimbus_api.db import make_engine, make_sessionmaker, migrate
 from nimbus_api.policy import PolicyRoute, policy
 from nimbus_api.resources import ResourceViews
-from nimbus_api.routes import auth, catalog, identity, jobs, resources
+from nimbus_api.routes import auth, catalog, dashboard, identity, jobs, resources
 from nimbus_api.runner import InProcessQueue, JobRunner
 from nimbus_api.settings import Settings, get_settings
 
@@ -33,8 +34,9 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
     app.state.runner = JobRunner(settings, app.state.sessions)
     app.state.queue = make_queue(settings, app.state.runner)
     app.state.resources = ResourceViews(settings)
-    for module in (auth, identity, catalog, jobs, resources):
+    for module in (auth, identity, catalog, jobs, resources, dashboard):
         app.include_router(module.router)
+    app.mount("/ui/static", StaticFiles(directory=str(dashboard.STATIC)), name="static")
 
     @app.get("/healthz", tags=["health"])
     @policy("public")

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import ansible_runner
 
+from nimbus_api.settings import collections_path
+
 
 @dataclass(frozen=True)
 class View:
@@ -38,8 +40,7 @@ VIEWS = {
 
 
 def collection_paths(settings) -> list[Path]:
-    paths = [p for p in (settings.collections_path or os.environ.get("ANSIBLE_COLLECTIONS_PATH", "")).split(":") if p]
-    return [Path(p) for p in paths]
+    return [Path(p) for p in collections_path(settings).split(os.pathsep) if p]
 
 
 def module_exists(settings, name: str) -> bool:
@@ -76,8 +77,8 @@ class ResourceViews:
         # The service's own Ansible first: a systemd unit's PATH does not include its virtualenv.
         envvars = {"ANSIBLE_FORCE_COLOR": "0",
                    "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", os.defpath)])}
-        if self.settings.collections_path:
-            envvars["ANSIBLE_COLLECTIONS_PATH"] = self.settings.collections_path
+        if collections_path(self.settings):
+            envvars["ANSIBLE_COLLECTIONS_PATH"] = collections_path(self.settings)
         with tempfile.TemporaryDirectory(prefix="nimbus-resources-") as tmp:
             result = ansible_runner.run(
                 private_data_dir=tmp, module="nimbus.cloud." + view.module, module_args=view.args,

@@ -37,6 +37,7 @@ from sqlalchemy.exc import IntegrityError
 
 from nimbus_api.models import Credential, Job, JobEvent, JobTemplate, TargetLock, now
 from nimbus_api.sealing import unseal
+from nimbus_api.settings import collections_path
 
 MASK = "********"
 LAUNCHER = """#!{python}
@@ -150,6 +151,8 @@ class JobRunner:
         launcher.write_text(LAUNCHER.format(python=sys.executable, playbook=ansible_playbook()))
         launcher.chmod(0o700)
         envvars = {"ANSIBLE_FORCE_COLOR": "0"}
+        if collections_path(self.settings):
+            envvars["ANSIBLE_COLLECTIONS_PATH"] = collections_path(self.settings)
         secrets_dir = Path(self.settings.data_dir) / ".secrets"
         secrets_file = secrets_dir / (job.id + ".json")
         if secrets:

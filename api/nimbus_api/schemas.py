@@ -22,9 +22,14 @@ class AppCredentialAuth(BaseModel):
     secret: str
 
 
+class TokenAuth(BaseModel):
+    id: str
+
+
 class AuthMethods(BaseModel):
     password: PasswordAuth | None = None
     application_credential: AppCredentialAuth | None = None
+    token: TokenAuth | None = None
 
 
 class TokenRequest(BaseModel):

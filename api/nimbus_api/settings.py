@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -9,6 +10,8 @@ from typing import Literal
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 STATE = Path.cwd() / ".cache" / "api"
+# The repository this package sits in, when it runs from a checkout.
+CHECKOUT = Path(__file__).resolve().parents[2]
 
 
 class Settings(BaseSettings):
@@ -38,7 +41,7 @@ class Settings(BaseSettings):
     secret_key: str = ""
     state_dir: Path = STATE
     # Playbooks job templates may name (relative paths inside it).
-    playbooks_dir: Path = Path(__file__).resolve().parents[2] / "playbooks"
+    playbooks_dir: Path = CHECKOUT / "playbooks"
     # Private data directories of finished jobs kept on disk.
     keep_jobs: int = 50
     # Resource views: the inventory of the cloud's hosts their _info modules run on (none: empty views),
@@ -46,11 +49,18 @@ class Settings(BaseSettings):
     resources_inventory: Path | None = None
     resources_ttl: int = 15
     resources_timeout: int = 60
-    # Where Ansible finds nimbus.cloud (default: ANSIBLE_COLLECTIONS_PATH of the service's environment).
+    # Where Ansible finds nimbus.cloud (default: ANSIBLE_COLLECTIONS_PATH of the service's environment,
+    # else the checkout's .cache/collections that tools/testbed links).
     collections_path: str = ""
     admin_user: str = "admin"
     admin_project: str = "admin"
     default_domain: str = "Default"
+
+
+def collections_path(settings: Settings) -> str:
+    checkout = CHECKOUT / ".cache" / "collections"
+    return (settings.collections_path or os.environ.get("ANSIBLE_COLLECTIONS_PATH", "")
+            or (str(checkout) if checkout.is_dir() else ""))
 
 
 @lru_cache

@@ -18,18 +18,33 @@ def test_health_is_public(client):
     assert client.get("/healthz").json() == {"status": "ok"}
 
 
-def test_every_route_but_the_public_ones_needs_a_token(client, app):
-    public = {("POST", "/v1/auth/tokens"), ("GET", "/healthz")}
+def policy_routes(app):
+    """Every PolicyRoute of the app, looking inside included routers (FastAPI wraps them)."""
+    found = []
     for route in app.routes:
-        for sub in getattr(route, "routes", [route]):
-            if not isinstance(sub, PolicyRoute):
+        inner = getattr(route, "original_router", None)
+        for sub in (inner.routes if inner is not None else [route]):
+            if isinstance(sub, PolicyRoute):
+                found.append(sub)
+    return found
+
+
+def test_every_route_but_the_public_ones_needs_a_token(client, app):
+    public = {("POST", "/v1/auth/tokens"), ("GET", "/healthz"), ("GET", "/"), ("GET", "/ui/"),
+              ("GET", "/ui/login"), ("POST", "/ui/session")}
+    routes = policy_routes(app)
+    assert len(routes) > 50
+    checked = 0
+    for route in routes:
+        for method in route.methods:
+            path = route.path_format.replace("{", "").replace("}", "")
+            if (method, route.path_format) in public:
+                assert route.policy == "public"
                 continue
-            for method in sub.methods:
-                path = sub.path_format.replace("{", "").replace("}", "")
-                if (method, sub.path_format) in public:
-                    continue
-                r = client.request(method, path)
-                assert r.status_code == 401, (method, sub.path_format, r.status_code)
+            r = client.request(method, path)
+            assert r.status_code == 401, (method, route.path_format, r.status_code)
+            checked += 1
+    assert checked == len(routes) - len(public)
 
 
 def test_a_route_without_a_policy_cannot_exist():
@@ -148,6 +163,29 @@ def test_application_credentials(cloud):
     gone = cloud.call("POST", "/v1/auth/tokens", json={
         "auth": {"application_credential": {"id": cred["id"], "secret": cred["secret"]}}})
     assert gone.status_code == 401
+
+
+def test_a_token_rescopes_to_another_project_of_its_user(cloud):
+    a, b = cloud.project("proj-a"), cloud.project("proj-b")
+    cloud.user("dual", roles=[(a, "member"), (b, "reader")])
+    cloud.project("proj-c")
+    unscoped = cloud.call("POST", "/v1/auth/tokens", json={
+        "auth": {"password": {"user": "dual", "password": "password-123"}}}).json()
+
+    def rescope(token, project):
+        return cloud.call("POST", "/v1/auth/tokens", json={"auth": {"token": {"id": token}}, "project": project})
+
+    on_b = rescope(unscoped["token"], "proj-b")
+    assert on_b.status_code == 201
+    assert (on_b.json()["project_id"], on_b.json()["role"]) == (b, "reader")
+    # Never outliving the token it came from.
+    assert on_b.json()["expires_at"] <= unscoped["expires_at"]
+    on_a = rescope(on_b.json()["token"], "proj-a").json()
+    assert (on_a["project_id"], on_a["role"]) == (a, "member")
+    assert rescope(unscoped["token"], "proj-c").status_code == 403
+    assert rescope("not-a-token", "proj-a").status_code == 401
+    cloud.call("DELETE", "/v1/auth/tokens", unscoped["token"])
+    assert rescope(unscoped["token"], "proj-a").status_code == 401
 
 
 def test_domains_projects_users_crud(cloud):

@@ -12,7 +12,8 @@ from nimbus_api.deps import get_db
 from nimbus_api.models import ApplicationCredential, SigningKey, User, now
 from nimbus_api.policy import PolicyRoute, current_auth, policy
 from nimbus_api.schemas import KeysOut, TokenOut, TokenRequest
-from nimbus_api.security import issue_token, retire_keys, revoke, rotate_keys, verify_secret, active_keys
+from nimbus_api.security import (TokenError, active_keys, issue_token, retire_keys, revoke, rotate_keys,
+                                 validate_token, verify_secret)
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"], route_class=PolicyRoute)
 DENIED = HTTPException(status_code=401, detail="invalid credentials")
@@ -21,9 +22,16 @@ DENIED = HTTPException(status_code=401, detail="invalid credentials")
 @router.post("/tokens", status_code=201, response_model=TokenOut)
 @policy("public")
 def create_token(body: TokenRequest, request: Request, db=Depends(get_db)):
-    settings = request.app.state.settings
-    method = "password"
+    token, out = issue_from(db, request.app.state.settings, body)
+    out.token = token
+    return out
+
+
+def issue_from(db, settings, body: TokenRequest) -> tuple[str, TokenOut]:
+    """Check one of the three auth methods and issue a token: the route's logic, shared with the dashboard."""
+    ttl = settings.token_ttl
     if body.auth.password is not None:
+        method = "password"
         creds = body.auth.password
         domain = identity.find_domain(db, creds.domain) if creds.domain else None
         user = db.scalar(select(User).where(User.name == creds.user, User.domain_id == domain.id))
@@ -43,8 +51,21 @@ def create_token(body: TokenRequest, request: Request, db=Depends(get_db)):
         if user is None or not user.enabled:
             raise DENIED
         project_ref = cred.project_id
+    elif body.auth.token is not None:
+        # Rescoping, as Keystone's token method: a valid token buys a token on another of the user's
+        # projects, expiring no later than it. An application credential's token cannot be rescoped.
+        try:
+            held = validate_token(db, body.auth.token.id)
+        except TokenError:
+            raise DENIED
+        if held.method == "application_credential":
+            raise HTTPException(status_code=403, detail="a token from an application credential cannot be rescoped")
+        method, user, project_ref = held.method, db.get(User, held.user_id), body.project
+        ttl = min(ttl, int((held.expires_at - now()).total_seconds()))
+        if ttl <= 0:
+            raise DENIED
     else:
-        raise HTTPException(status_code=422, detail="give a password or an application_credential")
+        raise HTTPException(status_code=422, detail="give a password, an application_credential or a token")
     project_id = role = None
     if project_ref:
         try:
@@ -56,10 +77,10 @@ def create_token(body: TokenRequest, request: Request, db=Depends(get_db)):
             raise HTTPException(status_code=403, detail="no role on project %s" % project_ref)
         project_id = project.id
     is_admin = identity.is_cloud_admin(db, user.id, settings.admin_project) and method == "password"
-    token, auth = issue_token(db, user, project_id, role, is_admin, settings.token_ttl, method)
+    token, auth = issue_token(db, user, project_id, role, is_admin, ttl, method)
     db.commit()
-    return TokenOut(token=token, user_id=user.id, user=user.name, project_id=project_id, role=role,
-                    is_admin=is_admin, expires_at=auth.expires_at, method=method)
+    return token, TokenOut(user_id=user.id, user=user.name, project_id=project_id, role=role, is_admin=is_admin,
+                           expires_at=auth.expires_at, method=method)
 
 
 @router.get("/tokens", response_model=TokenOut)
