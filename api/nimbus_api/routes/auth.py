@@ -33,7 +33,10 @@ def issue_from(db, settings, body: TokenRequest) -> tuple[str, TokenOut]:
     if body.auth.password is not None:
         method = "password"
         creds = body.auth.password
-        domain = identity.find_domain(db, creds.domain) if creds.domain else None
+        try:
+            domain = identity.find_domain(db, creds.domain or settings.default_domain)
+        except HTTPException:
+            raise DENIED  # an unknown domain is one more wrong credential, not a hint
         user = db.scalar(select(User).where(User.name == creds.user, User.domain_id == domain.id))
         if user is None or not user.enabled or not verify_secret(user.password_hash, creds.password):
             raise DENIED
