@@ -322,6 +322,7 @@ async def stream(project_id: str, job_id: str, request: Request, after: int = 0,
             if not batch:
                 if await request.is_disconnected():
                     return
-                await asyncio.sleep(0.2)
+                # Short: a waiting client sees the next event within 50 ms; an indexed read is cheap.
+                await asyncio.sleep(0.05)
 
     return StreamingResponse(feed(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
