@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import json
 import os
 
@@ -10,7 +13,7 @@ from cryptography.fernet import Fernet
 
 def secret_key(settings) -> bytes:
     if settings.secret_key:
-        return settings.secret_key.encode()
+        return fernet_key(settings.secret_key)
     path = settings.state_dir / "secret.key"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -18,6 +21,17 @@ def secret_key(settings) -> bytes:
         with os.fdopen(fd, "wb") as f:
             f.write(Fernet.generate_key())
     return path.read_bytes().strip()
+
+
+def fernet_key(secret: str) -> bytes:
+    """A Fernet key as is; any other secret (a generated password, say) is stretched into one by SHA-256,
+    so deployments can share a plain random string between nodes."""
+    try:
+        if len(base64.urlsafe_b64decode(secret.encode())) == 32:
+            return secret.encode()
+    except (ValueError, binascii.Error):
+        pass
+    return base64.urlsafe_b64encode(hashlib.sha256(secret.encode()).digest())
 
 
 def seal(settings, secrets: dict) -> str:

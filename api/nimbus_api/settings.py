@@ -65,4 +65,6 @@ def collections_path(settings: Settings) -> str:
 
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    # NIMBUS_API_ENV_FILE names a settings file (the api role's, mode 0640): its secrets then stay out of
+    # the process environment, which jobs' ansible-playbook processes inherit.
+    return Settings(_env_file=os.environ.get("NIMBUS_API_ENV_FILE", ".env"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from celery import Celery
+from kombu import Queue
 
 from nimbus_api.db import make_engine, make_sessionmaker
 from nimbus_api.runner import JobRunner
@@ -24,6 +25,13 @@ def make_celery(settings) -> Celery:
     app.conf.update(
         broker_transport_options=settings.broker_options,
         task_default_queue=settings.celery_queue,
+        # A quorum queue: replicated across a RabbitMQ cluster, so a broker node's loss loses no job (and the
+        # rabbitmq role makes quorum the vhost default anyway). Celery then uses per-consumer QoS.
+        task_queues=[Queue(settings.celery_queue, queue_arguments={"x-queue-type": "quorum"})],
+        worker_detect_quorum_queues=True,
+        # Remote control needs auto-delete queues, which a quorum-default vhost refuses; jobs are
+        # controlled through the database instead.
+        worker_enable_remote_control=False,
         # One job at a time per worker process, acknowledged when it ends: a worker that dies mid-job
         # leaves the message to another worker instead of losing it (the runner skips a job no longer
         # pending, so a redelivery never runs a job twice).

@@ -1,0 +1,141 @@
+"""The API on nimbus-api-1 (MariaDB, RabbitMQ, API, a worker) and a worker-only nimbus-api-2.
+
+HTTP goes from this machine to the API's container address; the `nimbus` client runs inside the
+containers. Jobs run the test playbook on the workers themselves (local connection).
+"""
+
+import json
+import time
+
+import httpx
+import pytest
+import testinfra
+
+testinfra_hosts = ["podman://nimbus-api-1", "podman://nimbus-api-2"]
+
+ADMIN_PASSWORD = "api-admin-secret-K5r"
+SECRETS = ["api-db-secret-Q3v", "api-mq-secret-Z8k", "api-sealing-secret-W2m7pT", ADMIN_PASSWORD]
+SENTINEL = "sentinel-Jv4-never-stored-8Qp"
+API = testinfra.get_host("podman://nimbus-api-1")
+WORKER = testinfra.get_host("podman://nimbus-api-2")
+WORKER_NODES = {"worker@nimbus-api-1", "worker@nimbus-api-2"}
+
+
+def inventory(host):
+    return "all:\n  hosts:\n    %s:\n      ansible_connection: local\n" \
+           "      ansible_python_interpreter: /usr/bin/python3\n" % host
+
+
+@pytest.fixture(scope="module")
+def api():
+    address = API.check_output("hostname -I").split()[0]
+    client = httpx.Client(base_url="http://%s:8080" % address, timeout=30)
+    token = client.post("/v1/auth/tokens", json={"auth": {"password": {"user": "admin", "password": ADMIN_PASSWORD}},
+                                                  "project": "admin"})
+    assert token.status_code == 201, token.text
+    client.headers["Authorization"] = "Bearer " + token.json()["token"]
+    client.project = token.json()["project_id"]
+    client.address = address
+    return client
+
+
+@pytest.fixture(scope="module")
+def templates(api):
+    made = []
+    for n in range(3):
+        r = api.post("/v1/job_templates", json={
+            "name": "whoami-%d-%d" % (n, time.time_ns()), "playbook": "whoami.yml", "inventory": inventory("target-%d" % n),
+            "extra_vars_schema": {"type": "object", "properties": {"lines": {"type": "integer", "maximum": 500}}}})
+        assert r.status_code == 201, r.text
+        made.append(r.json())
+    return made
+
+
+def launch(api, template, **body):
+    r = api.post("/v1/projects/%s/job_templates/%s/launch" % (api.project, template["id"]), json=body)
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def wait(api, job_id, timeout=180):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        job = api.get("/v1/projects/%s/jobs/%s" % (api.project, job_id)).json()
+        if job["status"] in ("successful", "failed", "canceled", "error"):
+            return job
+        time.sleep(0.5)
+    raise AssertionError("job %s still %s" % (job_id, job["status"]))
+
+
+def test_units(host):
+    serves = host.backend.get_hostname() == "nimbus-api-1"
+    worker = host.service("nimbus-api-worker")
+    assert worker.is_running and worker.is_enabled
+    assert host.service("nimbus-api").is_running == serves
+    settings = host.file("/etc/nimbus-api/api.env")
+    assert (settings.user, settings.group, settings.mode) == ("root", "nimbus-api", 0o640)
+
+
+def test_no_secret_in_argv_environment_or_journal(host):
+    pids = host.check_output("pgrep -u nimbus-api -d ' ' -f nimbus_api").split()
+    assert pids
+    for pid in pids:
+        seen = host.run("tr '\\0' '\\n' < /proc/%s/cmdline; tr '\\0' '\\n' < /proc/%s/environ" % (pid, pid)).stdout
+        assert "nimbus_api" in seen
+        assert not [s for s in SECRETS if s in seen]
+    journal = host.check_output("journalctl --no-pager -o cat -u nimbus-api -u nimbus-api-worker")
+    assert not [s for s in SECRETS if s in journal]
+
+
+def test_schema_is_on_mariadb_and_the_admin_exists():
+    assert API.check_output("mysql -N nimbus -e 'select version_num from alembic_version'") == "0003"
+    assert API.check_output("mysql -N nimbus -e \"select name from users\"") == "admin"
+
+
+def test_identity_endpoint_is_in_the_catalog(api):
+    catalog = api.get("/v1/catalog").json()
+    identity = [s for s in catalog if s["type"] == "identity"]
+    assert len(identity) == 1
+    assert [e["url"] for e in identity[0]["endpoints"]] == ["http://%s:8080" % api.address]
+
+
+def test_the_worker_only_host_serves_no_api():
+    assert WORKER.run("python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", 8080), 2)'").rc != 0
+
+
+def test_jobs_go_to_workers_on_both_hosts(api, templates):
+    jobs = [launch(api, t, extra_vars={"lines": 3}) for t in templates * 3]
+    finished = [wait(api, j) for j in jobs]
+    assert [j["status"] for j in finished] == ["successful"] * len(jobs)
+    assert {j["execution_node"] for j in finished} == WORKER_NODES
+    for job in finished:
+        events = api.get("/v1/projects/%s/jobs/%s/events" % (api.project, job["id"])).json()
+        said = [e["stdout"] for e in events if "on worker" in e["stdout"]]
+        # The playbook ran on the worker the job records, for the caller's project.
+        assert said and job["execution_node"].split("@")[1] in said[0] and api.project in said[0]
+
+
+def test_the_client_follows_a_job_to_its_end(api, templates):
+    login = WORKER.run("NIMBUS_PASSWORD=%s /opt/nimbus-api/bin/nimbus login --url http://%s:8080 --user admin "
+                       "--project admin" % (ADMIN_PASSWORD, api.address))
+    assert login.rc == 0, login.stderr
+    followed = WORKER.run("/opt/nimbus-api/bin/nimbus launch %s -e lines=40 --follow" % templates[0]["name"])
+    assert followed.rc == 0, followed.stderr
+    assert [n for n in range(40) if '"msg": "line %d"' % n in followed.stdout] == list(range(40))
+    assert "PLAY RECAP" in followed.stdout and "successful" in followed.stderr
+
+
+def test_a_credential_reaches_the_job_and_nowhere_else(api, templates):
+    cred = api.post("/v1/projects/%s/credentials" % api.project,
+                    json={"name": "token-%d" % time.time_ns(), "inputs": {"NIMBUS_TEST_TOKEN": SENTINEL}})
+    assert cred.status_code == 201, cred.text
+    job = wait(api, launch(api, templates[1], credentials=[cred.json()["id"]]))
+    assert job["status"] == "successful"
+    events = api.get("/v1/projects/%s/jobs/%s/events" % (api.project, job["id"])).json()
+    printed = [e["stdout"] for e in events if "token " in e["stdout"]]
+    assert printed and "********" in printed[0] and SENTINEL not in json.dumps(events)
+    assert API.run("mysqldump --skip-extended-insert nimbus | grep -c %s" % SENTINEL).stdout.strip() == "0"
+    for host in (API, WORKER):
+        assert host.run("grep -rl %s /var/lib/nimbus-api" % SENTINEL).stdout == ""
+        journal = host.check_output("journalctl --no-pager -o cat -u nimbus-api -u nimbus-api-worker")
+        assert SENTINEL not in journal
