@@ -61,7 +61,7 @@ def workers(celery_settings, tmp_path):
             assert proc.poll() is None and time.time() < deadline, \
                 "a worker did not start: %s" % Path(log.name).read_text()
             time.sleep(0.2)
-    yield [p for p, _ in procs]
+    yield [proc for proc, _log in procs]
     for proc, log in procs:
         proc.terminate()
         try:

@@ -151,5 +151,3 @@ def test_a_reader_cannot_launch_from_the_cli(nimbus, world, capsys):
     assert "chatty" not in capsys.readouterr().out
     assert nimbus("launch", "chatty") == 2
     assert "no job template chatty" in capsys.readouterr().err
-
-

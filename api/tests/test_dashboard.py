@@ -9,7 +9,8 @@ import shutil
 
 import pytest
 from conftest import template
-from test_resources import hypervisor, views_settings  # noqa: F401 (fixtures)
+# The resource views' fixtures, used here by name.
+from test_resources import hypervisor, views_settings  # noqa: F401 pylint: disable=unused-import
 
 playwright = pytest.importorskip("playwright.sync_api")
 CHROMIUM = os.environ.get("NIMBUS_CHROMIUM", "/usr/bin/chromium")
@@ -117,8 +118,8 @@ def test_log_in_switch_launch_watch_and_list(page, live_server, cloud, hyperviso
 def test_launch_errors_are_shown(page, live_server, cloud):
     a = cloud.project("proj-a")
     cloud.user("member-a", roles=[(a, "member")])
-    template(cloud, name="strict", schema={"type": "object", "properties": {"count": {"type": "integer",
-                                                                                       "multipleOf": 7}}})
+    strict = {"type": "object", "properties": {"count": {"type": "integer", "multipleOf": 7}}}
+    template(cloud, name="strict", schema=strict)
     log_in(page, live_server, "member-a", "proj-a")
     page.click("[data-launch=strict]")
     page.fill("#var-count", "5")

@@ -30,8 +30,8 @@ def inventory(host):
 def api():
     address = API.check_output("hostname -I").split()[0]
     client = httpx.Client(base_url="http://%s:8080" % address, timeout=30)
-    token = client.post("/v1/auth/tokens", json={"auth": {"password": {"user": "admin", "password": ADMIN_PASSWORD}},
-                                                  "project": "admin"})
+    login = {"auth": {"password": {"user": "admin", "password": ADMIN_PASSWORD}}, "project": "admin"}
+    token = client.post("/v1/auth/tokens", json=login)
     assert token.status_code == 201, token.text
     client.headers["Authorization"] = "Bearer " + token.json()["token"]
     client.project = token.json()["project_id"]
