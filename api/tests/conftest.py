@@ -69,12 +69,17 @@ def settings(tmp_path):
                     state_dir=tmp_path / "state", playbooks_dir=playbooks)
 
 
-@pytest.fixture
-def app(settings):
+def bootstrapped_app(settings):
+    """A service on these settings, migrated, with the cloud admin bootstrapped."""
     app = create_app(settings)
     with app.state.sessions() as db:
         identity.bootstrap(db, settings, ADMIN_PASSWORD)
     return app
+
+
+@pytest.fixture
+def app(settings):
+    return bootstrapped_app(settings)
 
 
 @pytest.fixture

@@ -16,13 +16,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ADMIN_PASSWORD, Cloud, template
+from conftest import Cloud, bootstrapped_app, template
 from fastapi.testclient import TestClient
 from test_jobs import launch, wait
 
 import nimbus_api
-from nimbus_api import identity
-from nimbus_api.app import create_app
 
 PACKAGE_ROOT = str(Path(nimbus_api.__file__).resolve().parents[1])
 
@@ -73,10 +71,7 @@ def workers(celery_settings, tmp_path):
 
 @pytest.fixture
 def celery_world(celery_settings, workers):
-    app = create_app(celery_settings)
-    with app.state.sessions() as db:
-        identity.bootstrap(db, celery_settings, ADMIN_PASSWORD)
-    with TestClient(app) as client:
+    with TestClient(bootstrapped_app(celery_settings)) as client:
         cloud = Cloud(client)
         project = cloud.project("proj-a")
         cloud.user("member-a", roles=[(project, "member")])

@@ -14,12 +14,10 @@ from pathlib import Path
 
 import pytest
 import schemathesis
-from conftest import ADMIN_PASSWORD, PLAYBOOKS, Cloud
+from conftest import PLAYBOOKS, Cloud, bootstrapped_app
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings as hypothesis_settings
 
-from nimbus_api import identity
-from nimbus_api.app import create_app
 from nimbus_api.settings import Settings
 
 # Operations that would end the session the other cases use; their logic is covered in test_identity.
@@ -32,9 +30,7 @@ for name, text in PLAYBOOKS.items():
     (ROOT / "playbooks" / name).write_text(text)
 SETTINGS = Settings(database_url="sqlite:///%s" % (ROOT / "nimbus.db"), data_dir=ROOT / "jobs",
                     state_dir=ROOT / "state", playbooks_dir=ROOT / "playbooks")
-APP = create_app(SETTINGS)
-with APP.state.sessions() as _db:
-    identity.bootstrap(_db, SETTINGS, ADMIN_PASSWORD)
+APP = bootstrapped_app(SETTINGS)
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 STATUSES: Counter = Counter()
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import sys
 
 import pytest
-from conftest import Cloud
+from conftest import Cloud, bootstrapped_app
+from fastapi.testclient import TestClient
 
 DOMAIN = """
   <domain type="test">
@@ -61,16 +62,7 @@ compute:
 
 @pytest.fixture
 def views(views_settings, hypervisor):
-    from fastapi.testclient import TestClient
-
-    from nimbus_api import identity
-    from nimbus_api.app import create_app
-    from conftest import ADMIN_PASSWORD
-
-    app = create_app(views_settings)
-    with app.state.sessions() as db:
-        identity.bootstrap(db, views_settings, ADMIN_PASSWORD)
-    with TestClient(app) as client:
+    with TestClient(bootstrapped_app(views_settings)) as client:
         cloud = Cloud(client)
         a, b = cloud.project("proj-a"), cloud.project("proj-b")
         cloud.user("reader-a", roles=[(a, "reader")])
