@@ -187,3 +187,24 @@ def test_a_hundred_concurrent_launches_all_complete(world):
     assert len(set(ids)) == 100
     statuses = [wait(cloud, t["member-a"], p["a"], job_id, timeout=600)["status"] for job_id in ids]
     assert statuses == ["successful"] * 100
+
+
+def test_credentials_listed_by_name_and_deleted(world):
+    cloud, p, t = world
+    path = "/v1/projects/%s/credentials" % p["a"]
+    made = cloud.call("POST", path, t["member-a"], json={"name": "deploy", "inputs": {"API_TOKEN": "s3cr3t-x"}})
+    assert made.status_code == 201 and made.json()["variables"] == ["API_TOKEN"]
+    cred_id = made.json()["id"]
+    listed = cloud.call("GET", path, t["reader-a"]).json()
+    assert [c["name"] for c in listed] == ["deploy"] and "s3cr3t-x" not in str(listed)
+    # Another project's member sees none of it and cannot delete it.
+    assert cloud.call("GET", path, t["member-b"]).status_code == 403
+    assert cloud.call("DELETE", "%s/%s" % (path, cred_id), t["member-b"]).status_code == 403
+    assert cloud.call("DELETE", "%s/%s" % (path, cred_id), t["reader-a"]).status_code == 403
+    assert cloud.call("DELETE", "%s/%s" % (path, cred_id), t["member-a"]).status_code == 204
+    assert cloud.call("GET", path, t["member-a"]).json() == []
+    assert cloud.call("DELETE", "%s/%s" % (path, cred_id), t["member-a"]).status_code == 404
+    # A launch naming the deleted credential is refused before any job exists.
+    tid = template(cloud, name="uses-cred")
+    r = launch(cloud, t["member-a"], p["a"], tid, credentials=[cred_id])
+    assert r.status_code == 404 and cloud.call("GET", "/v1/projects/%s/jobs" % p["a"], t["member-a"]).json() == []
