@@ -152,6 +152,9 @@ class JobTemplate(Base):
     allowed_projects: Mapped[str] = mapped_column(Text, default="")  # ids, comma-separated; empty: every project
     launch_role: Mapped[str] = mapped_column(String(16), default="member")
     timeout: Mapped[int] = mapped_column(Integer, default=3600)
+    # Credentials every launch gets, by name: each resolves to the launching project's credential of
+    # that name, so one template serves many projects without sharing their secrets.
+    credential_names: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class Job(Base):

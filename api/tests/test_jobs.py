@@ -208,3 +208,26 @@ def test_credentials_listed_by_name_and_deleted(world):
     tid = template(cloud, name="uses-cred")
     r = launch(cloud, t["member-a"], p["a"], tid, credentials=[cred_id])
     assert r.status_code == 404 and cloud.call("GET", "/v1/projects/%s/jobs" % p["a"], t["member-a"]).json() == []
+
+
+def test_a_template_names_credentials_each_project_provides(world):
+    cloud, p, t = world
+    tid = template(cloud, name="needs-token", credentials=["deploy-token"])
+    assert cloud.call("GET", "/v1/job_templates/%s" % tid, cloud.admin).json()["credentials"] == ["deploy-token"]
+    digest = {}
+    # Without the credential in the project, the launch is refused and no job exists.
+    r = launch(cloud, t["member-a"], p["a"], tid)
+    assert r.status_code == 422 and "deploy-token" in r.json()["detail"]
+    assert cloud.call("GET", "/v1/projects/%s/jobs" % p["a"], t["member-a"]).json() == []
+    # Each project's own credential of that name reaches its own jobs.
+    for project, token in (("a", t["member-a"]), ("b", t["member-b"])):
+        value = "token-of-%s-%s" % (project, SENTINEL)
+        digest[project] = hashlib.sha256(value.encode()).hexdigest()
+        made = cloud.call("POST", "/v1/projects/%s/credentials" % p[project], token,
+                          json={"name": "deploy-token", "inputs": {"NIMBUS_SENTINEL": value}})
+        assert made.status_code == 201, made.text
+        job = launch(cloud, token, p[project], tid, extra_vars={"secret_sha256": digest[project]}).json()
+        assert wait(cloud, token, p[project], job["id"])["status"] == "successful"
+    assert cloud.call("POST", "/v1/job_templates", cloud.admin, json={
+        "name": "bad-cred", "playbook": "chatty.yml", "inventory": "all: {}", "credentials": ["no spaces"]}
+    ).status_code == 422

@@ -47,6 +47,8 @@ class TemplateIn(BaseModel):
     allowed_projects: list[str] = []
     launch_role: str = Field(default="member", pattern="^(reader|member|admin)$")
     timeout: int = Field(default=3600, ge=1, le=86400)
+    # Credential names every launch gets from the launching project (see JobTemplate.credential_names).
+    credentials: list[str] = Field(default=[], max_length=20)
 
 
 class TemplateOut(TemplateIn):
@@ -87,7 +89,7 @@ def _template_out(t):
     return TemplateOut(id=t.id, name=t.name, description=t.description, playbook=t.playbook, inventory=t.inventory,
                        extra_vars_schema=json.loads(t.extra_vars_schema),
                        allowed_projects=[p for p in t.allowed_projects.split(",") if p], launch_role=t.launch_role,
-                       timeout=t.timeout)
+                       timeout=t.timeout, credentials=[n for n in t.credential_names.split(",") if n])
 
 
 def _job_out(j):
@@ -151,10 +153,13 @@ def create_template(body: TemplateIn, request: Request, db=Depends(get_db)):
     for ref in body.allowed_projects:
         if db.get(Project, ref) is None:
             raise identity.not_found("project", ref)
+    bad = [n for n in body.credentials if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", n)]
+    if bad:
+        raise HTTPException(status_code=422, detail="credentials are credential names, not %s" % ", ".join(bad))
     template = JobTemplate(name=body.name, description=body.description, playbook=body.playbook,
                            inventory=body.inventory, extra_vars_schema=json.dumps(body.extra_vars_schema),
                            allowed_projects=",".join(body.allowed_projects), launch_role=body.launch_role,
-                           timeout=body.timeout)
+                           timeout=body.timeout, credential_names=",".join(body.credentials))
     db.add(template)
     _commit(db, "job template %s" % body.name)
     return _template_out(template)
@@ -222,6 +227,13 @@ def _start(request, db, auth, template, project_id, extra_vars, credentials, key
         cred = db.get(Credential, cred_id)
         if cred is None or cred.project_id != project_id:
             raise identity.not_found("credential", cred_id)
+    for name in [n for n in template.credential_names.split(",") if n]:
+        cred = db.scalar(select(Credential).where(Credential.project_id == project_id, Credential.name == name))
+        if cred is None:
+            raise HTTPException(status_code=422, detail="job template %s needs a credential named %s in this project"
+                                % (template.name, name))
+        if cred.id not in credentials:
+            credentials = list(credentials) + [cred.id]
     job = Job(template_id=template.id, project_id=project_id, launched_by=auth.user_id, idempotency_key=key,
               extra_vars=json.dumps(extra_vars), credential_ids=",".join(credentials),
               targets=",".join(inventory_hosts(template.inventory)), relaunch_of=relaunch_of)
