@@ -10,7 +10,6 @@ A host that fails or is unreachable is reported in ``errors`` next to what the o
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 import threading
 import time
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import ansible_runner
 
-from nimbus_api.settings import collections_path
+from nimbus_api.settings import ansible_environment, collections_path
 
 
 @dataclass(frozen=True)
@@ -74,11 +73,7 @@ class ResourceViews:
             return cached[1], cached[2], cached[3]
 
     def _run(self, view: View):
-        # The service's own Ansible first: a systemd unit's PATH does not include its virtualenv.
-        envvars = {"ANSIBLE_FORCE_COLOR": "0",
-                   "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", os.defpath)])}
-        if collections_path(self.settings):
-            envvars["ANSIBLE_COLLECTIONS_PATH"] = collections_path(self.settings)
+        envvars = ansible_environment(self.settings)
         with tempfile.TemporaryDirectory(prefix="nimbus-resources-") as tmp:
             result = ansible_runner.run(
                 private_data_dir=tmp, module="nimbus.cloud." + view.module, module_args=view.args,

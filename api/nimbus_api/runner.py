@@ -37,7 +37,7 @@ from sqlalchemy.exc import IntegrityError
 
 from nimbus_api.models import Credential, Job, JobEvent, JobTemplate, TargetLock, now
 from nimbus_api.sealing import unseal
-from nimbus_api.settings import collections_path
+from nimbus_api.settings import ansible_environment
 
 MASK = "********"
 LAUNCHER = """#!{python}
@@ -150,9 +150,7 @@ class JobRunner:
         launcher = base / "bin" / "ansible-playbook"
         launcher.write_text(LAUNCHER.format(python=sys.executable, playbook=ansible_playbook()))
         launcher.chmod(0o700)
-        envvars = {"ANSIBLE_FORCE_COLOR": "0"}
-        if collections_path(self.settings):
-            envvars["ANSIBLE_COLLECTIONS_PATH"] = collections_path(self.settings)
+        envvars = ansible_environment(self.settings)
         secrets_dir = Path(self.settings.data_dir) / ".secrets"
         secrets_file = secrets_dir / (job.id + ".json")
         if secrets:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -61,6 +62,16 @@ def collections_path(settings: Settings) -> str:
     checkout = CHECKOUT / ".cache" / "collections"
     return (settings.collections_path or os.environ.get("ANSIBLE_COLLECTIONS_PATH", "")
             or (str(checkout) if checkout.is_dir() else ""))
+
+
+def ansible_environment(settings: Settings) -> dict:
+    """What every ansible-runner call of the service (jobs, resource views) adds to its environment."""
+    env = {"ANSIBLE_FORCE_COLOR": "0",
+           # The service's own Ansible first: a systemd unit's PATH does not include its virtualenv.
+           "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", os.defpath)])}
+    if collections_path(settings):
+        env["ANSIBLE_COLLECTIONS_PATH"] = collections_path(settings)
+    return env
 
 
 @lru_cache
