@@ -68,7 +68,7 @@ def cmd_keys(args, settings):
 
     with _sessions(settings)() as db:
         if args.action == "rotate":
-            key = rotate_keys(db)
+            key = rotate_keys(db, settings)
             db.commit()
             return {"changed": True, "primary": key.id, "active": [k.id for k in active_keys(db)]}
         if args.action == "retire":
@@ -104,8 +104,13 @@ def parser() -> argparse.ArgumentParser:
 
 
 def server_main(argv=None) -> int:
+    from nimbus_api.db import private_dirs
+
     args = parser().parse_args(argv)
-    result = args.func(args, get_settings())
+    settings = get_settings()
+    # Made owner-only here, whatever the umask of whoever runs the command first.
+    private_dirs(settings)
+    result = args.func(args, settings)
     if result is not None:
         print(json.dumps(result))
     return 0

@@ -9,12 +9,18 @@ from alembic.config import Config
 from sqlalchemy import create_engine, event
 from sqlalchemy.orm import sessionmaker
 
+from nimbus_api.sealing import private_dir, private_file
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 def make_engine(url: str):
-    if url.startswith("sqlite:///"):
-        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        path = Path(url[len("sqlite:///"):].split("?")[0])
+        # Made owner-only before SQLite sees it, whatever the umask: it holds password hashes and sealed
+        # secrets. SQLite gives the -wal and -shm files the database file's mode.
+        private_dir(path.parent)
+        private_file(path)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -26,6 +32,12 @@ def make_engine(url: str):
             cur.close()
         return engine
     return create_engine(url, pool_pre_ping=True, pool_recycle=3600)
+
+
+def private_dirs(settings) -> None:
+    """The service's state and job directories, owner-only (0700) when they are made."""
+    private_dir(settings.state_dir)
+    private_dir(settings.data_dir)
 
 
 def make_sessionmaker(engine):

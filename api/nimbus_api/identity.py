@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from fastapi import HTTPException
-from sqlalchemy import or_, select
+from datetime import timedelta
+
+from sqlalchemy import select, update
 
 from nimbus_api.models import RANK, Assignment, Domain, Project, User, now
-from nimbus_api.security import hash_secret, verify_secret
+from nimbus_api.security import aware, hash_secret, verify_nothing, verify_secret
 
 
 def not_found(kind, ref):
@@ -21,21 +23,21 @@ def get_or_404(db, model, ref: str, kind: str):
 
 
 def find_domain(db, ref: str) -> Domain:
-    domain = db.scalar(select(Domain).where(or_(Domain.id == ref, Domain.name == ref)))
+    domain = db.get(Domain, ref) or db.scalar(select(Domain).where(Domain.name == ref))
     if domain is None:
         raise not_found("domain", ref)
     return domain
 
 
 def find_project(db, ref: str, domain_id: str | None = None) -> Project:
-    query = select(Project).where(or_(Project.id == ref, Project.name == ref))
-    if domain_id is not None:
-        query = query.where(or_(Project.id == ref, Project.domain_id == domain_id))
-    found = list(db.scalars(query))
-    if len(found) != 1:
-        raise not_found("project", ref) if not found else HTTPException(
-            status_code=409, detail="project name %s is ambiguous; use its id" % ref)
-    return found[0]
+    """A project by id, or by name within ``domain_id``: names are unique only within a domain, so a name
+    without a domain finds nothing."""
+    project = db.get(Project, ref)
+    if project is None and domain_id is not None:
+        project = db.scalar(select(Project).where(Project.name == ref, Project.domain_id == domain_id))
+    if project is None:
+        raise not_found("project", ref)
+    return project
 
 
 def role_on(db, user_id: str, project_id: str) -> str | None:
@@ -44,9 +46,48 @@ def role_on(db, user_id: str, project_id: str) -> str | None:
     return max(roles, key=RANK.get, default=None)
 
 
-def is_cloud_admin(db, user_id: str, admin_project: str) -> bool:
-    project = db.scalar(select(Project).where(Project.name == admin_project))
-    return project is not None and role_on(db, user_id, project.id) == "admin"
+def admin_project_id(db, settings) -> str | None:
+    """The admin project: the one of that name in the default domain, never a namesake elsewhere."""
+    return db.scalar(select(Project.id).join(Domain, Domain.id == Project.domain_id).where(
+        Project.name == settings.admin_project, Domain.name == settings.default_domain))
+
+
+def is_cloud_admin(db, user_id: str, settings) -> bool:
+    project_id = admin_project_id(db, settings)
+    return project_id is not None and role_on(db, user_id, project_id) == "admin"
+
+
+def locked(user: User) -> bool:
+    return user.locked_until is not None and aware(user.locked_until) > now()
+
+
+def unlock(user: User) -> None:
+    user.failed_logins, user.locked_until = 0, None
+
+
+def check_password(db, settings, user: User | None, password: str) -> bool:
+    """A password as a login checks it (Keystone's lockout): the same Argon2 work whether the user exists,
+    is locked or not; a wrong one counts, and ``lockout_failure_attempts`` of them in a row lock the account
+    for ``lockout_duration`` seconds, during which even the right password is refused. A failure is committed
+    at once (the caller's refusal rolls back anything else); a success resets the count for the caller to
+    commit."""
+    if user is None:
+        return verify_nothing(password)
+    good = verify_secret(user.password_hash, password)
+    if locked(user):
+        return False
+    if good:
+        if user.failed_logins or user.locked_until is not None:
+            unlock(user)
+        return True
+    # Counted in SQL, so that parallel guesses cannot overwrite each other's count.
+    db.execute(update(User).where(User.id == user.id).values(failed_logins=User.failed_logins + 1))
+    db.refresh(user)
+    if settings.lockout_failure_attempts and user.failed_logins >= settings.lockout_failure_attempts:
+        user.locked_until = now() + timedelta(seconds=settings.lockout_duration)
+        user.failed_logins = 0
+    db.commit()
+    return False
 
 
 def bootstrap(db, settings, password: str) -> tuple[User, bool]:
@@ -78,6 +119,11 @@ def bootstrap(db, settings, password: str) -> tuple[User, bool]:
     elif not verify_secret(user.password_hash, password):
         user.password_hash = hash_secret(password)
         user.tokens_valid_after = now()
+        unlock(user)
+        changed = True
+    if locked(user):
+        # The operator's way back in when the admin account is locked out.
+        unlock(user)
         changed = True
     if role_on(db, user.id, project.id) != "admin":
         db.add(Assignment(user_id=user.id, project_id=project.id, role="admin"))

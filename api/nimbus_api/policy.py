@@ -60,7 +60,7 @@ def make_guard(rule: str):
         if not token:
             raise _unauthorized("a token is required")
         try:
-            auth = validate_token(db, token)
+            auth = validate_token(db, request.app.state.settings, token)
         except TokenError as e:
             raise _unauthorized(str(e))
         request.state.auth = auth

@@ -2,7 +2,7 @@
 through the collection's ``_info`` modules (ansible-runner, module mode) and cached briefly.
 
 One read serves every project: the modules run without a project filter and the view keeps the items
-whose ``project`` is the caller's project id or name. A kind whose module the collection does not have
+whose ``project`` is the caller's project id (names repeat across domains, ids do not). A kind whose module the collection does not have
 yet is an empty list marked ``available: false``; it fills in once the module exists, with no change here.
 A host that fails or is unreachable is reported in ``errors`` next to what the others returned.
 """
@@ -59,8 +59,7 @@ class ResourceViews:
             return {"kind": kind, "available": False, "items": [], "errors": []}
         items, errors, read_at = self.read(kind)
         # Shared and external networks are every project's, as in Neutron.
-        mine = [i for i in items if i.get("project") in (project.id, project.name) or i.get("shared")
-                or i.get("external")]
+        mine = [i for i in items if i.get("project") == project.id or i.get("shared") or i.get("external")]
         return {"kind": kind, "available": True, "items": mine, "errors": errors, "read_at": read_at}
 
     def read(self, kind: str):

@@ -34,8 +34,10 @@ class AuthMethods(BaseModel):
 
 class TokenRequest(BaseModel):
     auth: AuthMethods
-    # A project name (in the user's domain) or id; none gives an unscoped token.
+    # A project id, or a name in ``project_domain`` (default: the user's own domain); none gives an unscoped
+    # token.
     project: str | None = None
+    project_domain: str | None = None
 
 
 class TokenOut(BaseModel):
@@ -98,6 +100,10 @@ class UserIn(BaseModel):
 
 class UserPatch(BaseModel):
     password: str | None = Field(default=None, min_length=8, max_length=256)
+    # Needed to change one's own password (Keystone's POST /v3/users/{id}/password); the cloud admin
+    # resetting someone else's password gives none.
+    original_password: str | None = Field(default=None, max_length=256)
+    # true also unlocks an account locked by failed logins.
     enabled: bool | None = None
 
 
@@ -120,6 +126,10 @@ class AppCredentialIn(BaseModel):
     name: str = Name
     project_id: str
     expires_at: datetime | None = None
+    # The highest role its tokens carry; default: the user's role on the project now, never more.
+    role: Role | None = None
+    # Only an unrestricted credential's tokens may make application credentials or change passwords.
+    unrestricted: bool = False
 
 
 class AppCredentialOut(BaseModel):
@@ -129,6 +139,8 @@ class AppCredentialOut(BaseModel):
     user_id: str
     project_id: str
     expires_at: datetime | None
+    role: str
+    unrestricted: bool
     # Shown once, when the credential is made.
     secret: str | None = None
 

@@ -1,4 +1,5 @@
-"""Credentials at rest: sealed with Fernet (AES-128-CBC + HMAC) under the service's secret key."""
+"""Credentials and token signing keys at rest: sealed with Fernet (AES-128-CBC + HMAC) under the service's
+secret key. Also the owner-only files and directories the service keeps its state in."""
 
 from __future__ import annotations
 
@@ -7,19 +8,57 @@ import binascii
 import hashlib
 import json
 import os
+import tempfile
+from pathlib import Path
 
 from cryptography.fernet import Fernet
+
+
+def private_dir(path) -> Path:
+    """Make a directory only its owner can enter (0700, whatever the umask); an existing one keeps its mode,
+    which the deployment (the api role) owns."""
+    path = Path(path)
+    if not path.is_dir():
+        if not path.parent.is_dir():
+            private_dir(path.parent)
+        try:
+            path.mkdir(mode=0o700)
+        except FileExistsError:
+            return path
+        os.chmod(path, 0o700)
+    return path
+
+
+def private_file(path) -> bool:
+    """Create an empty file only its owner can read (0600, whatever the umask); False if it already existed."""
+    try:
+        fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    os.fchmod(fd, 0o600)
+    os.close(fd)
+    return True
 
 
 def secret_key(settings) -> bytes:
     if settings.secret_key:
         return fernet_key(settings.secret_key)
-    path = settings.state_dir / "secret.key"
+    path = Path(settings.state_dir) / "secret.key"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(Fernet.generate_key())
+        private_dir(path.parent)
+        # Written aside and linked into place, so a second process never reads a half-written key and the
+        # first one to link wins.
+        fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix=".secret.key.")
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(Fernet.generate_key())
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+        finally:
+            os.unlink(tmp)
     return path.read_bytes().strip()
 
 

@@ -8,6 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 STATE = Path.cwd() / ".cache" / "api"
@@ -22,6 +23,10 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///" + str(STATE / "nimbus.db")
     # Lifetime of issued tokens, seconds (Keystone's default is an hour).
     token_ttl: int = 3600
+    # Failed password logins in a row that lock an account (Keystone's lockout_failure_attempts); 0: never.
+    lockout_failure_attempts: int = Field(default=5, ge=0)
+    # Seconds a locked account refuses password logins, even the right password (Keystone's lockout_duration).
+    lockout_duration: int = Field(default=1800, ge=1)
     # Where jobs get their private data directories.
     data_dir: Path = STATE / "jobs"
     # "inprocess" (a thread pool in the API process) or "celery" (workers fed through RabbitMQ).
@@ -45,6 +50,16 @@ class Settings(BaseSettings):
     playbooks_dir: Path = CHECKOUT / "playbooks"
     # Private data directories of finished jobs kept on disk.
     keep_jobs: int = 50
+    # Finished jobs older than this many days are deleted with their events and directories; 0 keeps them.
+    job_retention_days: int = 90
+    # A running job's worker refreshes its heartbeat this often (seconds); a job whose heartbeat is older
+    # than the timeout is ended as "error" by the reaper (every API process and every worker run it).
+    job_heartbeat_interval: float = 5
+    job_heartbeat_timeout: float = 60
+    # Seconds between SIGINT, SIGTERM and SIGKILL to a canceled or timed-out job's processes.
+    cancel_grace: float = 10
+    # Request bodies larger than this are refused (413) before they are read whole.
+    max_body_bytes: int = 1024 * 1024
     # Resource views: the inventory of the cloud's hosts their _info modules run on (none: empty views),
     # how long a read is reused, and how long one may take.
     resources_inventory: Path | None = None

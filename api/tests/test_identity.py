@@ -111,7 +111,8 @@ def test_revoked_token_is_refused_and_others_are_not(cloud):
 def test_revoking_all_tokens_of_a_user_and_password_change(cloud):
     user_id = cloud.user("alice", roles=[(cloud.project("demo"), "reader")])
     token = cloud.token("alice", "password-123", "demo")
-    r = cloud.call("PATCH", "/v1/users/%s" % user_id, token, json={"password": "new-password-456"})
+    r = cloud.call("PATCH", "/v1/users/%s" % user_id, token, json={"password": "new-password-456",
+                                                                   "original_password": "password-123"})
     assert r.status_code == 200
     assert cloud.call("GET", "/v1/auth/tokens", token).status_code == 401
     fresh = cloud.token("alice", "new-password-456", "demo")

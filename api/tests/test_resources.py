@@ -79,8 +79,8 @@ def get(cloud, token, project, kind):
 
 def test_each_project_sees_its_own_instances_and_a_dead_host_is_reported(views, hypervisor):
     cloud, p, t = views
-    # Projects are matched by id (what jobs pass as nimbus_project) or by name.
-    hypervisor([("web-a", p["a"]), ("db-a", "proj-a"), ("web-b", p["b"])])
+    # Projects are matched by id (what jobs pass as nimbus_project), never by name: names repeat across domains.
+    hypervisor([("web-a", p["a"]), ("db-a", p["a"]), ("named-a", "proj-a"), ("web-b", p["b"])])
     mine = get(cloud, t["a"], p["a"], "instances")
     assert mine["available"] is True
     assert [(i["name"], i["host"], i["state"]) for i in mine["items"]] == [("db-a", "hv1", "running"),

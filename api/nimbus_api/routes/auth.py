@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import timezone
-
 from fastapi import APIRouter, Depends, HTTPException, Request
 from sqlalchemy import select
 
 from nimbus_api import identity
 from nimbus_api.deps import get_db
-from nimbus_api.models import ApplicationCredential, SigningKey, User, now
+from nimbus_api.models import RANK, ApplicationCredential, Domain, SigningKey, User, now
 from nimbus_api.policy import PolicyRoute, current_auth, policy
 from nimbus_api.schemas import KeysOut, TokenOut, TokenRequest
-from nimbus_api.security import (TokenError, active_keys, issue_token, retire_keys, revoke, rotate_keys,
-                                 validate_token, verify_secret)
+from nimbus_api.security import (TokenError, active_keys, expired, issue_token, retire_keys, revoke, rotate_keys,
+                                 validate_token, verify_nothing, verify_secret)
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"], route_class=PolicyRoute)
 DENIED = HTTPException(status_code=401, detail="invalid credentials")
@@ -28,37 +26,41 @@ def create_token(body: TokenRequest, request: Request, db=Depends(get_db)):
 
 
 def issue_from(db, settings, body: TokenRequest) -> tuple[str, TokenOut]:
-    """Check one of the three auth methods and issue a token: the route's logic, shared with the dashboard."""
+    """Check one of the three auth methods and issue a token: the route's logic, shared with the dashboard.
+
+    Every refusal of a credential is the same 401, whatever was wrong (an unknown domain or user, a wrong
+    password, a locked account, a disabled user or domain), and costs the same Argon2 verification.
+    """
     ttl = settings.token_ttl
+    cred = None
     if body.auth.password is not None:
         method = "password"
         creds = body.auth.password
-        try:
-            domain = identity.find_domain(db, creds.domain or settings.default_domain)
-        except HTTPException:
-            raise DENIED  # an unknown domain is one more wrong credential, not a hint
-        user = db.scalar(select(User).where(User.name == creds.user, User.domain_id == domain.id))
-        if user is None or not user.enabled or not verify_secret(user.password_hash, creds.password):
+        domain = _domain(db, creds.domain or settings.default_domain)
+        user = db.scalar(select(User).where(User.name == creds.user, User.domain_id == domain.id)) \
+            if domain is not None else None
+        if not identity.check_password(db, settings, user, creds.password) or not user.enabled \
+                or not domain.enabled:
             raise DENIED
         project_ref = body.project
     elif body.auth.application_credential is not None:
         method = "application_credential"
         creds = body.auth.application_credential
         cred = db.get(ApplicationCredential, creds.id)
-        if cred is None or not verify_secret(cred.secret_hash, creds.secret):
+        if cred is None:
+            verify_nothing(creds.secret)
             raise DENIED
-        expires = cred.expires_at
-        if expires is not None and (expires if expires.tzinfo else expires.replace(tzinfo=timezone.utc)) < now():
+        if not verify_secret(cred.secret_hash, creds.secret) or expired(cred):
             raise DENIED
         user = db.get(User, cred.user_id)
-        if user is None or not user.enabled:
+        if user is None or not user.enabled or not _enabled_domain(db, user.domain_id):
             raise DENIED
         project_ref = cred.project_id
     elif body.auth.token is not None:
         # Rescoping, as Keystone's token method: a valid token buys a token on another of the user's
         # projects, expiring no later than it. An application credential's token cannot be rescoped.
         try:
-            held = validate_token(db, body.auth.token.id)
+            held = validate_token(db, settings, body.auth.token.id)
         except TokenError:
             raise DENIED
         if held.method == "application_credential":
@@ -71,19 +73,41 @@ def issue_from(db, settings, body: TokenRequest) -> tuple[str, TokenOut]:
         raise HTTPException(status_code=422, detail="give a password, an application_credential or a token")
     project_id = role = None
     if project_ref:
+        project_domain = user.domain_id
+        if body.project_domain and cred is None:
+            given = _domain(db, body.project_domain)
+            if given is None:
+                raise DENIED
+            project_domain = given.id
         try:
-            project = identity.find_project(db, project_ref, user.domain_id)
+            project = identity.find_project(db, project_ref, project_domain)
         except HTTPException:
             raise DENIED
         role = identity.role_on(db, user.id, project.id)
-        if role is None or not project.enabled:
+        if cred is not None and role is not None:
+            # Never above the credential's role, nor above what the user holds now.
+            role = min(role, cred.role, key=RANK.get)
+        if role is None or not project.enabled or not _enabled_domain(db, project.domain_id):
             raise HTTPException(status_code=403, detail="no role on project %s" % project_ref)
         project_id = project.id
-    is_admin = identity.is_cloud_admin(db, user.id, settings.admin_project) and method == "password"
-    token, auth = issue_token(db, user, project_id, role, is_admin, ttl, method)
+    # The cloud-admin bit comes with a password (or a token rescoped from one), never an application credential.
+    is_admin = method == "password" and identity.is_cloud_admin(db, user.id, settings)
+    token, auth = issue_token(db, settings, user, project_id, role, is_admin, ttl, method, cred)
     db.commit()
     return token, TokenOut(user_id=user.id, user=user.name, project_id=project_id, role=role, is_admin=is_admin,
                            expires_at=auth.expires_at, method=method)
+
+
+def _domain(db, ref: str):
+    try:
+        return identity.find_domain(db, ref)
+    except HTTPException:
+        return None  # an unknown domain is one more wrong credential, not a hint
+
+
+def _enabled_domain(db, domain_id: str) -> bool:
+    domain = db.get(Domain, domain_id)
+    return domain is not None and domain.enabled
 
 
 @router.get("/tokens", response_model=TokenOut)
@@ -113,8 +137,8 @@ def list_keys(db=Depends(get_db)):
 
 @router.post("/keys/rotate", response_model=KeysOut)
 @policy("admin")
-def rotate(db=Depends(get_db)):
-    rotate_keys(db)
+def rotate(request: Request, db=Depends(get_db)):
+    rotate_keys(db, request.app.state.settings)
     db.commit()
     return KeysOut(active=_keys(db))
 

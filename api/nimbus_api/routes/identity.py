@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from nimbus_api import identity
 from nimbus_api.deps import get_db
-from nimbus_api.models import ROLES, ApplicationCredential, Assignment, Domain, Project, User, now
+from nimbus_api.models import RANK, ROLES, ApplicationCredential, Assignment, Domain, Project, User, now
 from nimbus_api.policy import PolicyRoute, current_auth, policy
 from nimbus_api.schemas import (
     AppCredentialIn, AppCredentialOut, AssignmentOut, DomainIn, DomainOut, DomainPatch, ProjectIn, ProjectOut,
@@ -146,16 +146,31 @@ def show_user(user_id: str, db=Depends(get_db)):
 
 @router.patch("/users/{user_id}", response_model=UserOut)
 @policy("self")
-def update_user(user_id: str, body: UserPatch, auth=Depends(current_auth), db=Depends(get_db)):
+def update_user(user_id: str, body: UserPatch, request: Request, auth=Depends(current_auth), db=Depends(get_db)):
+    """Users change their own password by giving the original one too (as Keystone's
+    ``POST /v3/users/{id}/password``); the cloud admin resets another user's without it, which also unlocks
+    the account, as does enabling it."""
     user = show_user(user_id, db)
     if body.enabled is not None and not auth.is_admin:
         raise HTTPException(status_code=403, detail="only the cloud admin may enable or disable users")
     if body.password is not None:
+        if auth.restricted:
+            raise HTTPException(status_code=403, detail="a token from a restricted application credential "
+                                "cannot change passwords")
+        if auth.user_id == user.id:
+            if body.original_password is None:
+                raise HTTPException(status_code=400, detail="give original_password to change your password")
+            if not identity.check_password(db, request.app.state.settings, user, body.original_password):
+                raise HTTPException(status_code=401, detail="invalid credentials",
+                                    headers={"WWW-Authenticate": "Bearer"})
         user.password_hash = hash_secret(body.password)
         # A new password ends every session the old one opened.
         user.tokens_valid_after = now()
+        identity.unlock(user)
     if body.enabled is not None:
         user.enabled = body.enabled
+        if body.enabled:
+            identity.unlock(user)
     db.commit()
     return user
 
@@ -228,20 +243,34 @@ def list_app_credentials(user_id: str, db=Depends(get_db)):
 def create_app_credential(user_id: str, body: AppCredentialIn, auth=Depends(current_auth), db=Depends(get_db)):
     if auth.user_id != user_id:
         raise HTTPException(status_code=403, detail="application credentials are made by their own user")
-    if identity.role_on(db, user_id, body.project_id) is None:
+    _unrestricted(auth)
+    held = identity.role_on(db, user_id, body.project_id)
+    if held is None:
         raise HTTPException(status_code=403, detail="no role on project %s" % body.project_id)
+    role = body.role or held
+    if RANK[role] > RANK[held]:
+        raise HTTPException(status_code=403, detail="role %s is above your role %s on the project" % (role, held))
     secret = new_secret()
     cred = ApplicationCredential(name=body.name, user_id=user_id, project_id=body.project_id,
-                                 secret_hash=hash_secret(secret), expires_at=body.expires_at)
+                                 secret_hash=hash_secret(secret), expires_at=body.expires_at, role=role,
+                                 unrestricted=body.unrestricted)
     db.add(cred)
     _commit(db, "application credential %s" % body.name)
     return AppCredentialOut(id=cred.id, name=cred.name, user_id=user_id, project_id=cred.project_id,
-                            expires_at=cred.expires_at, secret=secret)
+                            expires_at=cred.expires_at, role=cred.role, unrestricted=cred.unrestricted,
+                            secret=secret)
+
+
+def _unrestricted(auth):
+    if auth.restricted:
+        raise HTTPException(status_code=403, detail="a token from a restricted application credential cannot "
+                            "make or delete application credentials")
 
 
 @router.delete("/users/{user_id}/application_credentials/{credential_id}", status_code=204)
 @policy("self")
-def delete_app_credential(user_id: str, credential_id: str, db=Depends(get_db)):
+def delete_app_credential(user_id: str, credential_id: str, auth=Depends(current_auth), db=Depends(get_db)):
+    _unrestricted(auth)
     cred = db.get(ApplicationCredential, credential_id)
     if cred is None or cred.user_id != user_id:
         raise identity.not_found("application credential", credential_id)
