@@ -59,6 +59,9 @@ class User(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     # Tokens issued before this moment are refused (a password change or "revoke all").
     tokens_valid_after: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    # Keystone's lockout: consecutive failed password logins, and until when the account refuses logins.
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     domain: Mapped[Domain] = relationship()
 
 
@@ -85,6 +88,10 @@ class ApplicationCredential(Base):
     secret_hash: Mapped[str] = mapped_column(String(255))
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    # The highest role its tokens carry (never above the user's own role at the time of use).
+    role: Mapped[str] = mapped_column(String(16), default="member", server_default="member")
+    # Keystone's "unrestricted": only then may its tokens make application credentials or change passwords.
+    unrestricted: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
 
 class SigningKey(Base):
@@ -92,7 +99,8 @@ class SigningKey(Base):
 
     __tablename__ = "signing_keys"
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    secret: Mapped[str] = mapped_column(String(128))
+    # The HMAC secret, sealed under the service's secret key (sealing.py): the database alone forges nothing.
+    sealed: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
     retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
@@ -127,17 +135,34 @@ JOB_STATES = ("pending", "running", "successful", "failed", "canceled", "error")
 FINISHED = ("successful", "failed", "canceled", "error")
 
 
+class CredentialType(Base):
+    """What a kind of credential holds and how a job gets it (AWX's credential types), defined by the cloud admin.
+
+    ``fields``: JSON list of {"id", "label", "secret", "required"}. ``injectors``: JSON {"env": {VAR: field},
+    "extra_vars": {name: field}}; names are checked against an allowlist when the type is saved (credentials.py).
+    """
+
+    __tablename__ = "credential_types"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    fields: Mapped[str] = mapped_column(Text, default="[]")
+    injectors: Mapped[str] = mapped_column(Text, default="{}")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
 class Credential(Base):
-    """Secrets a job gets as environment variables; stored encrypted, never shown again."""
+    """A project's values for the fields of a credential type; stored encrypted, never shown again."""
 
     __tablename__ = "credentials"
     __table_args__ = (UniqueConstraint("project_id", "name"),)
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(64))
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
-    # Fernet token of the JSON {ENV_VAR: secret}.
+    credential_type_id: Mapped[str] = mapped_column(ForeignKey("credential_types.id"))
+    # Fernet token of the JSON {field id: value}.
     sealed: Mapped[str] = mapped_column(Text)
-    variables: Mapped[str] = mapped_column(Text)  # the names only, comma-separated, for listing
+    variables: Mapped[str] = mapped_column(Text)  # the field ids only, comma-separated, for listing
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
 
 
@@ -152,6 +177,8 @@ class JobTemplate(Base):
     allowed_projects: Mapped[str] = mapped_column(Text, default="")  # ids, comma-separated; empty: every project
     launch_role: Mapped[str] = mapped_column(String(16), default="member")
     timeout: Mapped[int] = mapped_column(Integer, default=3600)
+    # Variables the admin saved on the template (JSON): the only job variables Ansible may template.
+    extra_vars: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
     # Credentials every launch gets, by name: each resolves to the launching project's credential of
     # that name, so one template serves many projects without sharing their secrets.
     credential_names: Mapped[str] = mapped_column(Text, default="", server_default="")
@@ -159,7 +186,9 @@ class JobTemplate(Base):
 
 class Job(Base):
     __tablename__ = "jobs"
-    __table_args__ = (UniqueConstraint("launched_by", "idempotency_key"),)
+    # A key means "the same launch" only for the same user, project and template.
+    __table_args__ = (UniqueConstraint("launched_by", "project_id", "template_id", "idempotency_key",
+                                       name="uq_jobs_idempotency"),)
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     template_id: Mapped[str] = mapped_column(ForeignKey("job_templates.id"))
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
@@ -174,6 +203,10 @@ class Job(Base):
     relaunch_of: Mapped[str | None] = mapped_column(String(32), nullable=True)
     # The worker (Celery node name, or host of the in-process queue) that ran the job.
     execution_node: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # Refreshed by the worker while the job runs; a running job whose heartbeat stops is reaped as "error".
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Why the job ended as it did, when the playbook's own output does not say (a dead worker, a timeout).
+    explanation: Mapped[str] = mapped_column(Text, default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -1,0 +1,106 @@
+"""The pure rules of what a job gets: launch variable names and values, the unsafe extra-vars file,
+credential type checks, and masking. The adversarial tests prove the same end to end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from ansible.parsing.yaml.loader import AnsibleLoader
+from ansible.vars.reserved import get_reserved_names
+
+from nimbus_api import credentials, variables
+from nimbus_api.masking import MASK, Masker
+
+
+def test_reserved_names_cover_ansibles_own():
+    missing = sorted(n for n in get_reserved_names() if variables.name_problem(n) is None)
+    assert missing == []
+
+
+@pytest.mark.parametrize("name, ok", [
+    ("greeting", True), ("count_2", True), ("ansible_host", False), ("Ansible_Host", False),
+    ("nimbus_project", False), ("hostvars", False), ("lambda", False), ("_x", False), ("x-y", False),
+    ("x" * 64, True), ("x" * 65, False), ("é", False), (1, False),
+])
+def test_launch_variable_names(name, ok):
+    assert (variables.name_problem(name) is None) is ok
+
+
+@pytest.mark.parametrize("value, ok", [
+    ({"a": [1, 2.5, None, True, "s"]}, True),
+    ({"a": "nul\x00"}, False),
+    ({"a\x00": 1}, False),
+    (json.loads("[" * 11 + "]" * 11), False),
+    (json.loads("[" * 10 + "]" * 10), True),
+    ({"a": object()}, False),
+])
+def test_launch_variable_values(value, ok):
+    if ok:
+        variables.check_value(value, "extra_vars")
+    else:
+        with pytest.raises(variables.VariableError):
+            variables.check_value(value, "extra_vars")
+
+
+def test_the_extravars_file_marks_every_launch_string_unsafe_and_keeps_trusted_ones():
+    attack = "{{ lookup('pipe', 'id') }}"
+    text = variables.extravars_yaml({"nimbus_project": "p1", "admin": "{{ 1 + 1 }}", "x": "trusted"},
+                                    {"x": attack, "nested": {attack: [attack, {"k": attack}], "n": 1}})
+    loaded = AnsibleLoader(text).get_single_data()
+    assert yaml.safe_load(text.replace("!unsafe ", "")) == {
+        "nimbus_project": "p1", "admin": "{{ 1 + 1 }}", "x": attack,
+        "nested": {attack: [attack, {"k": attack}], "n": 1}}
+    # Keys and values: x and its value, nested, the attack key, the list's string, k and its value, n.
+    assert text.count("!unsafe") == 8
+    assert loaded["nimbus_project"] == "p1"
+    assert "!unsafe" not in [line for line in text.splitlines() if line.startswith("nimbus_project")][0]
+
+
+@pytest.mark.parametrize("name", ["OS_PASSWORD", "AWS_SECRET_ACCESS_KEY", "DEPLOY_TOKEN", "X1"])
+def test_ordinary_environment_names_are_allowed(name):
+    assert credentials.env_name_problem(name) is None
+
+
+@pytest.mark.parametrize("name", ["PYTHONWARNINGS", "BROWSER", "ANSIBLE_LOG_PATH", "LD_PRELOAD", "PATH", "HOME",
+                                  "no_proxy", "MY_PROXY", "A__B", "A_", "LC_ALL", "TZ"])
+def test_dangerous_environment_names_are_refused(name):
+    assert credentials.env_name_problem(name)
+
+
+def test_credential_type_checks():
+    fields, injectors = credentials.check_type([{"id": "token"}], {"env": {"DEPLOY_TOKEN": "token"}})
+    assert fields[0]["secret"] and fields[0]["required"] and injectors["extra_vars"] == {}
+    for bad in ([], [{"id": "a"}, {"id": "a"}], [{"id": "a", "template": "{{ x }}"}]):
+        with pytest.raises(credentials.CredentialError):
+            credentials.check_type(bad, {"env": {"A": "a"}})
+    with pytest.raises(credentials.CredentialError):
+        credentials.check_type([{"id": "a"}], {"env": {"A": "missing"}})
+    with pytest.raises(credentials.CredentialError):
+        credentials.check_type([{"id": "a"}], {})
+
+
+def test_injections_recheck_names():
+    env, extra, secrets = credentials.injections(
+        json.dumps([{"id": "a"}, {"id": "b"}]),
+        json.dumps({"env": {"PATH": "a", "GOOD": "a"}, "extra_vars": {"ansible_connection": "b", "ok_var": "b"}}),
+        {"a": "1", "b": "2"})
+    assert env == {"GOOD": "1"} and extra == {"ok_var": "2"} and sorted(secrets) == ["1", "2"]
+
+
+@pytest.mark.parametrize("secret", ['a"b\\c-secret', "ünï-✓-secret", "x'y\"z-secret", "l1-aaaa\nl2-bbbb"])
+def test_masking_catches_every_encoding(secret):
+    masker = Masker([secret])
+    for form in (secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1],
+                 json.dumps(json.dumps(secret)[1:-1])[1:-1], repr(secret)[1:-1], ascii(secret)[1:-1],
+                 yaml.safe_dump(secret, default_style='"').strip()[1:-1]):
+        assert MASK in masker.text("before %s after" % form), form
+        assert form not in masker.text("before %s after" % form)
+    assert masker.data({"k": [secret, {secret: 1}]}) == {"k": [MASK, {MASK: 1}]}
+
+
+def test_masking_lines_of_a_multi_line_secret_and_nothing_when_empty():
+    masker = Masker(["-----BEGIN-----\nAAAABBBBCCCC\nxy\n-----END-----"])
+    assert masker.text("AAAABBBBCCCC") == MASK and masker.text("xy") == "xy"
+    assert not Masker(["", None]) and Masker([]).text("anything") == "anything"
