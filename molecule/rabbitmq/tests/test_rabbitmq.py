@@ -12,6 +12,12 @@ CLIENT = (pathlib.Path(__file__).parent / "amqp_client.py").read_text()
 USER = "nimbus"
 PASSWORD = "nimbus-test-password"
 VHOST = "/nimbus"
+COOKIE = "nimbusSingleNodeTestCookie0123456789"
+# Every secret the scenario gave the host, the one side_effect rotates to included.
+SECRETS = [PASSWORD, "nimbus-rotated-password-7Qw", COOKIE]
+# Where a secret may rest in plain text: the cookie is that file.
+SECRET_STORES = {"/var/lib/rabbitmq/.erlang.cookie"}
+SEARCHED = "/etc /var/log /var/lib /root /home /srv /opt /tmp"
 
 
 def amqp(host, *args, password=PASSWORD):
@@ -57,7 +63,7 @@ def test_cookie_file(host):
     cookie = host.file("/var/lib/rabbitmq/.erlang.cookie")
     assert cookie.user == "rabbitmq"
     assert cookie.mode == 0o400
-    assert cookie.content_string == "nimbusSingleNodeTestCookie0123456789"
+    assert cookie.content_string == COOKIE
 
 
 def test_partition_handling_in_effect(host):
@@ -101,3 +107,15 @@ def test_guest_cannot_log_in(host):
 
 def test_wrong_password_is_refused(host):
     assert amqp(host, "login", USER, "-", VHOST, password="not-the-password").rc == 3
+
+
+def test_no_secret_in_the_journal_logs_or_files(host):
+    # -o json holds every field, the _CMDLINE of each process that logged (su sessions of rabbitmqctl).
+    journal = host.check_output("journalctl --no-pager -o json")
+    assert "_CMDLINE" in journal
+    assert [s for s in SECRETS if s in journal] == []
+    # grep reads the secrets on standard input (printf is the shell's own).
+    found = host.run("printf '%%s\\n' " + " ".join(["%s"] * len(SECRETS)) + " | grep -rlsF -f - $(ls -d "
+                     + SEARCHED + " 2>/dev/null)", *SECRETS)
+    assert found.rc in (0, 1), found.stderr
+    assert set(found.stdout.split()) - SECRET_STORES == set()
