@@ -14,13 +14,20 @@ from nimbus_api.sealing import private_dir, private_file
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
+def sqlite_file(url: str) -> bool:
+    """Make a SQLite database file owner-only (0600, in a 0700 directory if it makes one) before SQLite sees
+    it, whatever the umask: it holds password hashes and sealed secrets. SQLite gives the -wal and -shm files
+    the database file's mode. Whether the URL is a SQLite file."""
+    if not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
+        return False
+    path = Path(url[len("sqlite:///"):].split("?")[0])
+    private_dir(path.parent)
+    private_file(path)
+    return True
+
+
 def make_engine(url: str):
-    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        path = Path(url[len("sqlite:///"):].split("?")[0])
-        # Made owner-only before SQLite sees it, whatever the umask: it holds password hashes and sealed
-        # secrets. SQLite gives the -wal and -shm files the database file's mode.
-        private_dir(path.parent)
-        private_file(path)
+    if sqlite_file(url):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -53,6 +60,7 @@ def alembic_config(url: str) -> Config:
 
 def migrate(url: str) -> None:
     """Apply every migration the database lacks."""
+    sqlite_file(url)
     command.upgrade(alembic_config(url), "head")
 
 

@@ -2,8 +2,9 @@
 through the collection's ``_info`` modules (ansible-runner, module mode) and cached briefly.
 
 One read serves every project: the modules run without a project filter and the view keeps the items
-whose ``project`` is the caller's project id (names repeat across domains, ids do not). A kind whose module the collection does not have
-yet is an empty list marked ``available: false``; it fills in once the module exists, with no change here.
+whose ``project`` is the caller's project id (names repeat across domains, ids do not). A kind whose module
+the collection does not have yet is an empty list marked ``available: false``; it fills in once the module
+exists, with no change here.
 A host that fails or is unreachable is reported in ``errors`` next to what the others returned.
 """
 

@@ -161,7 +161,8 @@ def validate_token(db, settings, token: str) -> Auth:
     if key is None or key.retired_at is not None:
         raise TokenError("token signed by an unknown or retired key")
     try:
-        claims = jwt.decode(token, key_secret(settings, key), algorithms=[ALGORITHM], options={"require": ["exp", "iat", "jti", "sub"]})
+        claims = jwt.decode(token, key_secret(settings, key), algorithms=[ALGORITHM],
+                            options={"require": ["exp", "iat", "jti", "sub"]})
     except jwt.ExpiredSignatureError:
         raise TokenError("token expired")
     except jwt.PyJWTError:
