@@ -23,6 +23,7 @@ from functools import lru_cache
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from cryptography.fernet import InvalidToken
 from sqlalchemy import delete, select
 
 from nimbus_api.models import (RANK, ApplicationCredential, Domain, Project, RevokedToken, SigningKey, User,
@@ -97,12 +98,21 @@ def retire_keys(db, keep: int = 1) -> list[str]:
 
 
 def primary_key(db, settings) -> SigningKey:
-    keys = active_keys(db)
-    return keys[0] if keys else rotate_keys(db, settings)
+    """The newest active key this service can unseal; a new one if there is none (a changed secret key)."""
+    for key in active_keys(db):
+        try:
+            key_secret(settings, key)
+            return key
+        except TokenError:
+            continue
+    return rotate_keys(db, settings)
 
 
 def key_secret(settings, key: SigningKey) -> str:
-    return unseal(settings, key.sealed)["secret"]
+    try:
+        return unseal(settings, key.sealed)["secret"]
+    except InvalidToken:
+        raise TokenError("token signed by a key sealed under another secret key")
 
 
 # --- tokens -------------------------------------------------------------------

@@ -405,6 +405,16 @@ def test_the_database_alone_cannot_forge_a_token(cloud, app, settings):
     assert cloud.call("GET", "/v1/users", forged).status_code == 200
 
 
+def test_a_changed_secret_key_ends_old_tokens_and_signs_anew(cloud, app):
+    old = cloud.token("admin", ADMIN_PASSWORD, "admin")
+    app.state.settings.secret_key = "another-secret-key-altogether"
+    r = cloud.call("GET", "/v1/users", old)
+    assert r.status_code == 401 and "another secret key" in r.json()["detail"]
+    new = cloud.token("admin", ADMIN_PASSWORD, "admin")
+    assert jwt.get_unverified_header(new)["kid"] != jwt.get_unverified_header(old)["kid"]
+    assert cloud.call("GET", "/v1/users", new).status_code == 200
+
+
 # --- file modes -------------------------------------------------------------------
 
 def mode(path):
