@@ -37,8 +37,9 @@ options:
     choices: [nimbus.cloud.instances]
   hypervisors:
     description:
-      - The hypervisors to read, each a libvirt connection URI (for example C(qemu+ssh://root@compute1/system),
-        C(qemu+tcp://10.0.0.5/system) or C(qemu:///system)), or a dict with the keys C(uri) and C(name).
+      - The hypervisors to read, each a libvirt connection URI (for example C(qemu+ssh://root@compute1/system)
+        or C(qemu:///system)), or a dict with the keys C(uri) and C(name).
+      - The P(nimbus.cloud.kvm#role) role opens no TCP port for libvirt; reach remote hypervisors over SSH.
       - C(name) is the hypervisor's display name, used in host variables, group names and host names. It
         defaults to the host part of the URI or, for a URI without one, the hostname libvirt reports.
       - Display names must be unique.
@@ -85,7 +86,7 @@ EXAMPLES = r"""
 plugin: nimbus.cloud.instances
 hypervisors:
   - qemu+ssh://root@compute1/system
-  - uri: qemu+tcp://10.0.0.5/system
+  - uri: qemu+ssh://root@10.0.0.5/system
     name: compute2
 
 ---

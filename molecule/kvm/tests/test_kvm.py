@@ -31,13 +31,31 @@ def test_daemons(host):
     assert host.service("virtlogd.socket").is_running
 
 
-def test_tcp_listener(host):
-    assert host.socket("tcp://0.0.0.0:16509").is_listening or host.socket("tcp://:::16509").is_listening
+READ_ONLY = "qemu:///system?socket=/var/run/libvirt/libvirt-sock-ro"
 
 
-def test_libvirt_answers(host):
-    out = host.check_output("virsh -c qemu+tcp://127.0.0.1/system hostname")
-    assert out.strip() == HOST
+def test_no_tcp_listener(host):
+    assert not host.socket("tcp://0.0.0.0:16509").is_listening
+    assert not host.socket("tcp://:::16509").is_listening
+    assert not host.service("libvirtd-tcp.socket").is_enabled
+    assert 'auth_tcp = "sasl"' in host.file("/etc/libvirt/libvirtd.conf").content_string
+
+
+def test_libvirt_refuses_tcp_from_the_host_itself(host):
+    refused = host.run("virsh -c qemu+tcp://127.0.0.1/system hostname")
+    assert refused.rc != 0 and HOST not in refused.stdout
+
+
+def test_libvirt_answers_root_on_its_socket(host):
+    assert host.check_output("virsh -c qemu:///system hostname").strip() == HOST
+
+
+def test_an_unprivileged_user_only_reads(host):
+    # What the API's resource views use: no group membership, no writes.
+    assert host.check_output("runuser -u nobody -- virsh -c '%s' hostname" % READ_ONLY).strip() == HOST
+    write = host.run("runuser -u nobody -- virsh -c '%s' pool-define-as probe dir --target /tmp" % READ_ONLY)
+    assert write.rc != 0 and "read only access" in write.stderr
+    assert host.run("runuser -u nobody -- virsh -c qemu:///system hostname").rc != 0
 
 
 @pytest.mark.parametrize("pool,path", [
