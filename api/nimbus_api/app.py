@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from nimbus_api.db import make_engine, make_sessionmaker, migrate
+from nimbus_api.middleware import RequestGuard, SecurityHeaders
 from nimbus_api.policy import PolicyRoute, policy
 from nimbus_api.resources import ResourceViews
-from nimbus_api.routes import auth, catalog, dashboard, identity, jobs, resources
-from nimbus_api.runner import InProcessQueue, JobRunner
+from nimbus_api.routes import auth, catalog, credentials, dashboard, identity, jobs, resources
+from nimbus_api.runner import InProcessQueue, JobRunner, Reaper
 from nimbus_api.settings import Settings, get_settings
 
 
@@ -25,7 +28,18 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
     settings = settings or get_settings()
     if run_migrations:
         migrate(settings.database_url)
-    app = FastAPI(title="nimbus.cloud API", version="0.1.0",
+
+    @asynccontextmanager
+    async def lifespan(app):
+        # Every API process reaps the jobs of dead workers (and old jobs), whichever queue runs them.
+        reaper = Reaper(app.state.runner, settings.job_heartbeat_interval)
+        reaper.start()
+        try:
+            yield
+        finally:
+            reaper.stop()
+
+    app = FastAPI(title="nimbus.cloud API", version="0.1.0", lifespan=lifespan,
                   description="Identity, RBAC, job templates that run nimbus.cloud playbooks, live job events.")
     app.router.route_class = PolicyRoute
     app.state.settings = settings
@@ -34,9 +48,12 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
     app.state.runner = JobRunner(settings, app.state.sessions)
     app.state.queue = make_queue(settings, app.state.runner)
     app.state.resources = ResourceViews(settings)
-    for module in (auth, identity, catalog, jobs, resources, dashboard):
+    for module in (auth, identity, catalog, credentials, jobs, resources, dashboard):
         app.include_router(module.router)
     app.mount("/ui/static", StaticFiles(directory=str(dashboard.STATIC)), name="static")
+    # The last added runs first: the headers go on every answer, the guard's refusals included.
+    app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)
 
     @app.get("/healthz", tags=["health"])
     @policy("public")

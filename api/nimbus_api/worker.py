@@ -4,6 +4,8 @@ Chosen with ``NIMBUS_API_QUEUE=celery``. The API only publishes a job's id; a wo
 the shared database and runs it with the same ``JobRunner`` as the in-process queue. Nothing else travels
 through the broker (no extra vars, no secrets), and no result backend is needed: the job's status and
 events are in the database. Cancellation works across machines because the runner polls the job's row.
+A job whose hosts are busy is retried (a new message with a countdown) instead of holding a worker
+process while it waits. Each worker reaps jobs whose worker died (JobRunner.reap) before it takes one.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from celery import Celery
 from kombu import Queue
 
 from nimbus_api.db import make_engine, make_sessionmaker
-from nimbus_api.runner import JobRunner
+from nimbus_api.runner import LOCK_RETRY, JobRunner
 from nimbus_api.settings import get_settings
 
 TASK = "nimbus.run_job"
@@ -56,7 +58,12 @@ def _runner() -> JobRunner:
 
 @app.task(name=TASK, bind=True)
 def run_job(task, job_id: str) -> str:
-    return _runner().run(job_id, node=task.request.hostname)
+    status = _runner().run(job_id, node=task.request.hostname)
+    if status == "pending":
+        # Its hosts are busy: publish it again for later and free this worker process meanwhile (the
+        # new message is sent before this one is acknowledged, so the job is never without one).
+        raise task.retry(countdown=LOCK_RETRY, max_retries=None)
+    return status
 
 
 class CeleryQueue:

@@ -36,10 +36,11 @@ def celery_settings(settings, tmp_path):
                                        "broker_options": options})
 
 
-@pytest.fixture
-def workers(celery_settings, tmp_path):
+def start_workers(celery_settings, tmp_path, names=("w1", "w2"), **env_extra):
+    """Worker processes on these settings, each in a process group of its own (so a test can kill one
+    whole), once all of them consume; yields [(process, log file)]."""
     procs = []
-    for name in ("w1", "w2"):
+    for name in names:
         env = dict(os.environ, PYTHONPATH=PACKAGE_ROOT, NIMBUS_API_QUEUE="celery",
                    NIMBUS_API_BROKER_URL="filesystem://",
                    NIMBUS_API_BROKER_OPTIONS=json.dumps(celery_settings.broker_options),
@@ -47,26 +48,38 @@ def workers(celery_settings, tmp_path):
                    NIMBUS_API_STATE_DIR=str(celery_settings.state_dir),
                    NIMBUS_API_PLAYBOOKS_DIR=str(celery_settings.playbooks_dir),
                    # Each worker "machine" keeps its jobs' private data directories to itself.
-                   NIMBUS_API_DATA_DIR=str(tmp_path / ("jobs-" + name)))
+                   NIMBUS_API_DATA_DIR=str(tmp_path / ("jobs-" + name)), **env_extra)
         log = open(tmp_path / ("%s.log" % name), "w")
         procs.append((subprocess.Popen(
             [sys.executable, "-m", "nimbus_api.cli", "worker", "--hostname", "%s@test" % name, "--concurrency", "2",
-             "--log-level", "info"], env=env, cwd=str(tmp_path), stdout=log, stderr=subprocess.STDOUT), log))
-    # Jobs published before a worker consumes would all go to the first one up: wait for both.
+             "--log-level", "info"], env=env, cwd=str(tmp_path), stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True), log))
+    # Jobs published before a worker consumes would all go to the first one up: wait for all.
     deadline = time.time() + 60
     for proc, log in procs:
         while "ready." not in Path(log.name).read_text():
             assert proc.poll() is None and time.time() < deadline, \
                 "a worker did not start: %s" % Path(log.name).read_text()
             time.sleep(0.2)
-    yield [proc for proc, _log in procs]
+    return procs
+
+
+def stop_workers(procs):
     for proc, log in procs:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
         log.close()
+
+
+@pytest.fixture
+def workers(celery_settings, tmp_path):
+    procs = start_workers(celery_settings, tmp_path)
+    yield [proc for proc, _log in procs]
+    stop_workers(procs)
 
 
 @pytest.fixture

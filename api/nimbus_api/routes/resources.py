@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
 from nimbus_api import identity
@@ -32,8 +31,9 @@ class ResourceList(BaseModel):
 
 @router.get("/projects/{project_id}/resources/{kind}", response_model=ResourceList)
 @policy("reader")
-async def list_resources(project_id: str, kind: Literal["instances", "networks", "volumes", "images"],
-                         request: Request, db=Depends(get_db)):
+def list_resources(project_id: str, kind: Literal["instances", "networks", "volumes", "images"],
+                   request: Request, db=Depends(get_db)):
+    # A plain def: FastAPI runs it in a thread, so neither the database read nor the ansible run of the
+    # views blocks the event loop (streams and other requests go on meanwhile).
     project = identity.get_or_404(db, Project, project_id, "project")
-    # The read runs ansible: keep it off the event loop so streams and other requests go on meanwhile.
-    return await run_in_threadpool(request.app.state.resources.for_project, kind, project)
+    return request.app.state.resources.for_project(kind, project)
