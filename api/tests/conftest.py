@@ -32,12 +32,12 @@ PLAYBOOKS = {
       loop: "{{ range(count | default(3)) | list }}"
     - name: The secret arrived through the environment
       ansible.builtin.assert:
-        that: lookup('ansible.builtin.env', 'NIMBUS_SENTINEL') | hash('sha256') == (secret_sha256 | default(''))
+        that: lookup('ansible.builtin.env', 'SENTINEL_TOKEN') | hash('sha256') == (secret_sha256 | default(''))
         quiet: true
       when: secret_sha256 is defined
     - name: A careless task that prints it
       ansible.builtin.debug:
-        msg: "leak {{ lookup('ansible.builtin.env', 'NIMBUS_SENTINEL') }}"
+        msg: "leak {{ lookup('ansible.builtin.env', 'SENTINEL_TOKEN') }}"
       when: secret_sha256 is defined
 """,
     "slow.yml": """
@@ -156,6 +156,23 @@ def template(cloud, name="chatty", playbook="chatty.yml", hosts=("node-1",), sch
     r = cloud.call("POST", "/v1/job_templates", cloud.admin, json=body)
     assert r.status_code == 201, r.text
     return r.json()["id"]
+
+
+def credential(cloud, token, project_id, name, env=None, extra_vars=None, type_name=None):
+    """A credential of a credential type that injects ``env`` / ``extra_vars`` (name -> value) under
+    those names; the type (one field per name) is made by the cloud admin first, if missing."""
+    env, extra_vars = env or {}, extra_vars or {}
+    fields = {"f_%s" % n.lower(): v for n, v in list(env.items()) + list(extra_vars.items())}
+    type_name = type_name or "type-" + "-".join(sorted(fields)).replace("_", "-")
+    made = cloud.call("POST", "/v1/credential_types", cloud.admin, json={
+        "name": type_name, "fields": [{"id": f} for f in sorted(fields)],
+        "injectors": {"env": {n: "f_%s" % n.lower() for n in env},
+                      "extra_vars": {n: "f_%s" % n.lower() for n in extra_vars}}})
+    assert made.status_code in (201, 409), made.text
+    r = cloud.call("POST", "/v1/projects/%s/credentials" % project_id, token,
+                   json={"name": name, "credential_type": type_name, "inputs": fields})
+    assert r.status_code == 201, r.text
+    return r
 
 
 @pytest.fixture

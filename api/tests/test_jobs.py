@@ -7,7 +7,7 @@ import json
 import time
 
 import pytest
-from conftest import template
+from conftest import credential, template
 
 SENTINEL = "sentinel-Vq7-never-stored-9Kd"
 
@@ -138,8 +138,7 @@ def test_two_jobs_never_converge_one_host_at_once(world):
 
 def test_a_secret_credential_reaches_the_playbook_and_nothing_else(world, app, settings, caplog):
     cloud, p, t = world
-    cred = cloud.call("POST", "/v1/projects/%s/credentials" % p["a"], t["member-a"],
-                      json={"name": "sentinel", "inputs": {"NIMBUS_SENTINEL": SENTINEL}})
+    cred = credential(cloud, t["member-a"], p["a"], "sentinel", env={"SENTINEL_TOKEN": SENTINEL})
     assert cred.status_code == 201 and SENTINEL not in cred.text
     tid = template(cloud)
     digest = hashlib.sha256(SENTINEL.encode()).hexdigest()
@@ -192,8 +191,8 @@ def test_a_hundred_concurrent_launches_all_complete(world):
 def test_credentials_listed_by_name_and_deleted(world):
     cloud, p, t = world
     path = "/v1/projects/%s/credentials" % p["a"]
-    made = cloud.call("POST", path, t["member-a"], json={"name": "deploy", "inputs": {"API_TOKEN": "s3cr3t-x"}})
-    assert made.status_code == 201 and made.json()["variables"] == ["API_TOKEN"]
+    made = credential(cloud, t["member-a"], p["a"], "deploy", env={"API_TOKEN": "s3cr3t-x"})
+    assert made.status_code == 201 and made.json()["variables"] == ["f_api_token"]
     cred_id = made.json()["id"]
     listed = cloud.call("GET", path, t["reader-a"]).json()
     assert [c["name"] for c in listed] == ["deploy"] and "s3cr3t-x" not in str(listed)
@@ -223,8 +222,7 @@ def test_a_template_names_credentials_each_project_provides(world):
     for project, token in (("a", t["member-a"]), ("b", t["member-b"])):
         value = "token-of-%s-%s" % (project, SENTINEL)
         digest[project] = hashlib.sha256(value.encode()).hexdigest()
-        made = cloud.call("POST", "/v1/projects/%s/credentials" % p[project], token,
-                          json={"name": "deploy-token", "inputs": {"NIMBUS_SENTINEL": value}})
+        made = credential(cloud, token, p[project], "deploy-token", env={"SENTINEL_TOKEN": value})
         assert made.status_code == 201, made.text
         job = launch(cloud, token, p[project], tid, extra_vars={"secret_sha256": digest[project]}).json()
         assert wait(cloud, token, p[project], job["id"])["status"] == "successful"
