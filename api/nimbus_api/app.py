@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from nimbus_api.db import make_engine, make_sessionmaker, migrate
+from nimbus_api.db import make_engine, make_sessionmaker, migrate, private_dirs
 from nimbus_api.middleware import RequestGuard, SecurityHeaders
 from nimbus_api.policy import PolicyRoute, policy
 from nimbus_api.resources import ResourceViews
@@ -26,6 +26,8 @@ def make_queue(settings: Settings, runner: JobRunner):
 
 def create_app(settings: Settings | None = None, run_migrations: bool = True) -> FastAPI:
     settings = settings or get_settings()
+    # The state and job directories are the owner's alone, whatever the umask (db.private_dirs).
+    private_dirs(settings)
     if run_migrations:
         migrate(settings.database_url)
 

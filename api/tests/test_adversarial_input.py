@@ -136,6 +136,8 @@ def test_a_stored_job_with_broken_extra_vars_does_not_break_the_list(world, app,
     assert by_id[bad_id]["extra_vars"] == {} and by_id[bad_id]["extra_vars_unreadable"] is True
     assert by_id[good]["extra_vars"] == {"count": 1} and by_id[good]["extra_vars_unreadable"] is False
     assert cloud.call("GET", "/v1/projects/%s/jobs/%s" % (p["a"], bad_id), t["reader-a"]).status_code == 200
+    relaunched = cloud.call("POST", "/v1/projects/%s/jobs/%s/relaunch" % (p["a"], bad_id), t["member-a"])
+    assert relaunched.status_code in (409, 422), relaunched.text
     events = cloud.call("GET", "/v1/projects/%s/jobs/%s/events" % (p["a"], good), t["reader-a"],
                         params={"limit": 1000})
     assert events.status_code == 200 and events.json()[-1]["data"] == {}

@@ -310,7 +310,10 @@ def relaunch(project_id: str, job_id: str, request: Request, auth=Depends(curren
     template = db.get(JobTemplate, job.template_id)
     if template is None or not _launchable(template, auth):
         raise HTTPException(status_code=403, detail="this token may not launch job template %s" % job.template_id)
-    return _start(request, db, auth, template, project_id, json.loads(job.extra_vars),
+    extra_vars = stored_object(job.extra_vars)
+    if extra_vars is None:
+        raise HTTPException(status_code=409, detail="job %s has unreadable variables: launch it anew" % job.id)
+    return _start(request, db, auth, template, project_id, extra_vars,
                   [c for c in job.credential_ids.split(",") if c], None, relaunch_of=job.id)
 
 
