@@ -10,11 +10,17 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
-from nimbus_api import identity
+from argon2 import PasswordHasher
+
+from nimbus_api import identity, security
 from nimbus_api.app import create_app
 from nimbus_api.settings import Settings
 
 ADMIN_PASSWORD = "admin-password-9x"
+
+# Still Argon2id, with the lightest parameters: the service's defaults cost ~0.2 s a hash on these machines,
+# and every test makes several users and tokens. A hash records its parameters, so verifying follows them.
+security.HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
 
 PLAYBOOKS = {
@@ -66,7 +72,9 @@ def settings(tmp_path):
     for name, text in PLAYBOOKS.items():
         (playbooks / name).write_text(text)
     return Settings(database_url="sqlite:///%s" % (tmp_path / "nimbus.db"), data_dir=tmp_path / "jobs",
-                    state_dir=tmp_path / "state", playbooks_dir=playbooks)
+                    state_dir=tmp_path / "state", playbooks_dir=playbooks,
+                    # A canceled job's processes get SIGINT, then SIGTERM and SIGKILL this far apart.
+                    cancel_grace=2)
 
 
 def bootstrapped_app(settings):

@@ -47,8 +47,10 @@ def start_workers(celery_settings, tmp_path, names=("w1", "w2"), **env_extra):
                    NIMBUS_API_DATABASE_URL=celery_settings.database_url,
                    NIMBUS_API_STATE_DIR=str(celery_settings.state_dir),
                    NIMBUS_API_PLAYBOOKS_DIR=str(celery_settings.playbooks_dir),
+                   NIMBUS_API_CANCEL_GRACE=str(celery_settings.cancel_grace),
                    # Each worker "machine" keeps its jobs' private data directories to itself.
-                   NIMBUS_API_DATA_DIR=str(tmp_path / ("jobs-" + name)), **env_extra)
+                   NIMBUS_API_DATA_DIR=str(tmp_path / ("jobs-" + name)))
+        env.update(env_extra)
         log = open(tmp_path / ("%s.log" % name), "w")
         procs.append((subprocess.Popen(
             [sys.executable, "-m", "nimbus_api.cli", "worker", "--hostname", "%s@test" % name, "--concurrency", "2",
@@ -65,9 +67,12 @@ def start_workers(celery_settings, tmp_path, names=("w1", "w2"), **env_extra):
 
 
 def stop_workers(procs):
-    for proc, log in procs:
+    # All at once: each worker's warm shutdown takes a few seconds of broker polling.
+    for proc, _log in procs:
         if proc.poll() is None:
             proc.terminate()
+    for proc, log in procs:
+        if proc.poll() is None:
             try:
                 proc.wait(20)
             except subprocess.TimeoutExpired:
