@@ -10,6 +10,7 @@ process while it waits. Each worker reaps jobs whose worker died (JobRunner.reap
 
 from __future__ import annotations
 
+import time
 from functools import lru_cache
 
 from celery import Celery
@@ -60,9 +61,12 @@ def _runner() -> JobRunner:
 def run_job(task, job_id: str) -> str:
     status = _runner().run(job_id, node=task.request.hostname)
     if status == "pending":
-        # Its hosts are busy: publish it again for later and free this worker process meanwhile (the
-        # new message is sent before this one is acknowledged, so the job is never without one).
-        raise task.retry(countdown=LOCK_RETRY, max_retries=None)
+        # Its hosts are busy: publish it again and free this worker process for other jobs meanwhile. The
+        # new message is sent before this one is acknowledged, so the job is never without one. No
+        # countdown: an ETA message on a quorum queue needs RabbitMQ's delayed-delivery exchanges, which a
+        # plain vhost does not have, and the job would sit unseen; a short pause here paces the retries.
+        time.sleep(LOCK_RETRY)
+        task.app.send_task(TASK, args=[job_id])
     return status
 
 

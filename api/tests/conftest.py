@@ -77,6 +77,17 @@ def settings(tmp_path):
                     cancel_grace=2)
 
 
+@pytest.fixture
+def celery_settings(settings, tmp_path):
+    broker = tmp_path / "broker"
+    for d in ("queue", "processed"):
+        (broker / d).mkdir(parents=True)
+    options = {"data_folder_in": str(broker / "queue"), "data_folder_out": str(broker / "queue"),
+               "processed_folder": str(broker / "processed"), "store_processed": False}
+    return settings.model_copy(update={"queue": "celery", "broker_url": "filesystem://",
+                                       "broker_options": options})
+
+
 def bootstrapped_app(settings):
     """A service on these settings, migrated, with the cloud admin bootstrapped."""
     app = create_app(settings)

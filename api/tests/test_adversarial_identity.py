@@ -298,7 +298,7 @@ def test_a_lockout_ends_after_its_duration_and_a_success_resets_the_count(cloud,
         db.get(User, user_id).locked_until = now() - timedelta(seconds=1)
         db.commit()
     assert login(cloud, "bob").status_code == 201
-    for _ in range(2):
+    for attempt in range(2):
         login(cloud, "bob", "wrong-password")
         assert login(cloud, "bob").status_code == 201
     with app.state.sessions() as db:
@@ -307,7 +307,7 @@ def test_a_lockout_ends_after_its_duration_and_a_success_resets_the_count(cloud,
 
 def test_wrong_original_passwords_lock_the_account_too(cloud, lockout, bob):
     project, user_id, token = bob
-    for _ in range(3):
+    for attempt in range(3):
         r = cloud.call("PATCH", "/v1/users/%s" % user_id, token,
                        json={"password": "new-password-1", "original_password": "guess-guess"})
         assert r.status_code == 401

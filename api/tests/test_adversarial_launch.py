@@ -230,8 +230,8 @@ def test_only_the_cloud_admin_defines_credential_types_members_fill_values(world
     for inputs in ({"PYTHONWARNINGS": "x"}, {"token": "x", "extra": "y"}, {}):
         r = cloud.call("POST", path, t["member-a"], json={"name": "c", "credential_type": "deploy", "inputs": inputs})
         assert r.status_code == 422, r.text
-    ok = cloud.call("POST", path, t["member-a"], json={"name": "c", "credential_type": "deploy",
-                                                        "inputs": {"token": "t0k3n-value"}})
+    body = {"name": "c", "credential_type": "deploy", "inputs": {"token": "t0k3n-value"}}
+    ok = cloud.call("POST", path, t["member-a"], json=body)
     assert ok.status_code == 201 and "t0k3n-value" not in ok.text
     assert cloud.call("DELETE", "/v1/credential_types/deploy", cloud.admin).status_code == 409
 

@@ -25,17 +25,6 @@ import nimbus_api
 PACKAGE_ROOT = str(Path(nimbus_api.__file__).resolve().parents[1])
 
 
-@pytest.fixture
-def celery_settings(settings, tmp_path):
-    broker = tmp_path / "broker"
-    for d in ("queue", "processed"):
-        (broker / d).mkdir(parents=True)
-    options = {"data_folder_in": str(broker / "queue"), "data_folder_out": str(broker / "queue"),
-               "processed_folder": str(broker / "processed"), "store_processed": False}
-    return settings.model_copy(update={"queue": "celery", "broker_url": "filesystem://",
-                                       "broker_options": options})
-
-
 def start_workers(celery_settings, tmp_path, names=("w1", "w2"), **env_extra):
     """Worker processes on these settings, each in a process group of its own (so a test can kill one
     whole), once all of them consume; yields [(process, log file)]."""

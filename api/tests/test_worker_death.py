@@ -16,7 +16,7 @@ from datetime import timedelta
 import pytest
 from conftest import template
 from sqlalchemy import select
-from test_celery import celery_settings, start_workers, stop_workers  # noqa: F401 (a fixture, used by name)
+from test_celery import start_workers, stop_workers
 from test_jobs import launch, wait
 
 from nimbus_api.models import Job, JobEvent, TargetLock, now
@@ -157,7 +157,7 @@ def test_the_reaper_ends_a_silent_job_once_and_frees_its_hosts(world, app):
 
 
 @pytest.fixture
-def celery_cloud(celery_settings, tmp_path):  # noqa: F811
+def celery_cloud(celery_settings, tmp_path):
     from conftest import Cloud, bootstrapped_app
     from fastapi.testclient import TestClient
 

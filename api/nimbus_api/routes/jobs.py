@@ -338,8 +338,7 @@ def stream(project_id: str, job_id: str, request: Request, after: int = Query(0,
     """Server-sent events: every event from ``after`` (or Last-Event-ID) on, live, then ``end``."""
     # A plain def: FastAPI runs it, and its database read, in a thread; the feed reads in threads too.
     _job(db, project_id, job_id)
-    if last_event_id and not (last_event_id.isascii() and last_event_id.isdigit()
-                                          and int(last_event_id) < SEQ):
+    if last_event_id and not (last_event_id.isascii() and last_event_id.isdigit() and int(last_event_id) < SEQ):
         raise HTTPException(status_code=400, detail="Last-Event-ID must be an event's sequence number")
     last = int(last_event_id) if last_event_id else after
     sessions = request.app.state.sessions
