@@ -116,6 +116,13 @@ def test_identity_endpoint_is_in_the_catalog(api):
     assert [e["url"] for e in identity[0]["endpoints"]] == ["http://%s:8080" % api.address]
 
 
+def test_state_is_the_service_users_alone(host):
+    for path in ("/var/lib/nimbus-api", "/var/lib/nimbus-api/jobs"):
+        state = host.file(path)
+        assert state.is_directory and state.user == "nimbus-api" and state.mode == 0o700, path
+    assert host.file("/etc/nimbus-api/api.env").mode == 0o640
+
+
 def test_the_worker_only_host_serves_no_api():
     assert WORKER.run("python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", 8080), 2)'").rc != 0
 
