@@ -72,18 +72,13 @@ def check_type(fields, injectors) -> tuple[list[dict], dict]:
     env, extra_vars = injectors.get("env") or {}, injectors.get("extra_vars") or {}
     if not isinstance(env, dict) or not isinstance(extra_vars, dict) or not (env or extra_vars):
         raise CredentialError("injectors: env and extra_vars map names to field ids; give at least one")
-    for name, field in env.items():
-        problem = env_name_problem(name)
-        if problem:
-            raise CredentialError("injectors.env: %r %s" % (name, problem))
-        if field not in ids:
-            raise CredentialError("injectors.env.%s: %r is not a field of this type" % (name, field))
-    for name, field in extra_vars.items():
-        problem = name_problem(name)
-        if problem:
-            raise CredentialError("injectors.extra_vars: %r %s" % (name, problem))
-        if field not in ids:
-            raise CredentialError("injectors.extra_vars.%s: %r is not a field of this type" % (name, field))
+    for kind, names, problem_of in (("env", env, env_name_problem), ("extra_vars", extra_vars, name_problem)):
+        for name, field in names.items():
+            problem = problem_of(name)
+            if problem:
+                raise CredentialError("injectors.%s: %r %s" % (kind, name, problem))
+            if field not in ids:
+                raise CredentialError("injectors.%s.%s: %r is not a field of this type" % (kind, name, field))
     return normal, {"env": dict(env), "extra_vars": dict(extra_vars)}
 
 
