@@ -12,7 +12,7 @@ from nimbus_api.middleware import RequestGuard, SecurityHeaders
 from nimbus_api.policy import PolicyRoute, policy
 from nimbus_api.resources import ResourceViews
 from nimbus_api.routes import auth, catalog, credentials, dashboard, identity, jobs, resources
-from nimbus_api.runner import InProcessQueue, JobRunner, Reaper
+from nimbus_api.runner import Every, InProcessQueue, JobRunner
 from nimbus_api.settings import Settings, get_settings
 
 
@@ -34,12 +34,12 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
     @asynccontextmanager
     async def lifespan(app):
         # Every API process reaps the jobs of dead workers (and old jobs), whichever queue runs them.
-        reaper = Reaper(app.state.runner, settings.job_heartbeat_interval)
+        reaper = Every("nimbus-reaper", settings.job_heartbeat_interval, app.state.runner.reap)
         reaper.start()
         try:
             yield
         finally:
-            reaper.stop()
+            reaper.stop(wait=30)
 
     app = FastAPI(title="nimbus.cloud API", version="0.1.0", lifespan=lifespan,
                   description="Identity, RBAC, job templates that run nimbus.cloud playbooks, live job events.")

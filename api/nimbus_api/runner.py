@@ -45,7 +45,7 @@ from nimbus_api.credentials import injections
 from nimbus_api.masking import Masker
 from nimbus_api.models import FINISHED, Credential, CredentialType, Job, JobEvent, JobTemplate, TargetLock, now
 from nimbus_api.processes import MARKER, Stopper
-from nimbus_api.sealing import unseal
+from nimbus_api.sealing import unseal, write_private
 from nimbus_api.settings import ansible_environment
 from nimbus_api.variables import extravars_yaml
 
@@ -94,14 +94,6 @@ def inventory_hosts(inventory_yaml: str) -> list[str]:
     return sorted(found)
 
 
-def private_file(path: Path, text: str) -> None:
-    """Write a file only its owner can read, whatever the umask."""
-    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(path, 0o600)
-
-
 class JobRunner:
     def __init__(self, settings, sessions):
         self.settings = settings
@@ -142,7 +134,8 @@ class JobRunner:
                 return "pending"
             job.execution_node = node or socket.gethostname()
             job.heartbeat_at = now()
-            heartbeat = Heartbeat(self.sessions, job.id, self.settings.job_heartbeat_interval)
+            heartbeat = Every("nimbus-heartbeat-" + job.id, self.settings.job_heartbeat_interval,
+                              lambda: self.beat(job.id))
             heartbeat.start()
             try:
                 return self._run(db, job)
@@ -155,6 +148,13 @@ class JobRunner:
                 self.prune()
 
     # --- dead workers, old jobs ----------------------------------------------------
+
+    def beat(self, job_id: str) -> None:
+        """Say the job's worker is alive (refreshed by the job's ``Every`` thread while it runs)."""
+        with self.sessions() as db:
+            db.execute(update(Job).where(Job.id == job_id, Job.status.in_(("pending", "running")))
+                       .values(heartbeat_at=now()))
+            db.commit()
 
     def reap(self) -> list[str]:
         """End the running jobs whose worker stopped beating, and free their hosts.
@@ -249,10 +249,10 @@ class JobRunner:
         (base / "inventory").mkdir(parents=True, mode=0o700)
         (base / "env").mkdir(mode=0o700)
         os.chmod(base, 0o700)
-        private_file(base / "inventory" / "hosts.yml", template.inventory)
+        write_private(base / "inventory" / "hosts.yml", template.inventory)
         # The admin's variables and the service's own may template; the launcher's are data.
         trusted = dict(json.loads(template.extra_vars or "{}"), nimbus_project=job.project_id)
-        private_file(base / "env" / "extravars", extravars_yaml(trusted, json.loads(job.extra_vars or "{}")))
+        write_private(base / "env" / "extravars", extravars_yaml(trusted, json.loads(job.extra_vars or "{}")))
         # With a binary of its own, ansible-runner runs it "raw" and leaves the playbook out: cmdline adds it.
         (base / "bin").mkdir(mode=0o700)
         launcher = base / "bin" / "ansible-playbook"
@@ -267,10 +267,10 @@ class JobRunner:
             secrets_dir.mkdir(mode=0o700, exist_ok=True)
             os.chmod(secrets_dir, 0o700)
         if secret_env:
-            private_file(secrets_file, json.dumps(secret_env))
+            write_private(secrets_file, json.dumps(secret_env))
             envvars["NIMBUS_SECRETS_FILE"] = str(secrets_file)
         if secret_vars:
-            private_file(secret_vars_file, extravars_yaml({}, secret_vars))
+            write_private(secret_vars_file, extravars_yaml({}, secret_vars))
         playbook = (Path(self.settings.playbooks_dir) / template.playbook).resolve()
         seq = [0]
 
@@ -364,46 +364,26 @@ class JobRunner:
             shutil.rmtree(old, ignore_errors=True)
 
 
-class Heartbeat(threading.Thread):
-    """Refreshes a running job's ``heartbeat_at`` while its worker lives."""
+class Every(threading.Thread):
+    """Calls ``work`` every ``interval`` seconds until stopped: a running job's heartbeat, an API process's
+    reaper. A failed call is logged and the next one tries again."""
 
-    def __init__(self, sessions, job_id: str, interval: float):
-        super().__init__(name="nimbus-heartbeat-" + job_id, daemon=True)
-        self.sessions, self.job_id, self.interval = sessions, job_id, interval
+    def __init__(self, name: str, interval: float, work):
+        super().__init__(name=name, daemon=True)
+        self.interval, self.work = interval, work
         self.stopped = threading.Event()
 
     def run(self):
         while not self.stopped.wait(self.interval):
             try:
-                with self.sessions() as db:
-                    db.execute(update(Job).where(Job.id == self.job_id, Job.status.in_(("pending", "running")))
-                               .values(heartbeat_at=now()))
-                    db.commit()
-            except Exception:  # the next beat tries again; a long outage is what the reaper is for
-                log.warning("job %s: heartbeat failed", self.job_id, exc_info=True)
+                self.work()
+            except Exception:  # a long outage is what the reaper (for heartbeats) is for
+                log.warning("%s failed", self.name, exc_info=True)
 
-    def stop(self):
+    def stop(self, wait: float = 0):
         self.stopped.set()
-
-
-class Reaper(threading.Thread):
-    """Runs ``JobRunner.reap`` every ``interval`` seconds in an API process."""
-
-    def __init__(self, runner: JobRunner, interval: float):
-        super().__init__(name="nimbus-reaper", daemon=True)
-        self.runner, self.interval = runner, interval
-        self.stopped = threading.Event()
-
-    def run(self):
-        while not self.stopped.wait(self.interval):
-            try:
-                self.runner.reap()
-            except Exception:
-                log.warning("reaping jobs failed", exc_info=True)
-
-    def stop(self):
-        self.stopped.set()
-        self.join(30)
+        if wait:
+            self.join(wait)
 
 
 class InProcessQueue:

@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 
 from cryptography.fernet import Fernet
@@ -29,6 +30,14 @@ def private_dir(path) -> Path:
     return path
 
 
+def write_private(path, text: str) -> None:
+    """Write a file only its owner can read (0600, whatever the umask), replacing its content."""
+    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
 def private_file(path) -> bool:
     """Create an empty file only its owner can read (0600, whatever the umask); False if it already existed."""
     try:
@@ -43,7 +52,14 @@ def private_file(path) -> bool:
 def secret_key(settings) -> bytes:
     if settings.secret_key:
         return fernet_key(settings.secret_key)
-    path = Path(settings.state_dir) / "secret.key"
+    return _key_file(str(Path(settings.state_dir) / "secret.key"))
+
+
+@lru_cache(maxsize=16)
+def _key_file(name: str) -> bytes:
+    """The generated key in the state directory, made on first use; read once per process, since every
+    token check unseals a signing key with it."""
+    path = Path(name)
     if not path.exists():
         private_dir(path.parent)
         # Written aside and linked into place, so a second process never reads a half-written key and the
@@ -73,9 +89,14 @@ def fernet_key(secret: str) -> bytes:
     return base64.urlsafe_b64encode(hashlib.sha256(secret.encode()).digest())
 
 
+@lru_cache(maxsize=16)
+def _fernet(key: bytes) -> Fernet:
+    return Fernet(key)
+
+
 def seal(settings, secrets: dict) -> str:
-    return Fernet(secret_key(settings)).encrypt(json.dumps(secrets).encode()).decode()
+    return _fernet(secret_key(settings)).encrypt(json.dumps(secrets).encode()).decode()
 
 
 def unseal(settings, sealed: str) -> dict:
-    return json.loads(Fernet(secret_key(settings)).decrypt(sealed.encode()))
+    return json.loads(_fernet(secret_key(settings)).decrypt(sealed.encode()))
