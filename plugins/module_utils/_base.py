@@ -69,6 +69,9 @@ class NimbusModule:
         except NimbusError as e:
             self.module.fail_json(msg=e.msg, **e.details)
         result.setdefault("changed", self.changed)
+        if self.check_mode:
+            # What a real run would do, as community.general modules report it.
+            result.setdefault("commands", list(self.runner.planned))
         if self._diff is not None and self.module._diff:
             result["diff"] = self._diff
         self.module.exit_json(**result)

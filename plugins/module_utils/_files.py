@@ -13,14 +13,28 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import tempfile
 
 
 @contextlib.contextmanager
-def locked(path):
-    """Hold an exclusive flock on ``path`` (created if missing) for the block."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path, "a") as handle:
+def locked(path, check_mode=False):
+    """Hold an exclusive flock on ``path`` (created if missing) for the block.
+
+    In check mode nothing is created: an existing lock file is locked (so the
+    plan reads records no other run is halfway through), a missing one means
+    there is nothing to protect yet.
+    """
+    if check_mode:
+        try:
+            handle = open(path)
+        except FileNotFoundError:
+            yield
+            return
+    else:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        handle = open(path, "a")
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -74,11 +88,41 @@ def remove(path):
     return True
 
 
-class Records:
-    """A directory of JSON records, one file a named resource (``/etc/nimbus/<kind>/<name>.json``)."""
+def remove_tree(path):
+    """Delete a directory and everything in it; True when it existed."""
+    if not os.path.isdir(path):
+        return False
+    shutil.rmtree(path)
+    return True
 
-    def __init__(self, directory):
+
+class Records:
+    """A directory of JSON records, one file a named resource (``/etc/nimbus/<kind>/<name>.json``).
+
+    With ``kind`` (a dataclass), :meth:`load` and :meth:`load_all` return typed
+    records: keys the dataclass does not know (an older or newer writer) are
+    dropped rather than failing the run.
+    """
+
+    def __init__(self, directory, kind=None):
         self.directory = directory
+        self.kind = kind
+
+    def __eq__(self, other):
+        return isinstance(other, Records) and (self.directory, self.kind) == (other.directory, other.kind)
+
+    def __hash__(self):
+        return hash(self.directory)
+
+    def load(self, name):
+        data = self.read(name)
+        if data is None or self.kind is None:
+            return data
+        fields = self.kind.__dataclass_fields__
+        return self.kind(**{k: v for k, v in data.items() if k in fields})
+
+    def load_all(self):
+        return [r for r in (self.load(name) for name in self.names()) if r is not None]
 
     def path(self, name):
         return os.path.join(self.directory, name + ".json")

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from ansible_collections.nimbus.cloud.plugins.module_utils._errors import ValidationError
 from ansible_collections.nimbus.cloud.plugins.module_utils._files import atomic_write, remove
 from ansible_collections.nimbus.cloud.plugins.module_utils._names import validate_name
+from ansible_collections.nimbus.cloud.plugins.module_utils._resource import Command
 
 TABLE = "nimbus"
 SAVE_FILE = "/etc/nimbus/nftables.nft"
@@ -212,6 +213,69 @@ class PortFilter:
         else:
             rules += ["ether type ip drop"]
         return rules
+
+
+# --- any table: read typed, compared by digest, changed in one transaction -------------
+
+class Table:
+    """One nftables table as ``nft -j list table`` gives it: chains (their rules' digest comments), maps, sets.
+
+    Every rule the collection writes carries the digest of its text as its
+    comment, so a chain holds the wanted rules exactly when its comments are the
+    wanted digests, in order: a rule added, removed or rewritten by hand (its
+    comment gone or not matching) makes the chain differ and be rewritten.
+    """
+
+    def __init__(self, family, name, doc=None):
+        self.family = family
+        self.name = name
+        self.present = doc is not None
+        self.chains = {}
+        self.maps = {}
+        self.sets = {}
+        for item in (doc or {}).get("nftables", []):
+            if "chain" in item:
+                self.chains.setdefault(item["chain"]["name"], [])
+            elif "rule" in item:
+                rule = item["rule"]
+                self.chains.setdefault(rule["chain"], []).append(rule.get("comment"))
+            elif "map" in item:
+                self.maps[item["map"]["name"]] = _elements(item["map"].get("elem"))
+            elif "set" in item:
+                self.sets[item["set"]["name"]] = sorted(str(e) for e in item["set"].get("elem") or [])
+
+    def chain_is(self, chain, rules):
+        return self.chains.get(chain) == [digest(r) for r in rules]
+
+    def chain_lines(self, chain, rules, header=None):
+        """Nothing when ``chain`` holds ``rules``; otherwise the lines that create (with ``header``, e.g. a hook),
+        flush and refill it."""
+        if self.present and self.chain_is(chain, rules):
+            return []
+        spec = " { %s }" % header if header else ""
+        lines = ["add table %s %s" % (self.family, self.name),
+                 "add chain %s %s %s%s" % (self.family, self.name, chain, spec),
+                 "flush chain %s %s %s" % (self.family, self.name, chain)]
+        return lines + ['add rule %s %s %s %s comment "%s"' % (self.family, self.name, chain, r, digest(r))
+                        for r in rules]
+
+
+def netns_argv(netns, argv):
+    return (["ip", "netns", "exec", netns] + list(argv)) if netns else list(argv)
+
+
+def read_table(runner, family, name, netns=None):
+    """The table, or an absent :class:`Table` (also when the namespace does not exist yet)."""
+    result = runner.read(netns_argv(netns, ["nft", "-j", "list", "table", family, name]), check_rc=False)
+    doc = json.loads(result.stdout) if result.ok and result.stdout.strip() else None
+    return Table(family, name, doc)
+
+
+def transaction(lines, netns=None):
+    """One atomic ``nft -f -`` as a plan step (nothing when there are no lines)."""
+    if not lines:
+        return []
+    return [Command(netns_argv(netns, ["nft", "-f", "-"]), data="\n".join(lines) + "\n")]
 
 
 # --- reading and writing the tables ------------------------------------------------

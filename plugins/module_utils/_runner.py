@@ -2,9 +2,10 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The one place where modules run commands on a host.
 
-Reads always run; changes go through :meth:`CommandRunner.change`, which is
-the collection's single check-mode gate: in check mode it records what it
-would have run and returns without running it.
+Reads always run; changes go through :meth:`CommandRunner.change` (commands)
+or :meth:`CommandRunner.apply` (file writes, library calls), the collection's
+single check-mode gate: in check mode they record what they would have done
+in ``planned`` (returned to the user as ``commands``) and run nothing.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class CommandRunner:
         to decide what to report.
         """
         if self.check_mode:
-            self.planned.append(_mask(list(argv), secrets))
+            self.planned.append(" ".join(_mask([str(a) for a in argv], secrets)))
             return None
         return self._run(argv, check_rc, data, secrets)
 

@@ -30,7 +30,7 @@ def test_change_is_gated_in_check_mode(module, fake_commands):
     runner = CommandRunner(module(check_mode=True))
     assert runner.change(["ip", "link", "add", "br0", "type", "bridge"]) is None
     assert calls == []
-    assert runner.planned == [["ip", "link", "add", "br0", "type", "bridge"]]
+    assert runner.planned == ["ip link add br0 type bridge"]
 
 
 def test_change_runs_outside_check_mode(module, fake_commands):
