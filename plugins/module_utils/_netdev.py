@@ -1,6 +1,6 @@
 # Copyright: nimbus.cloud contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Kernel network links through iproute2: read as JSON, planned as typed specs, changed as argv.
+"""Kernel network links through iproute2: read as JSON, planned as typed specs, changed as typed steps.
 
 Everything that touches links goes through a :class:`CommandRunner`, so check
 mode and secrets are handled in that one place. The planners are pure.
@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 
 from ansible_collections.nimbus.cloud.plugins.module_utils._errors import CommandError, NimbusError
+from ansible_collections.nimbus.cloud.plugins.module_utils._resource import Command
 
 FLOOD_MAC = "00:00:00:00:00:00"
 VXLAN_PORT = 4789
@@ -151,55 +152,75 @@ def fixed_attributes(spec, link):
     return wrong
 
 
+class AddLink(Command):
+    """``ip link add``: knows the link it makes, so a failed plan can take it away again."""
+
+    def __init__(self, spec):
+        super().__init__(spec.create_argv())
+        object.__setattr__(self, "link", spec.name)
+        object.__setattr__(self, "kind", spec.kind)
+
+
+def _set(name, *args):
+    return Command(["ip", "link", "set", name] + [str(a) for a in args])
+
+
 def plan_link(spec, link):
-    """argv lists that make ``link`` (None when absent) match ``spec``, in order."""
+    """Steps that make ``link`` (None when absent) match ``spec``, in order."""
     steps = []
     if link is not None and fixed_attributes(spec, link):
-        steps.append(["ip", "link", "del", spec.name])
+        steps.append(Command(["ip", "link", "del", spec.name]))
         link = None
     if link is None:
-        steps.append(spec.create_argv())
+        steps.append(AddLink(spec))
         if spec.kind == "vlan" and spec.mtu:
-            steps.append(["ip", "link", "set", spec.name, "mtu", str(spec.mtu)])
+            steps.append(_set(spec.name, "mtu", spec.mtu))
         if spec.master:
-            steps.append(["ip", "link", "set", spec.name, "master", spec.master])
+            steps.append(_set(spec.name, "master", spec.master))
         if spec.up:
-            steps.append(["ip", "link", "set", spec.name, "up"])
+            steps.append(_set(spec.name, "up"))
         return steps
     if spec.mtu and link.mtu != spec.mtu:
-        steps.append(["ip", "link", "set", spec.name, "mtu", str(spec.mtu)])
+        steps.append(_set(spec.name, "mtu", spec.mtu))
     if spec.kind == "bridge" and spec.nf_call_iptables is not None:
         if bool(link.bridge_options.get("nf_call_iptables")) != spec.nf_call_iptables:
-            steps.append(["ip", "link", "set", spec.name, "type", "bridge", "nf_call_iptables",
-                          "1" if spec.nf_call_iptables else "0"])
+            steps.append(_set(spec.name, "type", "bridge", "nf_call_iptables", "1" if spec.nf_call_iptables else "0"))
     if spec.master and link.master != spec.master:
-        steps.append(["ip", "link", "set", spec.name, "master", spec.master])
+        steps.append(_set(spec.name, "master", spec.master))
     if spec.up and not link.up:
-        steps.append(["ip", "link", "set", spec.name, "up"])
+        steps.append(_set(spec.name, "up"))
     return steps
 
 
 def plan_flood(name, have, want):
-    steps = [["bridge", "fdb", "append", FLOOD_MAC, "dev", name, "dst", peer] for peer in sorted(set(want) - have)]
-    steps += [["bridge", "fdb", "del", FLOOD_MAC, "dev", name, "dst", peer] for peer in sorted(have - set(want))]
+    steps = [Command(["bridge", "fdb", "append", FLOOD_MAC, "dev", name, "dst", peer])
+             for peer in sorted(set(want) - have)]
+    steps += [Command(["bridge", "fdb", "del", FLOOD_MAC, "dev", name, "dst", peer])
+              for peer in sorted(have - set(want))]
     return steps
 
 
-def added_link(argv):
-    """The name of the link an ``ip link add`` argv creates."""
-    return argv[argv.index("name") + 1] if argv[3] == "link" else argv[3]
-
-
 def run_steps(runner, steps):
-    """Apply planned argv lists; a kernel without the link type gets a clear error."""
-    for argv in steps:
-        try:
-            runner.change(argv)
-        except CommandError as e:
-            if "Unknown device type" in (e.stderr or ""):
-                kind = argv[argv.index("type") + 1] if "type" in argv else "this link type"
-                raise KernelFeatureError(
-                    "the running kernel cannot create %s links (%s): for VLAN networks it needs 802.1Q "
-                    "support (CONFIG_VLAN_8021Q, module 8021q)" % (kind, " ".join(argv)) if kind == "vlan" else
-                    "the running kernel cannot create %s links: %s" % (kind, " ".join(argv)))
-            raise
+    """Apply planned steps; a kernel without a link type gets a clear error, and the links this call added
+    are taken away again (the host is left as it was found, not half-built)."""
+    added = []
+    try:
+        for step in steps:
+            try:
+                step.apply(runner)
+            except CommandError as e:
+                if isinstance(step, AddLink) and "Unknown device type" in (e.stderr or ""):
+                    raise KernelFeatureError(
+                        "the running kernel cannot create %s links (%s): for VLAN networks it needs 802.1Q "
+                        "support (CONFIG_VLAN_8021Q, module 8021q)" % (step.kind, step.describe())
+                        if step.kind == "vlan" else
+                        "the running kernel cannot create %s links: %s" % (step.kind, step.describe()))
+                raise
+            if isinstance(step, AddLink):
+                added.append(step.link)
+    except NimbusError:
+        present = read_links(runner) if added else {}
+        for name in reversed(added):
+            if name in present:
+                runner.change(["ip", "link", "del", name], check_rc=False)
+        raise

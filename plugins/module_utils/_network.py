@@ -304,15 +304,7 @@ class NetworkHost:
 
     def apply(self, net, steps):
         """Run the planned steps, then record the network; a failure removes the links this call added."""
-        try:
-            netdev.run_steps(self.runner, steps)
-        except NimbusError:
-            added = [netdev.added_link(argv) for argv in steps if argv[:3] == ["ip", "link", "add"]]
-            present = self.links()
-            for name in reversed(added):
-                if name in present:
-                    self.runner.change(["ip", "link", "del", name], check_rc=False)
-            raise
+        netdev.run_steps(self.runner, steps)
         self.runner.apply("write %s" % self.records.path(net.name), self.records.write, net.name, net.record())
 
     def delete(self, net, links):

@@ -79,22 +79,26 @@ VX = netdev.LinkSpec(name="nvx-1", kind="vxlan", mtu=1450, master="nb-1", vxlan_
       ["ip", "link", "set", "nvx-1", "master", "nb-1"], ["ip", "link", "set", "nvx-1", "up"]]),
 ])
 def test_plan_vxlan_link(actual, expected):
-    assert netdev.plan_link(VX, actual) == expected
+    assert argvs(netdev.plan_link(VX, actual)) == expected
+
+
+def argvs(steps):
+    return [list(s.argv) for s in steps]
 
 
 def test_plan_vlan_and_bridge_links():
     vlan = netdev.LinkSpec(name="nvl-1", kind="vlan", mtu=1500, master="nb-1", vlan_id=5, parent="trunk0")
-    assert netdev.plan_link(vlan, None)[0] == [
+    assert list(netdev.plan_link(vlan, None)[0].argv) == [
         "ip", "link", "add", "link", "trunk0", "name", "nvl-1", "type", "vlan", "id", "5"]
-    assert netdev.added_link(netdev.plan_link(vlan, None)[0]) == "nvl-1"
+    assert netdev.plan_link(vlan, None)[0].link == "nvl-1"
     bridge = netdev.LinkSpec(name="nb-1", kind="bridge", mtu=1450, nf_call_iptables=True)
-    assert netdev.plan_link(bridge, link("nb-1", "bridge", nf_call_iptables=0)) == [
+    assert argvs(netdev.plan_link(bridge, link("nb-1", "bridge", nf_call_iptables=0))) == [
         ["ip", "link", "set", "nb-1", "type", "bridge", "nf_call_iptables", "1"]]
     assert netdev.plan_link(bridge, link("nb-1", "bridge", nf_call_iptables=1)) == []
 
 
 def test_plan_flood_list():
-    assert netdev.plan_flood("nvx-1", {"10.0.0.2", "10.0.0.3"}, ["10.0.0.3", "10.0.0.4"]) == [
+    assert argvs(netdev.plan_flood("nvx-1", {"10.0.0.2", "10.0.0.3"}, ["10.0.0.3", "10.0.0.4"])) == [
         ["bridge", "fdb", "append", "00:00:00:00:00:00", "dev", "nvx-1", "dst", "10.0.0.4"],
         ["bridge", "fdb", "del", "00:00:00:00:00:00", "dev", "nvx-1", "dst", "10.0.0.2"]]
 
