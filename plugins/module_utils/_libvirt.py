@@ -146,7 +146,7 @@ class Hypervisor:
 
     def lock(self):
         """Serialise changes to this hypervisor's instances (placement checks read, then define)."""
-        return locked(LOCK_FILE)
+        return locked(LOCK_FILE, check_mode=self.runner.check_mode)
 
     def make_dir(self, name):
         path = self.paths(name)["dir"]
@@ -163,9 +163,9 @@ class Hypervisor:
     def write_seed(self, name, files):
         """Build the NoCloud ISO beside its final place and swap it in atomically."""
         target = self.paths(name)["seed"]
-        if self.runner.check_mode:
-            self.runner.planned.append("write cloud-init seed %s" % target)
-            return
+        self.runner.apply("write cloud-init seed %s" % target, self._write_seed, target, files)
+
+    def _write_seed(self, target, files):
         work = tempfile.mkdtemp(prefix=".seed-", dir=os.path.dirname(target))
         try:
             content = os.path.join(work, "content")
@@ -252,8 +252,9 @@ class Hypervisor:
 
     def refresh_pools(self):
         """Let `virsh vol-list` see the files just made or removed; best effort."""
-        if self.runner.check_mode:
-            return
+        self.runner.apply("refresh the storage pools", self._refresh_pools)
+
+    def _refresh_pools(self):
         for pool in self.settings.get("pools", {}).values():
             with contextlib.suppress(libvirt.libvirtError):
                 self.conn.storagePoolLookupByName(pool["name"]).refresh(0)
@@ -307,8 +308,7 @@ def converge(hv, plan, spec, image, shutdown_timeout=60, keep_disk=False):
             if "start" in plan.power:
                 hv.start(name)
         except NimbusError:
-            if not hv.runner.check_mode:
-                hv.delete(name, keep_disk=False)
+            hv.delete(name, keep_disk=False)
             raise
     else:
         if "stop" in plan.power:

@@ -31,6 +31,8 @@ options:
     description:
       - Recover the last committed position of a stopped node whose C(grastate.dat) says seqno C(-1).
       - Runs the server binary in recovery mode for a few seconds; never used while the server runs.
+      - Recovery replays the redo log into the data files, so in check mode it is skipped and
+        RV(galera.position_source) is C(skipped).
     type: bool
     default: false
   user:
@@ -85,9 +87,9 @@ galera:
       type: bool
       sample: false
     position_source:
-      description: Where RV(galera.seqno) came from.
+      description: Where RV(galera.seqno) came from; C(skipped) when recovery was asked for in check mode.
       type: str
-      choices: [none, grastate, recovered, status]
+      choices: [none, grastate, recovered, status, skipped]
       sample: recovered
     cluster_status:
       description: C(wsrep_cluster_status) of the running server (C(Primary) when healthy); null when stopped.

@@ -107,3 +107,17 @@ def test_recovery_that_reports_nothing_fails(run_module, fake_commands, datadir,
     monkeypatch.setattr(basic.AnsibleModule, "run_command", run_command)
     result, failed = run_module(MariadbGaleraInfo, {"datadir": str(datadir), "recover_position": True})
     assert failed and "did not report a recovered position" in result["msg"]
+
+
+def test_check_mode_does_not_replay_the_redo_log(run_module, fake_commands, datadir, monkeypatch):
+    table, calls = fake_commands
+    (datadir / "grastate.dat").write_text(grastate(-1))
+    table[PING] = (1, "", "")
+    made = []
+    monkeypatch.setattr(_galera.tempfile, "mkdtemp", lambda **kw: made.append(kw) or str(datadir / "never"))
+    result, failed = run_module(MariadbGaleraInfo, {"datadir": str(datadir), "recover_position": True},
+                                check_mode=True)
+    assert not failed and not result["changed"]
+    assert (result["galera"]["seqno"], result["galera"]["position_source"]) == (-1, "skipped")
+    assert [c["argv"][0] for c in calls] == ["/usr/bin/mariadb-admin"] and made == []
+    assert result["commands"] == ["mariadbd --wsrep-recover"]
