@@ -241,10 +241,14 @@ class ResourceModule(NimbusModule):
                 plan = self.plan_absent(current) if current is not None else Plan()
             else:
                 plan = self.plan_present(current)
-            apply_steps(self.runner, plan.steps)
+            self.apply(plan)
         self.changed = plan.changed
         self.set_diff(plan.before, plan.after)
         return {self.resource: plan.after}
+
+    def apply(self, plan):
+        """Make the plan's steps through the runner's gate; a module may wrap them (to undo a half-made plan)."""
+        apply_steps(self.runner, plan.steps)
 
     def prepare(self):
         """Checks before anything is read (missing libraries, name rules)."""
