@@ -30,11 +30,12 @@ import hashlib
 import json
 import os
 import uuid as uuidlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from ansible_collections.nimbus.cloud.plugins.module_utils._errors import NimbusError, ValidationError
 from ansible_collections.nimbus.cloud.plugins.module_utils._files import atomic_write, locked, read_text
 from ansible_collections.nimbus.cloud.plugins.module_utils._names import normalise_mac, validate_name
+from ansible_collections.nimbus.cloud.plugins.module_utils._resource import Step
 
 try:
     import netaddr
@@ -134,6 +135,15 @@ def _cidr(value, where):
     if net.ip != net.network:
         raise ValidationError("%s: %s has host bits set; did you mean %s?" % (where, value, net.cidr))
     return net
+
+
+def normalise_cidr(value):
+    """``value`` written as build_subnet records it, so a task's CIDR compares with a stored one; unparsable
+    values are returned as they are, for build_subnet to name what is wrong."""
+    try:
+        return str(netaddr.IPNetwork(str(value).strip()))
+    except (netaddr.AddrFormatError, ValueError, TypeError):
+        return value
 
 
 def build_subnet(name, network, cidr, gateway="auto", pools=None, dns_servers=(), host_routes=(),
@@ -355,6 +365,12 @@ class Ipam:
         self.ports = {p.name: p for p in ports}
         self._free = {}
 
+    def copy(self):
+        """An Ipam to plan on, leaving this one (the snapshot read from the host) as it is."""
+        return Ipam(self.network, self.subnets,
+                    (replace(p, fixed_ips=[dict(f) for f in p.fixed_ips], security_groups=list(p.security_groups))
+                     for p in self.ports.values()))
+
     def subnet(self, name):
         for s in self.subnets:
             if s.name == name:
@@ -549,6 +565,16 @@ class Ipam:
         return port
 
 
+def keep_dhcp_port(ipam):
+    """The DHCP server's port holds one address in each subnet DHCP serves, and exists only while one does."""
+    served = [s.name for s in ipam.subnets if s.enable_dhcp]
+    if served:
+        ipam.plan_port("dhcp", fixed_ips=[{"subnet": name} for name in served], device_owner="network:dhcp",
+                       device_id="dhcp")
+    else:
+        ipam.remove_port("dhcp")
+
+
 # --- the files ----------------------------------------------------------------
 
 def render_hosts(ipam):
@@ -586,9 +612,10 @@ def parse_subnets(text):
 class NetworkStore:
     """A network's IPAM files in ``directory`` on the host that owns the pool."""
 
-    def __init__(self, directory, network):
+    def __init__(self, directory, network, check_mode=False):
         self.directory = directory
         self.network = network
+        self.check_mode = check_mode
         self.subnets_path = os.path.join(directory, "subnets.json")
         self.hosts_path = os.path.join(directory, "hosts")
         self.lock_path = os.path.join(directory, "ipam.lock")
@@ -609,5 +636,26 @@ class NetworkStore:
         return atomic_write(self.subnets_path, render_subnets(ipam.subnets)) or changed
 
     def transaction(self):
-        """The lock every read-modify-write of this network's records holds."""
-        return locked(self.lock_path)
+        """The lock every read-modify-write of this network's records holds (nothing is created in check mode)."""
+        return locked(self.lock_path, check_mode=self.check_mode)
+
+
+class SaveIpam(Step):
+    """Write a network's IPAM records (subnets and the hosts file dnsmasq reads) as planned."""
+
+    def __init__(self, store, ipam):
+        self.store = store
+        self.ipam = ipam
+
+    def __eq__(self, other):
+        return isinstance(other, SaveIpam) and self.store.directory == other.store.directory and (
+            render_subnets(self.ipam.subnets), render_hosts(self.ipam)) == (
+            render_subnets(other.ipam.subnets), render_hosts(other.ipam))
+
+    __hash__ = None
+
+    def describe(self):
+        return "write the IPAM records of %s in %s" % (self.store.network, self.store.directory)
+
+    def apply(self, runner):
+        return runner.apply(self.describe(), self.store.save, self.ipam)

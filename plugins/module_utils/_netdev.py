@@ -113,6 +113,12 @@ def read_links(runner, netns=None):
     return parse_links(result.stdout)
 
 
+def read_namespaces(runner):
+    """Names of the host's network namespaces."""
+    result = runner.read(["ip", "-j", "netns", "list"])
+    return {n["name"] for n in json.loads(result.stdout or "[]") if n.get("name")}
+
+
 def read_flood(runner, name):
     """The VXLAN head-end replication list: peers that get every broadcast."""
     result = runner.read(["bridge", "-j", "fdb", "show", "dev", name], check_rc=False)

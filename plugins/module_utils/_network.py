@@ -12,22 +12,29 @@ The network node also holds the network's IPAM (``_ipam``) and its DHCP:
 namespace ``nimbus-dhcp-<name>``, a veth into the bridge, and dnsmasq run by
 the ``nimbus-dhcp@<name>`` unit that the bridges role installs.
 
+:class:`NetworkHost` reads what a host holds (a snapshot); the ``plan_*``
+functions are pure: snapshot and desired attributes in, a
+:class:`~._resource.Plan` of typed steps out. Only the module applies them,
+through the runner.
+
 Host-wide settings (physical networks, the VXLAN endpoint) come from
 ``/etc/nimbus/bridges.json``, written by the bridges role.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
-import shutil
 from dataclasses import asdict, dataclass, field
 
 from ansible_collections.nimbus.cloud.plugins.module_utils import _ipam as ipam_lib
 from ansible_collections.nimbus.cloud.plugins.module_utils import _netdev as netdev
 from ansible_collections.nimbus.cloud.plugins.module_utils._errors import NimbusError, ValidationError
-from ansible_collections.nimbus.cloud.plugins.module_utils._files import Records, atomic_write, read_text, remove
+from ansible_collections.nimbus.cloud.plugins.module_utils._files import Records, read_text
 from ansible_collections.nimbus.cloud.plugins.module_utils._names import validate_name
+from ansible_collections.nimbus.cloud.plugins.module_utils._resource import (
+    Command, Plan, RemoveFile, RemoveRecord, RemoveTree, WriteFile, WriteRecord)
 
 SETTINGS_FILE = "/etc/nimbus/bridges.json"
 RECORD_DIR = "/etc/nimbus/networks"
@@ -38,6 +45,7 @@ SEGMENT_RANGES = {"vlan": (1, 4094), "vxlan": (1, 16777215)}
 DHCP_IFNAME = "dhcp0"
 DHCP_UNIT = "nimbus-dhcp@%s.service"
 LEASE_TIME = "86400s"
+DHCP_FILES = ("conf", "opts", "leases", "pid")
 
 
 def load_settings(path=SETTINGS_FILE):
@@ -82,6 +90,20 @@ class Network:
     def record(self):
         return asdict(self)
 
+    def attributes(self):
+        """The module's options as this network has them: what a task is compared against."""
+        return {"type": self.type, "segmentation_id": self.segmentation_id,
+                "physical_network": self.physical_network, "mtu": self.mtu, "project": self.project,
+                "shared": self.shared, "external": self.external, "vxlan_peers": sorted(self.peers),
+                "local_ip": self.local_ip}
+
+
+def _address(value, where):
+    try:
+        return ipaddress.ip_address(str(value).strip())
+    except ValueError:
+        raise ValidationError("%s: %r is not an IP address" % (where, value))
+
 
 def build_network(name, settings, type="vxlan", segmentation_id=None, physical_network=None, mtu=None,
                   project=None, shared=False, external=False, vxlan_peers=(), local_ip=None):
@@ -111,7 +133,17 @@ def build_network(name, settings, type="vxlan", segmentation_id=None, physical_n
         if not local_ip:
             raise ValidationError("this host has no VXLAN endpoint: set bridges_vxlan_local_ip in the bridges role "
                                   "or local_ip here")
-        peers = sorted({str(p) for p in vxlan_peers or ()} - {local_ip})
+        local = _address(local_ip, "local_ip")
+        local_ip = str(local)
+        addresses = set()
+        for index, peer in enumerate(vxlan_peers or ()):
+            address = _address(peer, "vxlan_peers[%d]" % index)
+            if address.version != local.version:
+                # One VXLAN device encapsulates in one address family: its local one.
+                raise ValidationError("vxlan_peers[%d]: %s is IPv%d but this host's endpoint %s is IPv%d"
+                                      % (index, address, address.version, local, local.version))
+            addresses.add(str(address))
+        peers = sorted(addresses - {local_ip})
         ceiling = int(vx.get("mtu") or 1500) - VXLAN_OVERHEAD
     else:
         local_ip = None
@@ -149,13 +181,6 @@ def port_view(port, net):
     view = port.record()
     view.update(network_id=net.id, bridge=net.bridge, mtu=net.mtu)
     return view
-
-
-def immutable_changes(old, new):
-    """Attributes a network cannot change in place."""
-    return ["%s %s -> %s" % (attr, getattr(old, attr), getattr(new, attr))
-            for attr in ("type", "segmentation_id", "physical_network")
-            if getattr(old, attr) != getattr(new, attr)]
 
 
 # --- DHCP ---------------------------------------------------------------------
@@ -222,26 +247,296 @@ def dhcp_veth(network_obj):
     return "nd-" + network_obj.id[:8]
 
 
-class NetworkHost:
-    """Reads and changes networks on the host the module runs on."""
+def link_specs(net, settings):
+    """The links that carry ``net`` on a host with these bridges-role ``settings``."""
+    specs = []
+    if net.owns_bridge:
+        specs.append(netdev.LinkSpec(name=net.bridge, kind="bridge", mtu=net.mtu, nf_call_iptables=True))
+    vx = settings.get("vxlan") or {}
+    if net.type == "vxlan":
+        specs.append(netdev.LinkSpec(name=net.member, kind="vxlan", mtu=net.mtu, master=net.bridge,
+                                     vxlan_id=net.segmentation_id, local=net.local_ip,
+                                     dstport=int(vx.get("port") or netdev.VXLAN_PORT), underlay=vx.get("interface")))
+    elif net.type == "vlan":
+        trunk = settings["physical_networks"][net.physical_network]["interface"]
+        specs.append(netdev.LinkSpec(name=net.member, kind="vlan", mtu=net.mtu, master=net.bridge,
+                                     vlan_id=net.segmentation_id, parent=trunk))
+    return specs
 
-    def __init__(self, runner, record_dir=RECORD_DIR, state_dir=STATE_DIR, settings_file=SETTINGS_FILE):
+
+def kernel_view(net, links, flood=()):
+    """What the kernel holds of the network, for the diff."""
+    bridge = links.get(net.bridge)
+    member = links.get(net.member) if net.member else None
+    view = {"bridge": net.bridge if bridge else None, "mtu": bridge.mtu if bridge else None}
+    if net.type == "vxlan" and member is not None:
+        view["vxlan_peers"] = sorted(flood)
+    return view
+
+
+def ports_in_use(net, links):
+    """Devices plugged into the network's own bridge besides its member, DHCP and router links."""
+    if not net.owns_bridge:
+        return []  # a provider bridge is shared; its uplink and other flat users are not ours to judge
+    own = {net.member, dhcp_veth(net)}
+    # Router legs (nr-) hold IPAM ports: the network node refuses those by name first.
+    return sorted(n for n, link in links.items()
+                  if link.master == net.bridge and n not in own and not n.startswith("nr-"))
+
+
+@dataclass
+class DhcpState:
+    """A network's DHCP server as the network node has it."""
+
+    namespace: bool = False
+    ns_links: dict = field(default_factory=dict)  # links inside the namespace
+    addresses: list = field(default_factory=list)  # of DHCP_IFNAME, as CIDRs
+    veth: object = None  # the host end (a netdev.Link), or None
+    active: bool = False
+    files: dict = field(default_factory=dict)  # "conf", "opts", "leases", "pid" -> text, for those that exist
+
+
+@dataclass
+class NetworkSnapshot:
+    """What a host holds of one network, read before anything is planned."""
+
+    record: Network | None = None
+    links: dict = field(default_factory=dict)
+    flood: set = field(default_factory=set)  # the VXLAN member's replication list
+    others: list = field(default_factory=list)  # the host's other networks
+    ports: list = field(default_factory=list)  # IPAM ports other than DHCP's (network node)
+    state_dir: bool = False  # the network's IPAM and DHCP directory exists (network node)
+    dhcp: DhcpState = field(default_factory=DhcpState)
+
+
+# --- network plans -------------------------------------------------------------
+
+def check_segment_free(net, others):
+    if net.type == "flat":
+        return
+    for other in others:
+        if other.name != net.name and other.type == net.type and other.segmentation_id == net.segmentation_id \
+                and other.physical_network == net.physical_network:
+            raise ValidationError("network %s: %s segment %s is already used by network %s"
+                                  % (net.name, net.type, net.segmentation_id, other.name))
+
+
+def plan_network(net, snapshot, settings, records):
+    """Links, flood list and record that make ``snapshot`` hold ``net`` (a validated :class:`Network`)."""
+    check_segment_free(net, snapshot.others)
+    steps = []
+    for spec in link_specs(net, settings):
+        steps += netdev.plan_link(spec, snapshot.links.get(spec.name))
+    if net.type == "vxlan":
+        remade = any(isinstance(s, netdev.AddLink) and s.link == net.member for s in steps)
+        have = set() if remade or net.member not in snapshot.links else set(snapshot.flood)
+        steps += netdev.plan_flood(net.member, have, net.peers)
+    old = snapshot.record
+    if old is None or old.record() != net.record():
+        steps.append(WriteRecord(records, net.name, net.record()))
+    before = dict(old.view(), **kernel_view(old, snapshot.links, snapshot.flood)) if old else {}
+    return Plan(steps, before, net.view())
+
+
+def plan_network_absent(snapshot, records, state_dir):
+    """Take a network off the host: DHCP, IPAM records, links, record; refused while something uses it."""
+    old = snapshot.record
+    if snapshot.ports:
+        raise ValidationError("network %s still has ports: %s; delete them (and router interfaces) first"
+                              % (old.name, ", ".join(sorted(snapshot.ports))))
+    in_use = ports_in_use(old, snapshot.links)
+    if in_use:
+        raise ValidationError("network %s is in use on this host: %s are plugged into bridge %s"
+                              % (old.name, ", ".join(in_use), old.bridge))
+    paths = dhcp_paths(old.name, state_dir)
+    steps = plan_dhcp_stop(old, snapshot.dhcp, paths, remove_files=False)
+    if snapshot.state_dir:
+        steps.append(RemoveTree(paths["dir"]))
+    if old.owns_bridge:
+        steps += [Command(["ip", "link", "del", name]) for name in (old.member, old.bridge)
+                  if name and name in snapshot.links]
+    steps.append(RemoveRecord(records, old.name))
+    return Plan(steps, old.view(), {})
+
+
+# --- DHCP plans -----------------------------------------------------------------
+
+def dhcp_wanted(ipam):
+    """The addresses the DHCP namespace should carry, or None when no subnet serves DHCP."""
+    served = [s for s in ipam.subnets if s.enable_dhcp]
+    if not served:
+        return None
+    port = ipam.ports.get("dhcp")
+    if port is None:
+        return []
+    by_subnet = {s.name: s for s in served}
+    return sorted("%s/%d" % (f["ip"], by_subnet[f["subnet"]].net.prefixlen)
+                  for f in port.fixed_ips if f["subnet"] in by_subnet)
+
+
+def plan_dhcp(net, ipam, state, paths, hosts_changed=False):
+    """Namespace, veth, addresses, dnsmasq files and unit that serve ``ipam``'s DHCP subnets."""
+    wanted = dhcp_wanted(ipam)
+    if wanted is None:
+        return plan_dhcp_stop(net, state, paths)
+    ns, veth, unit = dhcp_namespace(net.name), dhcp_veth(net), DHCP_UNIT % net.name
+    steps = []
+    link = state.veth
+    if not state.namespace:
+        steps.append(Command(["ip", "netns", "add", ns]))
+        if link is not None:
+            # Its peer went with the namespace; the kernel takes this end away too, but only later.
+            steps.append(Command(["ip", "link", "del", veth]))
+            link = None
+    steps += netdev.plan_link(netdev.LinkSpec(name=veth, kind="veth", mtu=net.mtu, master=net.bridge,
+                                              peer=DHCP_IFNAME, peer_netns=ns), link)
+    fresh = link is None
+    inside = {} if fresh else state.ns_links
+    lo, dev = inside.get("lo"), inside.get(DHCP_IFNAME)
+    if lo is None or not lo.up:
+        steps.append(Command(["ip", "-n", ns, "link", "set", "lo", "up"]))
+    if dev is None or dev.mtu != net.mtu or not dev.up:
+        steps.append(Command(["ip", "-n", ns, "link", "set", DHCP_IFNAME, "mtu", net.mtu, "up"]))
+    have = [] if fresh else state.addresses
+    steps += [Command(["ip", "-n", ns, "addr", "add", a, "dev", DHCP_IFNAME]) for a in sorted(set(wanted) - set(have))]
+    steps += [Command(["ip", "-n", ns, "addr", "del", a, "dev", DHCP_IFNAME]) for a in sorted(set(have) - set(wanted))]
+    changed = {}
+    for key, text in (("conf", render_dnsmasq_conf(net, ipam.subnets, paths)),
+                      ("opts", render_dnsmasq_opts(net, ipam.subnets))):
+        changed[key] = state.files.get(key) != text
+        if changed[key]:
+            steps.append(WriteFile(paths[key], text))
+    # dnsmasq binds to its interface when it starts: a new one needs a new dnsmasq.
+    if not state.active or changed["conf"] or fresh:
+        steps.append(Command(["systemctl", "restart", unit]))
+    elif changed["opts"] or hosts_changed:
+        # dnsmasq rereads its hosts and options files on SIGHUP.
+        steps.append(Command(["systemctl", "reload", unit]))
+    return steps
+
+
+def plan_dhcp_stop(net, state, paths, remove_files=True):
+    steps = []
+    if state.active:
+        steps.append(Command(["systemctl", "stop", DHCP_UNIT % net.name]))
+    # The veth first: deleting a namespace frees its end of the pair (and so ours) only later, asynchronously.
+    if state.veth is not None:
+        steps.append(Command(["ip", "link", "del", dhcp_veth(net)]))
+    if state.namespace:
+        steps.append(Command(["ip", "netns", "del", dhcp_namespace(net.name)]))
+    if remove_files:
+        steps += [RemoveFile(paths[key]) for key in DHCP_FILES if key in state.files]
+    return steps
+
+
+# --- subnet and port plans ------------------------------------------------------
+
+def subnet_attributes(subnet):
+    """The subnet module's options as ``subnet`` has them."""
+    view = subnet.view()
+    return {"cidr": subnet.cidr, "gateway": subnet.gateway or "none", "allocation_pools": view["allocation_pools"],
+            "dns_servers": view["dns_servers"], "host_routes": view["host_routes"],
+            "enable_dhcp": subnet.enable_dhcp, "project": subnet.project}
+
+
+def subnet_view(subnet, ipam):
+    """A subnet as the subnet module returns it: its view and the DHCP server's address in it."""
+    if subnet is None:
+        return {}
+    view = subnet.view()
+    port = ipam.ports.get("dhcp")
+    view["dhcp_server"] = next((f["ip"] for f in (port.fixed_ips if port else []) if f["subnet"] == subnet.name),
+                               None)
+    return view
+
+
+def _ipam_plan(net, ipam, planned, dhcp, store, paths, before, after):
+    hosts_changed = ipam_lib.render_hosts(planned) != ipam_lib.render_hosts(ipam)
+    steps = []
+    if hosts_changed or ipam_lib.render_subnets(planned.subnets) != ipam_lib.render_subnets(ipam.subnets):
+        steps.append(ipam_lib.SaveIpam(store, planned))
+    steps += plan_dhcp(net, planned, dhcp, paths, hosts_changed)
+    return Plan(steps, before, after)
+
+
+def plan_subnet(net, ipam, name, attributes, given, dhcp, store, paths):
+    """Add or change subnet ``name`` of ``ipam`` to ``attributes`` (current ones under the ``given`` ones)."""
+    old = ipam.subnet(name)
+    if not attributes.get("cidr"):
+        raise ValidationError("subnet %s does not exist yet: cidr is required to create it" % name)
+    pools = attributes.get("allocation_pools")
+    if old is not None and "allocation_pools" not in given:
+        moved = ipam_lib.build_subnet(name, net.name, attributes["cidr"], gateway=attributes["gateway"]).gateway
+        if moved != old.gateway:
+            pools = None  # the kept pools were cut around the old gateway
+    subnet = ipam_lib.build_subnet(
+        name, net.name, attributes["cidr"], gateway=attributes["gateway"], pools=pools,
+        dns_servers=attributes.get("dns_servers") or (), host_routes=attributes.get("host_routes") or (),
+        enable_dhcp=attributes.get("enable_dhcp", True), project=attributes.get("project"))
+    planned = ipam.copy()
+    planned.put_subnet(subnet)
+    ipam_lib.keep_dhcp_port(planned)
+    return _ipam_plan(net, ipam, planned, dhcp, store, paths, subnet_view(old, ipam), subnet_view(subnet, planned))
+
+
+def plan_subnet_absent(net, ipam, name, dhcp, store, paths):
+    planned = ipam.copy()
+    planned.remove_subnet(name)
+    ipam_lib.keep_dhcp_port(planned)
+    return _ipam_plan(net, ipam, planned, dhcp, store, paths, subnet_view(ipam.subnet(name), ipam), {})
+
+
+PORT_ATTRIBUTES = ("project", "device_owner", "device_id", "hostname", "security_groups", "port_security")
+
+
+def port_attributes(port):
+    """The port module's options as ``port`` has them."""
+    return {"fixed_ips": [dict(f) for f in port.fixed_ips], "mac": port.mac, "project": port.project,
+            "device_owner": port.device_owner, "device_id": port.device_id, "hostname": port.hostname,
+            "security_groups": sorted(port.security_groups), "port_security": port.port_security}
+
+
+def _port_plan(net, ipam, planned, before, after, dhcp_active, store):
+    steps = []
+    if before != after:
+        steps.append(ipam_lib.SaveIpam(store, planned))
+        if dhcp_active:
+            steps.append(Command(["systemctl", "reload", DHCP_UNIT % net.name]))
+    return Plan(steps, before, after)
+
+
+def plan_port(net, ipam, name, attributes, fixed_ips, dhcp_active, store):
+    """Add or change port ``name``: ``fixed_ips`` None keeps its addresses (a new port gets one)."""
+    planned = ipam.copy()
+    port = planned.plan_port(name, fixed_ips=fixed_ips, mac=attributes.get("mac"),
+                             **{k: attributes.get(k) for k in PORT_ATTRIBUTES})
+    return _port_plan(net, ipam, planned, port_view(ipam.ports.get(name), net), port_view(port, net),
+                      dhcp_active, store)
+
+
+def plan_port_absent(net, ipam, name, dhcp_active, store):
+    planned = ipam.copy()
+    old = planned.remove_port(name)
+    return _port_plan(net, ipam, planned, port_view(old, net), {}, dhcp_active, store)
+
+
+class NetworkHost:
+    """Reads what the host the module runs on holds of its networks."""
+
+    def __init__(self, runner, record_dir=None, state_dir=None, settings_file=None):
         self.runner = runner
-        self.record_dir = record_dir
-        self.state_dir = state_dir
-        self.settings_file = settings_file
+        self.record_dir = record_dir or RECORD_DIR
+        self.state_dir = state_dir or STATE_DIR
+        self.settings_file = settings_file or SETTINGS_FILE
 
     # records
 
     @property
     def records(self):
-        return Records(self.record_dir)
+        return Records(self.record_dir, kind=Network)
 
     def read(self, name):
-        data = self.records.read(name)
-        if data is None:
-            return None
-        return Network(**{k: data[k] for k in Network.__dataclass_fields__ if k in data})
+        return self.records.load(name)
 
     def require(self, name):
         net = self.read(name)
@@ -250,10 +545,16 @@ class NetworkHost:
         return net
 
     def list(self):
-        return [n for n in (self.read(name) for name in self.records.names()) if n is not None]
+        return self.records.load_all()
 
     def store(self, name):
-        return ipam_lib.NetworkStore(os.path.join(self.state_dir, name), name)
+        return ipam_lib.NetworkStore(os.path.join(self.state_dir, name), name, check_mode=self.runner.check_mode)
+
+    def settings(self):
+        return load_settings(self.settings_file)
+
+    def paths(self, net):
+        return dhcp_paths(net.name, self.state_dir)
 
     # the kernel
 
@@ -261,20 +562,7 @@ class NetworkHost:
         return netdev.read_links(self.runner)
 
     def link_specs(self, net):
-        settings = load_settings(self.settings_file)
-        specs = []
-        if net.owns_bridge:
-            specs.append(netdev.LinkSpec(name=net.bridge, kind="bridge", mtu=net.mtu, nf_call_iptables=True))
-        if net.type == "vxlan":
-            specs.append(netdev.LinkSpec(name=net.member, kind="vxlan", mtu=net.mtu, master=net.bridge,
-                                         vxlan_id=net.segmentation_id, local=net.local_ip,
-                                         dstport=int((settings.get("vxlan") or {}).get("port") or netdev.VXLAN_PORT),
-                                         underlay=(settings.get("vxlan") or {}).get("interface")))
-        elif net.type == "vlan":
-            trunk = settings["physical_networks"][net.physical_network]["interface"]
-            specs.append(netdev.LinkSpec(name=net.member, kind="vlan", mtu=net.mtu, master=net.bridge,
-                                         vlan_id=net.segmentation_id, parent=trunk))
-        return specs
+        return link_specs(net, self.settings())
 
     def plan_links(self, net, links):
         steps = []
@@ -285,139 +573,37 @@ class NetworkHost:
             steps += netdev.plan_flood(net.member, have, net.peers)
         return steps
 
-    def kernel_view(self, net, links):
-        """What the kernel holds of the network, for the diff."""
-        bridge = links.get(net.bridge)
-        member = links.get(net.member) if net.member else None
-        view = {"bridge": net.bridge if bridge else None, "mtu": bridge.mtu if bridge else None}
-        if net.type == "vxlan" and member is not None:
-            view["vxlan_peers"] = sorted(netdev.read_flood(self.runner, net.member))
-        return view
-
-    def ports_in_use(self, net, links):
-        """Devices plugged into the network's bridge besides its own member and DHCP link."""
-        own = {net.member, dhcp_veth(net)}
-        used = sorted(n for n, link in links.items() if link.master == net.bridge and n not in own)
-        if not net.owns_bridge:
-            return []  # a provider bridge is shared; its uplink and other flat users are not ours to judge
-        return [n for n in used if not n.startswith("nr-")]
-
-    def apply(self, net, steps):
-        """Run the planned steps, then record the network; a failure removes the links this call added."""
-        netdev.run_steps(self.runner, steps)
-        self.runner.apply("write %s" % self.records.path(net.name), self.records.write, net.name, net.record())
-
-    def delete(self, net, links):
-        if net.owns_bridge:
-            for name in (net.member, net.bridge):
-                if name and name in links:
-                    self.runner.change(["ip", "link", "del", name])
-        self.runner.apply("remove %s" % self.records.path(net.name), self.records.remove, net.name)
+    def snapshot(self, name, deleting=False):
+        """The network's record and links; for a delete also its IPAM ports and DHCP."""
+        record = self.read(name)
+        snap = NetworkSnapshot(record=record, links=self.links())
+        if record is None:
+            return snap
+        snap.others = [n for n in self.list() if n.name != name]
+        if record.member and record.type == "vxlan" and record.member in snap.links:
+            snap.flood = netdev.read_flood(self.runner, record.member)
+        if deleting:
+            store = self.store(name)
+            if store.exists():
+                snap.ports = [p.name for p in store.load().ports.values() if p.device_owner != "network:dhcp"]
+            snap.state_dir = os.path.isdir(store.directory)
+            snap.dhcp = self.dhcp_state(record, snap.links)
+        return snap
 
     # DHCP on the network node
 
-    def dhcp_state(self, net):
+    def dhcp_active(self, net):
+        return self.runner.read(["systemctl", "is-active", "--quiet", DHCP_UNIT % net.name], check_rc=False).ok
+
+    def dhcp_state(self, net, links=None):
         ns = dhcp_namespace(net.name)
-        namespaces = self.runner.read(["ip", "-j", "netns", "list"]).stdout
-        present = any(n.get("name") == ns for n in json.loads(namespaces or "[]"))
-        addresses = netdev.read_addresses(self.runner, DHCP_IFNAME, netns=ns) if present else []
-        unit = DHCP_UNIT % net.name
-        active = self.runner.read(["systemctl", "is-active", "--quiet", unit], check_rc=False).ok
-        return {"namespace": present, "addresses": addresses, "active": active}
-
-    def dhcp_wanted(self, net, ipam):
-        """The addresses the DHCP namespace should carry, or None when no subnet serves DHCP."""
-        served = [s for s in ipam.subnets if s.enable_dhcp]
-        if not served:
-            return None
-        port = ipam.ports.get("dhcp")
-        if port is None:
-            return []
-        by_subnet = {s.name: s for s in served}
-        return sorted("%s/%d" % (f["ip"], by_subnet[f["subnet"]].net.prefixlen)
-                      for f in port.fixed_ips if f["subnet"] in by_subnet)
-
-    def sync_dhcp(self, net, ipam, hosts_changed=False):
-        """Bring namespace, addresses, config and dnsmasq in line with the IPAM; True when anything changed."""
-        wanted = self.dhcp_wanted(net, ipam)
-        state = self.dhcp_state(net)
-        paths = dhcp_paths(net.name, self.state_dir)
-        ns = dhcp_namespace(net.name)
-        unit = DHCP_UNIT % net.name
-        if wanted is None:
-            return self.stop_dhcp(net, state)
-        changed = False
-        links = self.links()
-        veth = dhcp_veth(net)
-        if not state["namespace"]:
-            self.runner.change(["ip", "netns", "add", ns])
-            changed = True
-        if veth not in links:
-            self.runner.change(["ip", "link", "add", veth, "mtu", str(net.mtu), "type", "veth", "peer", "name",
-                                DHCP_IFNAME, "netns", ns])
-            changed = True
-        steps = netdev.plan_link(netdev.LinkSpec(name=veth, kind="veth", mtu=net.mtu, master=net.bridge),
-                                 links.get(veth) or netdev.Link(veth, "veth", 0, False))
-        if steps:
-            netdev.run_steps(self.runner, steps)
-            changed = True
-        if not state["namespace"] or veth not in links:
-            for argv in (["ip", "-n", ns, "link", "set", "lo", "up"],
-                         ["ip", "-n", ns, "link", "set", DHCP_IFNAME, "mtu", str(net.mtu), "up"]):
-                self.runner.change(argv)
-        for addr in sorted(set(wanted) - set(state["addresses"])):
-            self.runner.change(["ip", "-n", ns, "addr", "add", addr, "dev", DHCP_IFNAME])
-            changed = True
-        for addr in sorted(set(state["addresses"]) - set(wanted)):
-            self.runner.change(["ip", "-n", ns, "addr", "del", addr, "dev", DHCP_IFNAME])
-            changed = True
-        conf_changed = self._write(paths["conf"], render_dnsmasq_conf(net, ipam.subnets, paths))
-        opts_changed = self._write(paths["opts"], render_dnsmasq_opts(net, ipam.subnets))
-        changed = changed or conf_changed or opts_changed
-        if not state["active"] or conf_changed:
-            self.runner.change(["systemctl", "restart", unit])
-            changed = True
-        elif opts_changed or hosts_changed:
-            self.reload_dhcp(net)
-        return changed
-
-    def reload_dhcp(self, net):
-        """dnsmasq rereads its hosts and options files on SIGHUP."""
-        unit = DHCP_UNIT % net.name
-        if self.runner.read(["systemctl", "is-active", "--quiet", unit], check_rc=False).ok:
-            self.runner.change(["systemctl", "reload", unit])
-
-    def _write(self, path, text):
-        if read_text(path) == text:
-            return False
-        self.runner.apply("write %s" % path, atomic_write, path, text)
-        return True
-
-    def stop_dhcp(self, net, state=None):
-        state = state or self.dhcp_state(net)
-        changed = False
-        if state["active"]:
-            self.runner.change(["systemctl", "stop", DHCP_UNIT % net.name])
-            changed = True
-        # The veth first: deleting a namespace frees its end of the pair (and so
-        # ours) only later, asynchronously.
-        veth = dhcp_veth(net)
-        if veth in self.links():
-            self.runner.change(["ip", "link", "del", veth])
-            changed = True
-        if state["namespace"]:
-            self.runner.change(["ip", "netns", "del", dhcp_namespace(net.name)])
-            changed = True
-        paths = dhcp_paths(net.name, self.state_dir)
-        for key in ("conf", "opts", "leases", "pid"):
-            if os.path.exists(paths[key]):
-                self.runner.apply("remove %s" % paths[key], remove, paths[key])
-                changed = True
-        return changed
-
-    def forget_ipam(self, net):
-        directory = os.path.join(self.state_dir, net.name)
-        if os.path.isdir(directory):
-            self.runner.apply("remove %s" % directory, shutil.rmtree, directory)
-            return True
-        return False
+        links = self.links() if links is None else links
+        present = ns in netdev.read_namespaces(self.runner)
+        paths = self.paths(net)
+        files = {key: read_text(paths[key]) for key in DHCP_FILES}
+        return DhcpState(
+            namespace=present,
+            ns_links=netdev.read_links(self.runner, netns=ns) if present else {},
+            addresses=netdev.read_addresses(self.runner, DHCP_IFNAME, netns=ns) if present else [],
+            veth=links.get(dhcp_veth(net)), active=self.dhcp_active(net),
+            files={key: text for key, text in files.items() if text is not None})

@@ -127,80 +127,58 @@ network:
     bridge: nb-0b6f8c1e
 """
 
+from ansible_collections.nimbus.cloud.plugins.module_utils import _netdev as netdev
 from ansible_collections.nimbus.cloud.plugins.module_utils import _network as nw
-from ansible_collections.nimbus.cloud.plugins.module_utils._base import NimbusModule
-from ansible_collections.nimbus.cloud.plugins.module_utils._errors import ValidationError
+from ansible_collections.nimbus.cloud.plugins.module_utils._names import validate_name
+from ansible_collections.nimbus.cloud.plugins.module_utils._resource import ResourceModule
 
 
-class NetworkModule(NimbusModule):
+class NetworkModule(ResourceModule):
+    resource = kind = "network"
+    updatable = ("mtu", "shared", "external", "vxlan_peers", "local_ip")
+    create_only = ("type", "segmentation_id", "physical_network", "project")
+    defaults = dict(type="vxlan", shared=False, external=False, vxlan_peers=[])
     argument_spec = dict(
         name=dict(type="str", required=True),
         state=dict(type="str", choices=["present", "absent"], default="present"),
-        type=dict(type="str", choices=list(nw.TYPES), default="vxlan"),
+        type=dict(type="str", choices=list(nw.TYPES)),
         segmentation_id=dict(type="int"),
         physical_network=dict(type="str"),
         mtu=dict(type="int"),
         project=dict(type="str"),
-        shared=dict(type="bool", default=False),
-        external=dict(type="bool", default=False),
-        vxlan_peers=dict(type="list", elements="str", default=[]),
+        shared=dict(type="bool"),
+        external=dict(type="bool"),
+        vxlan_peers=dict(type="list", elements="str"),
         local_ip=dict(type="str"),
     )
 
-    def run(self):
-        p = self.params
-        host = nw.NetworkHost(self.runner)
-        old = host.read(p["name"])
-        links = host.links()
-        if p["state"] == "absent":
-            return self.absent(host, old, links)
-        net = nw.build_network(
-            p["name"], nw.load_settings(host.settings_file), type=p["type"], segmentation_id=p["segmentation_id"],
-            physical_network=p["physical_network"], mtu=p["mtu"], project=p["project"], shared=p["shared"],
-            external=p["external"], vxlan_peers=p["vxlan_peers"], local_ip=p["local_ip"])
-        if old is not None:
-            fixed = nw.immutable_changes(old, net)
-            if fixed:
-                raise ValidationError("network %s: %s cannot change; delete and recreate the network"
-                                      % (net.name, ", ".join(fixed)))
-        self.check_segment_free(host, net)
-        steps = host.plan_links(net, links)
-        before = dict(old.view(), **host.kernel_view(old, links)) if old else {}
-        after = net.view()
-        if steps or old is None or old.record() != net.record():
-            host.apply(net, steps)
-            self.changed = True
-        self.set_diff(before, after)
-        return {"network": net.view()}
+    def prepare(self):
+        validate_name(self.params["name"], "network")
+        self.host = nw.NetworkHost(self.runner)
+        self.snapshot = None
 
-    def check_segment_free(self, host, net):
-        if net.type == "flat":
-            return
-        for other in host.list():
-            if other.name != net.name and other.type == net.type and other.segmentation_id == net.segmentation_id \
-                    and other.physical_network == net.physical_network:
-                raise ValidationError("network %s: %s segment %s is already used by network %s"
-                                      % (net.name, net.type, net.segmentation_id, other.name))
+    def find(self):
+        self.snapshot = self.host.snapshot(self.params["name"], deleting=self.params["state"] == "absent")
+        record = self.snapshot.record
+        return None if record is None else record.attributes()
 
-    def absent(self, host, old, links):
-        if old is None:
-            return {"network": {}}
-        store = host.store(old.name)
-        if store.exists():
-            ports = [p for p in store.load().ports.values() if p.device_owner != "network:dhcp"]
-            if ports:
-                raise ValidationError("network %s still has ports: %s; delete them (and router interfaces) first"
-                                      % (old.name, ", ".join(sorted(p.name for p in ports))))
-        in_use = host.ports_in_use(old, links)
-        if in_use:
-            raise ValidationError("network %s is in use on this host: %s are plugged into bridge %s"
-                                  % (old.name, ", ".join(in_use), old.bridge))
-        host.stop_dhcp(old)
-        host.forget_ipam(old)
-        host.delete(old, links)
-        self.changed = True
-        self.set_diff(old.view(), {})
-        return {"network": {}}
+    def task(self):
+        task = super().task()
+        if "vxlan_peers" in task:
+            task["vxlan_peers"] = sorted(set(task["vxlan_peers"]))
+        return task
+
+    def plan_present(self, current):
+        settings = self.host.settings()
+        net = nw.build_network(self.params["name"], settings, **self.desired(current))
+        return nw.plan_network(net, self.snapshot, settings, self.host.records)
+
+    def plan_absent(self, current):
+        return nw.plan_network_absent(self.snapshot, self.host.records, self.host.state_dir)
+
+    def apply(self, plan):
+        # A kernel without a link type fails half way: the links this run added go again.
+        netdev.run_steps(self.runner, plan.steps)
 
 
 def main():

@@ -128,13 +128,16 @@ port:
 
 from ansible_collections.nimbus.cloud.plugins.module_utils import _ipam as ipam_lib
 from ansible_collections.nimbus.cloud.plugins.module_utils import _network as nw
-from ansible_collections.nimbus.cloud.plugins.module_utils._base import NimbusModule
 from ansible_collections.nimbus.cloud.plugins.module_utils._errors import ValidationError
+from ansible_collections.nimbus.cloud.plugins.module_utils._names import normalise_mac, validate_name
+from ansible_collections.nimbus.cloud.plugins.module_utils._resource import ResourceModule
 
-ATTRS = ("project", "device_owner", "device_id", "hostname", "security_groups", "port_security")
 
-
-class PortModule(NimbusModule):
+class PortModule(ResourceModule):
+    resource = kind = "port"
+    updatable = ("fixed_ips", "device_owner", "device_id", "hostname", "security_groups", "port_security")
+    create_only = ("mac", "project")
+    defaults = dict(device_owner="compute", device_id="", security_groups=[], port_security=True)
     argument_spec = dict(
         name=dict(type="str", required=True),
         network=dict(type="str", required=True),
@@ -142,41 +145,49 @@ class PortModule(NimbusModule):
         fixed_ips=dict(type="list", elements="dict", options=dict(subnet=dict(type="str"), ip=dict(type="str"))),
         mac=dict(type="str"),
         project=dict(type="str"),
-        device_owner=dict(type="str", default="compute", choices=[o for o in ipam_lib.DEVICE_OWNERS if o != "network:dhcp"]),
-        device_id=dict(type="str", default=""),
+        device_owner=dict(type="str", choices=[o for o in ipam_lib.DEVICE_OWNERS if o != "network:dhcp"]),
+        device_id=dict(type="str"),
         hostname=dict(type="str"),
-        security_groups=dict(type="list", elements="str", default=[]),
-        port_security=dict(type="bool", default=True),
+        security_groups=dict(type="list", elements="str"),
+        port_security=dict(type="bool"),
     )
 
-    def run(self):
+    def prepare(self):
         self.require("netaddr", ipam_lib.NETADDR_IMPORT_ERROR)
-        p = self.params
-        host = nw.NetworkHost(self.runner)
-        net = host.require(p["network"])
-        store = host.store(net.name)
-        if not store.exists():
+        validate_name(self.params["name"], "port")
+        self.host = nw.NetworkHost(self.runner)
+        self.net = self.host.require(self.params["network"])
+        self.store = self.host.store(self.net.name)
+        if not self.store.exists():
             raise ValidationError("network %s has no subnet on this host: create one with nimbus.cloud.subnet"
-                                  % net.name)
-        with store.transaction():
-            ipam = store.load()
-            old = ipam.ports.get(p["name"])
-            before = nw.port_view(old, net)
-            if p["state"] == "absent":
-                ipam.remove_port(p["name"])
-                port = None
-            else:
-                fixed = None if p["fixed_ips"] is None else [
-                    {k: v for k, v in f.items() if v is not None} for f in p["fixed_ips"]]
-                port = ipam.plan_port(p["name"], fixed_ips=fixed, mac=p["mac"],
-                                      **{k: sorted(set(p[k])) if k == "security_groups" else p[k] for k in ATTRS})
-            after = nw.port_view(port, net)
-            if before != after:
-                self.runner.apply("write the IPAM records of %s" % net.name, store.save, ipam)
-                host.reload_dhcp(net)
-                self.changed = True
-        self.set_diff(before, after)
-        return {"port": after}
+                                  % self.net.name)
+
+    def session(self):
+        return self.store.transaction()
+
+    def find(self):
+        self.ipam = self.store.load()
+        self.dhcp_active = self.host.dhcp_active(self.net)
+        port = self.ipam.ports.get(self.params["name"])
+        return None if port is None else nw.port_attributes(port)
+
+    def task(self):
+        task = super().task()
+        if "mac" in task:
+            task["mac"] = normalise_mac(task["mac"], "mac")
+        if "security_groups" in task:
+            task["security_groups"] = sorted(set(task["security_groups"]))
+        if "fixed_ips" in task:
+            task["fixed_ips"] = [{k: v for k, v in f.items() if v is not None} for f in task["fixed_ips"]]
+        return task
+
+    def plan_present(self, current):
+        task = self.task()
+        return nw.plan_port(self.net, self.ipam, self.params["name"], self.desired(current),
+                            task.get("fixed_ips"), self.dhcp_active, self.store)
+
+    def plan_absent(self, current):
+        return nw.plan_port_absent(self.net, self.ipam, self.params["name"], self.dhcp_active, self.store)
 
 
 def main():

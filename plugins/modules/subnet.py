@@ -107,12 +107,17 @@ subnet:
 """
 
 from ansible_collections.nimbus.cloud.plugins.module_utils import _ipam as ipam_lib
+from ansible_collections.nimbus.cloud.plugins.module_utils import _netdev as netdev
 from ansible_collections.nimbus.cloud.plugins.module_utils import _network as nw
-from ansible_collections.nimbus.cloud.plugins.module_utils._base import NimbusModule
-from ansible_collections.nimbus.cloud.plugins.module_utils._errors import ValidationError
+from ansible_collections.nimbus.cloud.plugins.module_utils._names import validate_name
+from ansible_collections.nimbus.cloud.plugins.module_utils._resource import ResourceModule, given
 
 
-class SubnetModule(NimbusModule):
+class SubnetModule(ResourceModule):
+    resource = kind = "subnet"
+    updatable = ("gateway", "allocation_pools", "dns_servers", "host_routes", "enable_dhcp")
+    create_only = ("cidr", "project")
+    defaults = dict(gateway="auto", dns_servers=[], host_routes=[], enable_dhcp=True)
     argument_spec = dict(
         name=dict(type="str", required=True),
         network=dict(type="str", required=True),
@@ -129,76 +134,38 @@ class SubnetModule(NimbusModule):
         project=dict(type="str"),
     )
 
-    def run(self):
+    def prepare(self):
         self.require("netaddr", ipam_lib.NETADDR_IMPORT_ERROR)
-        p = self.params
-        host = nw.NetworkHost(self.runner)
-        net = host.require(p["network"])
-        store = host.store(net.name)
-        with store.transaction():
-            ipam = store.load()
-            stored = (ipam_lib.render_subnets(ipam.subnets), ipam_lib.render_hosts(ipam))
-            old = ipam.subnet(p["name"])
-            before = self.view(old, ipam)
-            if p["state"] == "present":
-                subnet = self.desired(old, net)
-                ipam.put_subnet(subnet)
-            elif old is not None:
-                ipam.remove_subnet(old.name)
-            keep_dhcp_port(ipam)
-            after = self.view(ipam.subnet(p["name"]), ipam)
-            records = (ipam_lib.render_subnets(ipam.subnets), ipam_lib.render_hosts(ipam))
-            if records != stored:
-                self.runner.apply("write the IPAM records of %s" % net.name, store.save, ipam)
-                self.changed = True
-            if p["state"] == "absent" and old is None:
-                return {"subnet": {}}
-            if host.sync_dhcp(net, ipam, hosts_changed=records[1] != stored[1]):
-                self.changed = True
-        self.set_diff(before, after)
-        return {"subnet": after}
+        validate_name(self.params["name"], "subnet")
+        self.host = nw.NetworkHost(self.runner)
+        self.net = self.host.require(self.params["network"])
+        self.store = self.host.store(self.net.name)
 
-    def desired(self, old, net):
-        p = self.params
+    def session(self):
+        return self.store.transaction()
 
-        def pick(key, default):
-            if p[key] is not None:
-                return p[key]
-            return default
+    def find(self):
+        self.ipam = self.store.load()
+        self.dhcp = self.host.dhcp_state(self.net)
+        subnet = self.ipam.subnet(self.params["name"])
+        return None if subnet is None else nw.subnet_attributes(subnet)
 
-        if old is None and not p["cidr"]:
-            raise ValidationError("subnet %s does not exist yet: cidr is required to create it" % p["name"])
-        old_view = old.view() if old else {}
-        gateway = pick("gateway", (old.gateway or "none") if old else "auto")
-        pools = p["allocation_pools"]
-        if pools is None and old is not None and gateway == (old.gateway or "none"):
-            pools = old_view["allocation_pools"]
-        return ipam_lib.build_subnet(
-            p["name"], net.name, pick("cidr", old.cidr if old else None), gateway=gateway, pools=pools,
-            dns_servers=pick("dns_servers", list(old.dns_servers) if old else []),
-            host_routes=pick("host_routes", old_view.get("host_routes", [])),
-            enable_dhcp=pick("enable_dhcp", old.enable_dhcp if old else True),
-            project=pick("project", old.project if old else None))
+    def task(self):
+        task = super().task()
+        if "cidr" in task:
+            task["cidr"] = ipam_lib.normalise_cidr(task["cidr"])
+        return task
 
-    @staticmethod
-    def view(subnet, ipam):
-        if subnet is None:
-            return {}
-        view = subnet.view()
-        port = ipam.ports.get("dhcp")
-        view["dhcp_server"] = next((f["ip"] for f in (port.fixed_ips if port else []) if f["subnet"] == subnet.name),
-                                   None)
-        return view
+    def plan_present(self, current):
+        return nw.plan_subnet(self.net, self.ipam, self.params["name"], self.desired(current),
+                              given(self.params, self.updatable), self.dhcp, self.store, self.host.paths(self.net))
 
+    def plan_absent(self, current):
+        return nw.plan_subnet_absent(self.net, self.ipam, self.params["name"], self.dhcp, self.store,
+                                     self.host.paths(self.net))
 
-def keep_dhcp_port(ipam):
-    """The DHCP server's port holds one address in each subnet DHCP serves, and exists only while one does."""
-    served = [s.name for s in ipam.subnets if s.enable_dhcp]
-    if served:
-        ipam.plan_port("dhcp", fixed_ips=[{"subnet": name} for name in served], device_owner="network:dhcp",
-                       device_id="dhcp")
-    else:
-        ipam.remove_port("dhcp")
+    def apply(self, plan):
+        netdev.run_steps(self.runner, plan.steps)
 
 
 def main():

@@ -53,12 +53,6 @@ def test_vxlan_needs_an_endpoint():
         nw.build_network("n1", {"physical_networks": {}}, segmentation_id=3)
 
 
-def test_immutable_changes_are_named():
-    a = nw.build_network("n1", SETTINGS, segmentation_id=3)
-    b = nw.build_network("n1", SETTINGS, segmentation_id=4)
-    assert nw.immutable_changes(a, b) == ["segmentation_id 3 -> 4"]
-
-
 def link(name, kind, mtu=1450, up=True, master=None, **info):
     return netdev.Link(name=name, kind=kind, mtu=mtu, up=up, master=master, info=info,
                        bridge_options=info if kind == "bridge" else {})
