@@ -13,7 +13,11 @@ description:
     C(fip-<name>) there, so nothing else gets it), puts it on the router's gateway interface, and, when a port is
     given, translates it 1:1 to the port's fixed address in the router's namespace (DNAT in, SNAT out).
   - Inbound traffic still meets the port's security groups, as in Neutron.
-  - Without O(port) the address is held but leads nowhere; giving or changing O(port) later re-points it.
+  - Without a port the address is held but leads nowhere; giving or changing O(port) later re-points it, and
+    O(port={}) disassociates it again.
+  - Only the options a task gives are compared; an option left out keeps the floating IP's current value.
+    O(port), O(fixed_ip) and O(project) can be updated; O(router) and O(floating_ip) are create-only (a task that
+    gives another value fails before anything changes; delete and recreate the floating IP instead).
 author:
   - nimbus.cloud contributors (@nimbus-cloud)
 extends_documentation_fragment:
@@ -29,20 +33,25 @@ options:
     choices: [present, absent]
     default: present
   router:
-    description: The router (with an external gateway) that carries the address. Required to create it.
+    description: The router (with an external gateway) that carries the address. Required to create it; create-only.
     type: str
   floating_ip:
-    description: The external address; the lowest free one of the external subnet's pools when left out.
+    description:
+      - The external address; the lowest free one of the external subnet's pools for a new floating IP when left
+        out. Create-only.
     type: str
   port:
     description:
       - The port (what M(nimbus.cloud.port) returns) the address leads to. Its network must be joined to the router.
+      - An empty dict (V({})) disassociates the floating IP; left out, it keeps leading where it leads.
     type: dict
   fixed_ip:
-    description: Which of the port's addresses to use; the first when left out.
+    description:
+      - Which of the port's addresses to use; needs O(port). Left out, the address in use is kept while the port
+        still has it, else the port's first address is used.
     type: str
   project:
-    description: Project that owns the floating IP.
+    description: Project that owns the floating IP. Updatable; left out, kept as it is.
     type: str
 seealso:
   - module: nimbus.cloud.router
@@ -56,6 +65,11 @@ EXAMPLES = r"""
     router: demo-router
     port: "{{ web1_port.port }}"
   register: web1_fip
+
+- name: Keep the address but lead it nowhere
+  nimbus.cloud.floating_ip:
+    name: web1-fip
+    port: {}
 """
 
 RETURN = r"""
@@ -71,17 +85,24 @@ floating_ip:
     port_id: {description: "The port it leads to, or null.", type: str}
     fixed_ip: {description: "The port's address it translates to, or null.", type: str}
     project: {description: Owning project., type: str}
+commands:
+  description: In check mode, the changes a real run would make (commands and file writes), in order.
+  returned: check mode
+  type: list
+  elements: str
 """
 
 from ansible_collections.nimbus.cloud.plugins.module_utils import _ipam as ipam_lib
-from ansible_collections.nimbus.cloud.plugins.module_utils import _network as nw
 from ansible_collections.nimbus.cloud.plugins.module_utils import _router as rt
-from ansible_collections.nimbus.cloud.plugins.module_utils._base import NimbusModule
-from ansible_collections.nimbus.cloud.plugins.module_utils._errors import ValidationError
 from ansible_collections.nimbus.cloud.plugins.module_utils._names import validate_name
+from ansible_collections.nimbus.cloud.plugins.module_utils._resource import ResourceModule
 
 
-class FloatingIpModule(NimbusModule):
+class FloatingIpModule(ResourceModule):
+    resource = "floating_ip"
+    kind = "floating IP"
+    updatable = ("port", "fixed_ip", "project")
+    create_only = ("router", "floating_ip")
     argument_spec = dict(
         name=dict(type="str", required=True),
         state=dict(type="str", choices=["present", "absent"], default="present"),
@@ -92,74 +113,35 @@ class FloatingIpModule(NimbusModule):
         project=dict(type="str"),
     )
 
-    def run(self):
+    def prepare(self):
         self.require("netaddr", ipam_lib.NETADDR_IMPORT_ERROR)
-        p = self.params
-        name = validate_name(p["name"], "floating IP")
-        host = rt.RouterHost(self.runner, nw.NetworkHost(self.runner))
-        old = host.read_fip(name)
-        if p["state"] == "absent":
-            return self.absent(host, old)
-        router_name = p["router"] or (old.router if old else None)
-        if not router_name:
-            raise ValidationError("router is required to create floating IP %s" % name)
-        router = host.read(router_name)
-        if router is None or not router.gateway:
-            raise ValidationError("router %s does not exist or has no external gateway" % router_name)
-        if old is not None and old.router != router.name:
-            raise ValidationError("floating IP %s belongs to router %s; delete it to move it" % (name, old.router))
-        port_id, fixed_ip = self.target(router, old)
-        wanted = [{"ip": p["floating_ip"]}] if p["floating_ip"] else (
-            [{"ip": old.floating_ip}] if old else None)
-        if old is not None and p["floating_ip"] and p["floating_ip"] != old.floating_ip:
-            raise ValidationError("floating IP %s is %s; the address cannot change (delete and recreate it)"
-                                  % (name, old.floating_ip))
-        net, port, subnet = host.reserve(router.gateway["network"], rt.fip_port_name(name), "network:floatingip",
-                                         name, wanted, p["project"])
-        fip = rt.FloatingIp(name=name, router=router.name, network=net.name, floating_ip=port.fixed_ips[0]["ip"],
-                            port_id=port_id, fixed_ip=fixed_ip,
-                            project=p["project"] if p["project"] is not None else (old.project if old else None))
-        record_changed = old is None or old.view() != fip.view()
-        if record_changed:
-            host.write(host.fip_dir, name, fip.view())
-        others = [f for f in host.fips(router.name) if f.name != name]
-        kernel_changed = host.converge(router, sorted(others + [fip], key=lambda f: f.name))
-        self.changed = record_changed or kernel_changed
-        self.set_diff(old.view() if old else {}, fip.view())
-        return {"floating_ip": fip.view()}
+        self.name = validate_name(self.params["name"], "floating IP")
+        self.host = rt.RouterHost(self.runner)
+        self.current = self.host.floating_ips.load(self.name)
+        router = self.params["router"] or (self.current.router if self.current else None)
+        self.router = self.host.routers.load(router) if router else None
 
-    def target(self, router, old):
-        p = self.params
-        if p["port"] is None:
-            if p["fixed_ip"]:
-                raise ValidationError("fixed_ip needs port")
-            return (old.port_id, old.fixed_ip) if old else (None, None)
-        port = p["port"]
-        if not port.get("id") or not port.get("fixed_ips"):
-            raise ValidationError("port must be what nimbus.cloud.port returns (with id and fixed_ips)")
-        joined = {leg["network"] for leg in router.interfaces}
-        if port.get("network") not in joined:
-            raise ValidationError("port %s is on network %s, which router %s does not join (it joins: %s)"
-                                  % (port.get("name") or port["id"], port.get("network"), router.name,
-                                     ", ".join(sorted(joined)) or "none"))
-        ips = [f["ip"] for f in port["fixed_ips"]]
-        fixed_ip = p["fixed_ip"] or ips[0]
-        if fixed_ip not in ips:
-            raise ValidationError("fixed_ip %s is not an address of port %s (%s)"
-                                  % (fixed_ip, port.get("name") or port["id"], ", ".join(ips)))
-        return port["id"], fixed_ip
+    def session(self):
+        gateway = self.router.gateway if self.router else None
+        return self.host.reservations.locked([gateway["network"]] if gateway else [], check_mode=self.check_mode)
 
-    def absent(self, host, old):
-        if old is None:
-            return {"floating_ip": {}}
-        host.forget(host.fip_dir, old.name)
-        host.release(old.network, rt.fip_port_name(old.name))
-        router = host.read(old.router)
-        if router is not None:
-            host.converge(router, [f for f in host.fips(router.name) if f.name != old.name])
-        self.changed = True
-        self.set_diff(old.view(), {})
-        return {"floating_ip": {}}
+    def find(self):
+        return self.host.floating_ips.load(self.name)
+
+    def plan_present(self, current):
+        router = self.router
+        usable = router is not None and router.gateway is not None
+        return rt.plan_floating_ip(self.name, current, rt.floating_ip_task(self.params, current, router), router,
+                                   self.host.fips(router.name, without=self.name) if usable else [],
+                                   self.host.network_map(router) if usable else {}, self.host.reservations,
+                                   self.host.kernel(router) if usable else None, self.host.floating_ips)
+
+    def plan_absent(self, current):
+        router = self.host.routers.load(current.router)
+        networks = self.host.network_map(router) if router else {}
+        return rt.plan_floating_ip_absent(current, router, self.host.fips(current.router, without=current.name), networks,
+                                          self.host.reservations, self.host.kernel(router) if router else None,
+                                          self.host.floating_ips)
 
 
 def main():
