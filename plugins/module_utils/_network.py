@@ -576,10 +576,9 @@ class NetworkHost:
     def snapshot(self, name, deleting=False):
         """The network's record and links; for a delete also its IPAM ports and DHCP."""
         record = self.read(name)
-        snap = NetworkSnapshot(record=record, links=self.links())
+        snap = NetworkSnapshot(record=record, links=self.links(), others=[n for n in self.list() if n.name != name])
         if record is None:
             return snap
-        snap.others = [n for n in self.list() if n.name != name]
         if record.member and record.type == "vxlan" and record.member in snap.links:
             snap.flood = netdev.read_flood(self.runner, record.member)
         if deleting:
