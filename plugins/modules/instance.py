@@ -273,10 +273,11 @@ import uuid as uuidlib
 
 from ansible_collections.nimbus.cloud.plugins.module_utils import _compute as compute
 from ansible_collections.nimbus.cloud.plugins.module_utils import _libvirt as lv
-from ansible_collections.nimbus.cloud.plugins.module_utils import _nftables as nft
+from ansible_collections.nimbus.cloud.plugins.module_utils import _portbind as portbind
 from ansible_collections.nimbus.cloud.plugins.module_utils._base import NimbusModule
 from ansible_collections.nimbus.cloud.plugins.module_utils._errors import ValidationError
 from ansible_collections.nimbus.cloud.plugins.module_utils._names import validate_name
+from ansible_collections.nimbus.cloud.plugins.module_utils._resource import apply_steps
 
 
 class InstanceModule(NimbusModule):
@@ -329,10 +330,10 @@ class InstanceModule(NimbusModule):
                 image = hv.image(plan.after.image)
             if plan.after is not None and (plan.create or plan.recreate or plan.redefine):
                 lv.check_feasible(hv, spec, plan.after, image)
-            ruleset = check_port_groups(self.runner, plan.after)
+            binding = portbind.plan(self.runner, actual, plan.after)
             lv.converge(hv, plan, spec, image, self.params["shutdown_timeout"], self.params["keep_disk"])
-            filters_changed = bind_ports(self.runner, ruleset, actual, plan.after)
-            self.changed = plan.changed or filters_changed
+            apply_steps(self.runner, binding.steps)
+            self.changed = plan.changed or binding.changed
             after = self.after_view(hv, spec, plan)
         before = actual.view(hv.hostname()) if actual else None
         self.set_diff(before, after)
@@ -374,41 +375,6 @@ class InstanceModule(NimbusModule):
             for nic, mac in zip(view["nics"], given + [None] * len(view["nics"])):
                 nic["mac"] = mac
         return view
-
-
-def filtered_ports(inst):
-    return [n for n in (inst.nics if inst else []) if n.port and n.port["port_security"]]
-
-
-def check_port_groups(runner, after):
-    """Refuse, before anything changes, ports whose security groups this host does not have."""
-    wanted = filtered_ports(after)
-    if not any(n.port["security_groups"] for n in wanted):
-        return None
-    ruleset = nft.read(runner)
-    for nic in wanted:
-        for group in nic.port["security_groups"]:
-            if nft.group_chain(group, "ingress") not in ruleset.chains["inet"]:
-                raise ValidationError("security group %s (port %s) is not defined on this host: run "
-                                      "nimbus.cloud.security_group here first" % (group, nic.port["name"] or nic.port["id"]))
-    return ruleset
-
-
-def bind_ports(runner, ruleset, actual, after):
-    """Make the nftables filters of the instance's ports match what it has now; True when anything changed."""
-    wanted = filtered_ports(after)
-    gone = {n.port["id"] for n in (actual.nics if actual else []) if n.port} - {n.port["id"] for n in wanted}
-    if not wanted and not gone:
-        return False
-    ruleset = ruleset or nft.read(runner)
-    lines = [] if not wanted else nft.base_script(ruleset)
-    for port_id in sorted(gone):
-        lines += nft.unbind_lines(ruleset, port_id)
-    for nic in wanted:
-        ips = [f["ip"] for f in nic.port["fixed_ips"] if "." in (f.get("ip") or "")]
-        lines += nft.port_lines(ruleset, nft.PortFilter(id=nic.port["id"], bridge=nic.bridge, mac=nic.mac, tap=nic.tap,
-                                                        ips=ips, security_groups=nic.port["security_groups"]))
-    return nft.apply(runner, lines)
 
 
 def main():

@@ -17,10 +17,17 @@ description:
   - Egress is allowed unless O(allow_all_egress=false); then only what the egress rules accept leaves the port.
   - Rules are compared as a set; their order never matters. A changed group is rewritten in one atomic nftables
     transaction, and the tables are saved to C(/etc/nimbus/nftables.nft) for the next boot.
+  - Every rule carries a digest of its text as its comment, so a rule added, removed or changed by hand in one of the
+    group's chains is seen and the chain is rewritten.
   - A rule with O(rules[].remote_group) matches the addresses of that group's ports. Pass O(ports) (for example what
     M(nimbus.cloud.port_info) returns on the network node) to fill this group's member set on this host.
+  - Options left out keep the group's current value (a new group takes the documented defaults), so a shorter task
+    changes nothing. All of O(project), O(description), O(rules) and O(allow_all_egress) may be changed on an
+    existing group; the group has no create-only attributes (O(name) names it).
   - Deleting a group that a port on this host still uses, or that another group's rules name, fails and changes
-    nothing.
+    nothing. Deleting the last group of a host with no filtered port removes the collection's tables.
+  - In check mode nothing changes (no file, directory or table); the result's RV(commands) lists what a real run
+    would do.
 author:
   - nimbus.cloud contributors (@nimbus-cloud)
 extends_documentation_fragment:
@@ -36,13 +43,15 @@ options:
     choices: [present, absent]
     default: present
   project:
-    description: Project that owns the group.
+    description: Project that owns the group. Updatable; left out, the group keeps its project.
     type: str
   description:
-    description: Free text.
+    description: Free text. Updatable; left out, the group keeps its description.
     type: str
   rules:
-    description: The group's rules (IPv4). Left out, an existing group keeps its rules; a new one has none.
+    description:
+      - The group's rules (IPv4), compared as a set. Updatable; left out, an existing group keeps its rules and a new
+        one has none.
     type: list
     elements: dict
     suboptions:
@@ -68,9 +77,10 @@ options:
         description: Peers are the ports of this group.
         type: str
   allow_all_egress:
-    description: Add a rule that lets everything out of the group's ports.
+    description:
+      - Add a rule that lets everything out of the group's ports. Updatable; left out, an existing group keeps its
+        setting and a new group allows all egress (V(true)).
     type: bool
-    default: true
   ports:
     description:
       - Ports of the cloud (dicts with C(security_groups) and C(fixed_ips)). The addresses of those in this group fill
@@ -91,6 +101,16 @@ EXAMPLES = r"""
       - {protocol: tcp, port_range_min: 80}
       - {protocol: any, remote_group: web}
     ports: "{{ hostvars[groups['network'][0]].cloud_ports.ports }}"
+
+- name: Close egress; the group keeps its project, description and rules
+  nimbus.cloud.security_group:
+    name: web
+    allow_all_egress: false
+
+- name: Delete the group on this host
+  nimbus.cloud.security_group:
+    name: web
+    state: absent
 """
 
 RETURN = r"""
@@ -110,18 +130,26 @@ security_group:
     rules:
       - {direction: ingress, protocol: tcp, port_range_min: 80, port_range_max: null, remote_ip_prefix: null,
          remote_group: null}
+commands:
+  description: In check mode, what a real run would do (the nftables transaction, the save, the record).
+  returned: in check mode
+  type: list
+  elements: str
+  sample: ["nft -f -", "save the nimbus nftables to /etc/nimbus/nftables.nft",
+           "write /etc/nimbus/security-groups/web.json"]
 """
 
-from ansible_collections.nimbus.cloud.plugins.module_utils import _nftables as nft
-from ansible_collections.nimbus.cloud.plugins.module_utils._base import NimbusModule
-from ansible_collections.nimbus.cloud.plugins.module_utils._errors import ValidationError
-from ansible_collections.nimbus.cloud.plugins.module_utils._files import Records
+from ansible_collections.nimbus.cloud.plugins.module_utils import _security_group as sg
 from ansible_collections.nimbus.cloud.plugins.module_utils._names import validate_name
+from ansible_collections.nimbus.cloud.plugins.module_utils._resource import ResourceModule
 
-RECORD_DIR = "/etc/nimbus/security-groups"
 
-
-class SecurityGroupModule(NimbusModule):
+class SecurityGroupModule(ResourceModule):
+    resource = "security_group"
+    kind = sg.KIND
+    updatable = sg.UPDATABLE
+    create_only = sg.CREATE_ONLY
+    defaults = sg.DEFAULTS
     argument_spec = dict(
         name=dict(type="str", required=True),
         state=dict(type="str", choices=["present", "absent"], default="present"),
@@ -135,66 +163,22 @@ class SecurityGroupModule(NimbusModule):
             remote_ip_prefix=dict(type="str"),
             remote_group=dict(type="str"),
         )),
-        allow_all_egress=dict(type="bool", default=True),
+        allow_all_egress=dict(type="bool"),
         ports=dict(type="list", elements="dict"),
     )
 
-    def run(self):
-        p = self.params
-        name = validate_name(p["name"], "security group")
-        old = records().read(name)
-        ruleset = nft.read(self.runner)
-        before = old or {}
-        if p["state"] == "absent":
-            if old is None and not nft.delete_group_lines(ruleset, name):
-                return {"security_group": {}}
-            self.check_unused(name, ruleset)
-            lines = nft.delete_group_lines(ruleset, name)
-            nft.apply(self.runner, lines)
-            self.runner.apply("remove the record of %s" % name, records().remove, name)
-            self.changed = True
-            self.set_diff(before, {})
-            return {"security_group": {}}
-        raw_rules = p["rules"] if p["rules"] is not None else (old or {}).get("given_rules", [])
-        rules = nft.build_rules(raw_rules, p["allow_all_egress"])
-        members = nft.group_members(name, p["ports"]) if p["ports"] is not None else None
-        lines = nft.base_script(ruleset) + nft.group_lines(ruleset, name, rules, members)
-        if members is None:
-            members = ruleset.sets.get(nft.members_set(name), [])
-        after = {
-            "name": name, "project": p["project"] if p["project"] is not None else (old or {}).get("project"),
-            "description": p["description"] if p["description"] is not None else (old or {}).get("description"),
-            "allow_all_egress": p["allow_all_egress"], "rules": [r.view() for r in rules], "members": members,
-        }
-        record = dict(after, given_rules=[{k: v for k, v in r.items() if v is not None} for r in raw_rules])
-        if lines:
-            nft.apply(self.runner, lines)
-            self.changed = True
-        if old != record:
-            self.runner.apply("write the record of %s" % name, records().write, name, record)
-            self.changed = True
-        self.set_diff(view(before), after)
-        return {"security_group": after}
+    def prepare(self):
+        validate_name(self.params["name"], sg.KIND)
 
-    def check_unused(self, name, ruleset):
-        users = sorted(set(ruleset.jumps_to(nft.group_chain(name, "ingress")) +
-                           ruleset.jumps_to(nft.group_chain(name, "egress"))))
-        if users:
-            ports = sorted({u[5:13] for u in users})
-            raise ValidationError("security group %s is used by ports on this host (ids %s...); unplug them first"
-                                  % (name, ", ".join(ports)))
-        naming = sorted(other["name"] for other in records().all() if other["name"] != name
-                        and any(r.get("remote_group") == name for r in other.get("rules", [])))
-        if naming:
-            raise ValidationError("security group %s is named by the rules of %s" % (name, ", ".join(naming)))
+    def find(self):
+        self.host = sg.read_host(self.runner)
+        return self.host.find(self.params["name"])
 
+    def plan_present(self, current):
+        return sg.plan_present(self.host, self.params["name"], self.task(), self.params["ports"])
 
-def view(record):
-    return {k: v for k, v in record.items() if k != "given_rules"}
-
-
-def records():
-    return Records(RECORD_DIR)
+    def plan_absent(self, current):
+        return sg.plan_absent(self.host, self.params["name"])
 
 
 def main():
