@@ -248,7 +248,7 @@ def test_a_denied_injector_written_past_the_api_is_still_not_injected(world, app
         from nimbus_api.models import Job
         job = Job(template_id=echo_template(cloud), project_id=p["a"], launched_by="x", credential_ids=cred["id"])
         env, extra, masker = runner.credentials(db, job)
-    assert env == {"LEAKY_SECRET": "value-1"} and masker
+    assert env == {"LEAKY_SECRET": "value-1"} and masker.text("got value-1") == "got " + MASK
 
 
 def test_legacy_credentials_migrate_to_types_without_the_dangerous_names(tmp_path, settings):
