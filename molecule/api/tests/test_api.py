@@ -124,7 +124,18 @@ def test_state_is_the_service_users_alone(host):
 
 
 def test_the_worker_only_host_serves_no_api():
-    assert WORKER.run("python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", 8080), 2)'").rc != 0
+    # The connection must be refused: a timeout, a missing python3 or any other error is not the answer
+    # of a host where nothing listens on the port.
+    probe = ("import socket\n"
+             "try:\n"
+             "    socket.create_connection(('127.0.0.1', 8080), 2)\n"
+             "except ConnectionRefusedError:\n"
+             "    print('refused')\n")
+    out = WORKER.run("python3 -c %s", probe)
+    assert (out.rc, out.stdout.strip()) == (0, "refused"), out.stderr
+    # The same probe against the host that serves the API connects.
+    served = API.run("python3 -c %s", probe)
+    assert (served.rc, served.stdout.strip()) == (0, ""), served.stderr
 
 
 def test_jobs_go_to_workers_on_both_hosts(api, templates):

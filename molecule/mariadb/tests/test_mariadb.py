@@ -67,5 +67,7 @@ def test_round_trip_over_tcp_as_role_user(address):
 
 
 def test_wrong_password_is_refused(address):
-    with pytest.raises(pymysql.err.OperationalError):
+    with pytest.raises(pymysql.err.OperationalError) as refused:
         pymysql.connect(host=address, user="nimbus", password="wrong", connect_timeout=10)
+    # 1045: access denied, not a server that cannot be reached.
+    assert refused.value.args[0] == 1045
