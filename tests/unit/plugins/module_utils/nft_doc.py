@@ -90,7 +90,7 @@ def _key(key):
 
 
 def _verdict(text):
-    verdict, _, target = text.partition(" ")
+    verdict, _space, target = text.partition(" ")
     return {verdict: {"target": target}} if target else {verdict: None}
 
 
@@ -182,7 +182,7 @@ class FakeNft:
     def _element(table, verb, name, rest, line):
         body = re.match(r"^\{ (.*) \}$", rest).group(1)
         if name in table["maps"]:
-            key, _, verdict = body.partition(" : ")
+            key, _colon, verdict = body.partition(" : ")
             key = key.replace('"', "")
             if verb == "add":
                 if key in table["maps"][name]:

@@ -92,7 +92,7 @@ class Host:
         return run_command
 
     def files(self):
-        return sorted(os.path.relpath(os.path.join(d, f), self.etc) for d, _, fs in os.walk(self.etc) for f in fs)
+        return sorted(os.path.relpath(os.path.join(d, f), self.etc) for d, _dirs, fs in os.walk(self.etc) for f in fs)
 
     def snapshot(self):
         contents = {}
@@ -117,7 +117,7 @@ def host(monkeypatch, tmp_path):
 
 def chain_rules(host, family="inet"):
     table = host.nft.tables[family]
-    return {chain: [text for text, _ in rules] for chain, rules in table["chains"].items()} if table else None
+    return {chain: [text for text, _comment in rules] for chain, rules in table["chains"].items()} if table else None
 
 
 @pytest.mark.parametrize("case", cases.params(__file__, "security_group_runs.yaml"))
