@@ -17,7 +17,11 @@ description:
   - The network's attributes are recorded in C(/etc/nimbus/networks/<name>.json) on each host; its id is derived from
     its name, so it is the same on every host. Network names are unique in the cloud.
   - A link that drifted (deleted bridge, wrong MTU, missing VXLAN peer) is repaired on the next run.
-  - O(type), O(segmentation_id) and O(physical_network) cannot change; delete and recreate the network instead.
+  - Options left out keep their current value on an existing network, so a shorter task changes nothing;
+    a new network takes the defaults documented here.
+  - Updatable attributes - O(mtu), O(shared), O(external), O(vxlan_peers), O(local_ip).
+  - Create-only attributes - O(type), O(segmentation_id), O(physical_network), O(project). A task that gives
+    another value fails before anything changes; delete and recreate the network instead.
   - Deleting a network whose bridge still has instances plugged in, or (on the network node) that still has ports or
     router interfaces, fails and changes nothing. Deleting it on the network node also stops its DHCP server and
     removes its subnets and address records.
@@ -39,40 +43,41 @@ options:
     description:
       - C(vxlan) (tenant networks across hosts), C(vlan) (a VLAN on a physical network's trunk) or C(flat) (the
         physical network's provider bridge itself, for example an external network).
+      - Defaults to C(vxlan) for a new network. Create-only.
     type: str
     choices: [flat, vlan, vxlan]
-    default: vxlan
   segmentation_id:
-    description: VLAN id (1-4094) or VXLAN VNI (1-16777215). Required for C(vlan) and C(vxlan).
+    description: VLAN id (1-4094) or VXLAN VNI (1-16777215). Required for C(vlan) and C(vxlan). Create-only.
     type: int
   physical_network:
-    description: The bridges role's physical network a C(flat) or C(vlan) network uses.
+    description: The bridges role's physical network a C(flat) or C(vlan) network uses. Create-only.
     type: str
   mtu:
     description:
       - MTU of the network. Defaults to the physical network's MTU, or for C(vxlan) the endpoint's MTU minus the
-        50 bytes of VXLAN overhead. DHCP hands it to instances.
+        50 bytes of VXLAN overhead, for a new network. DHCP hands it to instances.
     type: int
   project:
-    description: Project that owns the network.
+    description: Project that owns the network. Create-only.
     type: str
   shared:
-    description: Whether every project may plug ports into the network.
+    description: Whether every project may plug ports into the network. Defaults to false for a new network.
     type: bool
-    default: false
   external:
-    description: Whether routers may use the network as their external gateway and floating IPs come from it.
+    description:
+      - Whether routers may use the network as their external gateway and floating IPs come from it.
+      - Defaults to false for a new network.
     type: bool
-    default: false
   vxlan_peers:
     description:
       - VXLAN endpoint addresses of every host the network spans; this host's own address is ignored, so the same
         list serves every host. Broadcast and unknown traffic is replicated to each.
+      - Addresses of the same family as O(local_ip). Defaults to none for a new network; give an empty list to
+        remove every peer.
     type: list
     elements: str
-    default: []
   local_ip:
-    description: This host's VXLAN endpoint address; defaults to the one the bridges role recorded.
+    description: This host's VXLAN endpoint address; a new network defaults to the one the bridges role recorded.
     type: str
 notes:
   - VLAN networks need a kernel with 802.1Q support (C(8021q)); without it the module fails with a clear message
@@ -90,7 +95,14 @@ EXAMPLES = r"""
     project: demo
     type: vxlan
     segmentation_id: 1001
-    vxlan_peers: "{{ groups['compute'] + groups['network'] | map('extract', hostvars, 'bridges_vxlan_local_ip') }}"
+    vxlan_peers: >-
+      {{ (groups['compute'] + groups['network'])
+         | map('extract', hostvars, 'bridges_vxlan_local_ip') | list }}
+
+- name: Share it with every project; the options left out keep their value
+  nimbus.cloud.network:
+    name: demo-net
+    shared: true
 
 - name: The external network on the provider bridge of physical network "external"
   nimbus.cloud.network:
@@ -102,7 +114,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 network:
-  description: The network on this host; empty after O(state=absent).
+  description: The network on this host (in check mode, as it would be); empty after O(state=absent).
   returned: always
   type: dict
   contains:
@@ -125,6 +137,14 @@ network:
     segmentation_id: 1001
     mtu: 1450
     bridge: nb-0b6f8c1e
+commands:
+  description: What a real run would do (commands, and the files it would write or remove).
+  returned: in check mode
+  type: list
+  elements: str
+  sample:
+    - ip link add nb-0b6f8c1e mtu 1450 type bridge nf_call_iptables 1
+    - write /etc/nimbus/networks/demo-net.json
 """
 
 from ansible_collections.nimbus.cloud.plugins.module_utils import _netdev as netdev

@@ -13,9 +13,15 @@ description:
     reservation, so the instance that plugs the port in gets exactly these addresses by DHCP.
   - Allocation happens under the network's IPAM lock and the record is replaced atomically, so concurrent runs never
     hand out the same address. An address is taken from the lowest free one of the subnet's allocation pools.
-  - The port id and, unless O(mac) is given, the MAC are derived from network and port name, so they are stable across runs.
+  - The port id and, unless O(mac) is given, the MAC are derived from network and port name, so they are stable
+    across runs.
   - Give the returned C(port) to M(nimbus.cloud.instance) (O(nimbus.cloud.instance#module:nics[].port)) to plug it in.
-  - O(mac) cannot change. O(fixed_ips) can; the old addresses are released.
+  - Options left out keep their current value on an existing port, so a shorter task changes nothing; a new port
+    takes the defaults documented here. An empty string clears O(hostname) or O(device_id).
+  - Updatable attributes - O(fixed_ips) (the old addresses are released), O(device_owner), O(device_id),
+    O(hostname), O(security_groups), O(port_security).
+  - Create-only attributes - O(mac), O(project); O(network) and O(name) identify the port. A task that gives
+    another value fails before anything changes; delete and recreate the port instead.
   - Deleting the port releases its addresses and its DHCP reservation.
 author:
   - nimbus.cloud contributors (@nimbus-cloud)
@@ -45,34 +51,33 @@ options:
       subnet: {description: Subnet name., type: str}
       ip: {description: A specific address., type: str}
   mac:
-    description: MAC address; derived from the port id when left out.
+    description: MAC address; a new port derives one from its id when left out. Create-only.
     type: str
   project:
-    description: Project that owns the port.
+    description: Project that owns the port. Create-only.
     type: str
   device_owner:
-    description: What uses the port.
+    description: What uses the port. Defaults to C(compute) for a new port.
     type: str
     choices: [compute, "network:router_interface", "network:router_gateway", "network:floatingip", ""]
-    default: compute
   device_id:
-    description: Name of the device that uses the port (for example the instance).
+    description: Name of the device that uses the port (for example the instance). Empty for a new port.
     type: str
-    default: ""
   hostname:
     description: Host name DHCP hands out with the address.
     type: str
   security_groups:
-    description: Security groups (M(nimbus.cloud.security_group)) enforced on the port's instance interface.
+    description:
+      - Security groups (M(nimbus.cloud.security_group)) enforced on the port's instance interface.
+      - None for a new port; an empty list removes them.
     type: list
     elements: str
-    default: []
   port_security:
     description:
       - Whether the port is filtered (anti-spoofing and security groups). Without security groups a filtered port
         still drops all new inbound connections.
+      - Defaults to true for a new port.
     type: bool
-    default: true
 seealso:
   - module: nimbus.cloud.port_info
   - module: nimbus.cloud.subnet
@@ -95,11 +100,17 @@ EXAMPLES = r"""
     network: demo-net
     fixed_ips:
       - {subnet: demo-subnet, ip: 10.20.0.50}
+
+- name: Add a security group; addresses, hostname and the rest keep their value
+  nimbus.cloud.port:
+    name: web1-eth0
+    network: demo-net
+    security_groups: [web, ssh]
 """
 
 RETURN = r"""
 port:
-  description: The port; empty after O(state=absent).
+  description: The port (in check mode, as it would be); empty after O(state=absent).
   returned: always
   type: dict
   contains:
@@ -124,6 +135,14 @@ port:
     bridge: nb-0b6f8c1e
     mac: fa:16:3e:4c:2a:10
     fixed_ips: [{subnet: demo-subnet, ip: 10.20.0.100}]
+commands:
+  description: What a real run would do (commands, and the files it would write).
+  returned: in check mode
+  type: list
+  elements: str
+  sample:
+    - write the IPAM records of demo-net in /var/lib/nimbus/networks/demo-net
+    - systemctl reload nimbus-dhcp@demo-net.service
 """
 
 from ansible_collections.nimbus.cloud.plugins.module_utils import _ipam as ipam_lib

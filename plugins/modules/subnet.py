@@ -15,7 +15,11 @@ description:
   - With O(enable_dhcp=true), dnsmasq answers in namespace C(nimbus-dhcp-<network>), plugged into the network's bridge
     through a veth, from an address the subnet's IPAM gives the DHCP port. It hands out only reserved addresses
     (ports), with the gateway, DNS servers, host routes (option 121) and the network's MTU.
-  - Options left out keep their current value on an existing subnet. O(cidr) cannot change.
+  - Options left out keep their current value on an existing subnet, so a shorter task changes nothing; a new
+    subnet takes the defaults documented here. Left out, O(allocation_pools) is kept unless O(gateway) moves,
+    when the pools become every host address but the new gateway.
+  - Updatable attributes - O(gateway), O(allocation_pools), O(dns_servers), O(host_routes), O(enable_dhcp).
+  - Create-only attributes - O(cidr), O(project). A task that gives another value fails before anything changes.
   - Deleting a subnet that still has ports fails and changes nothing.
 author:
   - nimbus.cloud contributors (@nimbus-cloud)
@@ -36,7 +40,8 @@ options:
     choices: [present, absent]
     default: present
   cidr:
-    description: IPv4 network address and prefix, for example C(10.0.0.0/24). Required to create the subnet.
+    description:
+      - IPv4 network address and prefix, for example C(10.0.0.0/24). Required to create the subnet. Create-only.
     type: str
   gateway:
     description:
@@ -53,11 +58,11 @@ options:
       start: {description: First address., type: str, required: true}
       end: {description: Last address., type: str, required: true}
   dns_servers:
-    description: DNS servers handed out by DHCP.
+    description: DNS servers handed out by DHCP. None for a new subnet; an empty list removes them.
     type: list
     elements: str
   host_routes:
-    description: Extra routes handed out by DHCP (option 121).
+    description: Extra routes handed out by DHCP (option 121). None for a new subnet; an empty list removes them.
     type: list
     elements: dict
     suboptions:
@@ -67,12 +72,13 @@ options:
     description: Whether DHCP serves the subnet. Defaults to true for a new subnet.
     type: bool
   project:
-    description: Project that owns the subnet.
+    description: Project that owns the subnet. Create-only.
     type: str
 seealso:
   - module: nimbus.cloud.network
   - module: nimbus.cloud.port
-  - module: nimbus.cloud.subnet_info
+  - module: nimbus.cloud.network_info
+    description: Lists each network's subnets.
 """
 
 EXAMPLES = r"""
@@ -84,11 +90,17 @@ EXAMPLES = r"""
     allocation_pools:
       - {start: 10.20.0.100, end: 10.20.0.199}
     dns_servers: [10.20.0.1]
+
+- name: Another DNS server; cidr, pools and the rest keep their value
+  nimbus.cloud.subnet:
+    name: demo-subnet
+    network: demo-net
+    dns_servers: [10.20.0.1, 10.20.0.2]
 """
 
 RETURN = r"""
 subnet:
-  description: The subnet; empty after O(state=absent).
+  description: The subnet (in check mode, as it would be); empty after O(state=absent).
   returned: always
   type: dict
   contains:
@@ -104,6 +116,14 @@ subnet:
     host_routes: {description: Routes as destination/nexthop., type: list, elements: dict}
     enable_dhcp: {description: Whether DHCP serves it., type: bool}
     dhcp_server: {description: "The DHCP server's address in this subnet, or null.", type: str}
+commands:
+  description: What a real run would do (commands, and the files it would write or remove).
+  returned: in check mode
+  type: list
+  elements: str
+  sample:
+    - write the IPAM records of demo-net in /var/lib/nimbus/networks/demo-net
+    - ip netns add nimbus-dhcp-demo-net
 """
 
 from ansible_collections.nimbus.cloud.plugins.module_utils import _ipam as ipam_lib

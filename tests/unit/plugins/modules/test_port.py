@@ -6,14 +6,17 @@ from ansible_collections.nimbus.cloud.plugins.modules.port import PortModule
 from ansible_collections.nimbus.cloud.plugins.modules.subnet import SubnetModule
 
 from .. import cases
-from .netfake import kernel, run_case, tree  # noqa: F401 (kernel is a fixture)
+from . import netfake
+from .netfake import run_case, tree
+
+kernel = netfake.kernel
 
 MODULES = {"network": NetworkModule, "subnet": SubnetModule, "port": PortModule}
 PORT = {"name": "vm1-eth0", "network": "demo-net", "project": "demo", "device_id": "vm1", "hostname": "vm1"}
 
 
 @pytest.fixture
-def subnet(kernel, run_module):  # noqa: F811
+def subnet(kernel, run_module):
     for module, args in ((NetworkModule, {"name": "demo-net", "segmentation_id": 1001}),
                          (SubnetModule, {"name": "demo-subnet", "network": "demo-net", "cidr": "10.20.0.0/24",
                                          "allocation_pools": [{"start": "10.20.0.10", "end": "10.20.0.20"}]})):
@@ -43,7 +46,7 @@ def test_the_reservation_reaches_dnsmasq(subnet, run_module):
     assert "%s,10.20.0.11,vm1" % result["port"]["mac"] in hosts
 
 
-def test_a_network_without_subnets_cannot_hold_ports(kernel, run_module):  # noqa: F811
+def test_a_network_without_subnets_cannot_hold_ports(kernel, run_module):
     run_module(NetworkModule, {"name": "demo-net", "segmentation_id": 1001})
     before = tree(kernel.tmp)
     result, failed = run_module(PortModule, PORT)

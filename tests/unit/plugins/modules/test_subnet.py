@@ -5,7 +5,10 @@ from ansible_collections.nimbus.cloud.plugins.modules.port import PortModule
 from ansible_collections.nimbus.cloud.plugins.modules.subnet import SubnetModule
 
 from .. import cases
-from .netfake import kernel, run_case, tree  # noqa: F401 (kernel is a fixture)
+from . import netfake
+from .netfake import run_case, tree
+
+kernel = netfake.kernel
 
 MODULES = {"network": NetworkModule, "subnet": SubnetModule, "port": PortModule}
 NET = {"name": "demo-net", "segmentation_id": 1001}
@@ -13,7 +16,7 @@ SUBNET = {"name": "demo-subnet", "network": "demo-net", "cidr": "10.20.0.0/24"}
 
 
 @pytest.fixture
-def network(kernel, run_module):  # noqa: F811
+def network(kernel, run_module):
     result, failed = run_module(NetworkModule, NET)
     assert not failed
     del kernel.ran[:]
