@@ -349,7 +349,7 @@ def plan_kernel(router, fips, kernel, networks):
         steps += [Command(["ip", "-n", ns, "addr", "del", a, "dev", inside]) for a in sorted(have - wanted)]
     if "lo" not in ns_links or not ns_links["lo"].up:
         steps.append(Command(["ip", "-n", ns, "link", "set", "lo", "up"]))
-    inside_names = {inside for _, inside, _, _ in legs}
+    inside_names = {leg[1] for leg in legs}
     steps += [Command(["ip", "-n", ns, "link", "del", name]) for name in sorted(ns_links)
               if name.startswith(("qr-", "qg-")) and name not in inside_names]
     routes = kernel.default_route if kernel.namespace else []

@@ -138,8 +138,8 @@ class FloatingIpModule(ResourceModule):
 
     def plan_absent(self, current):
         router = self.host.routers.load(current.router)
-        networks = self.host.network_map(router) if router else {}
-        return rt.plan_floating_ip_absent(current, router, self.host.fips(current.router, without=current.name), networks,
+        others = self.host.fips(current.router, without=current.name)
+        return rt.plan_floating_ip_absent(current, router, others, self.host.network_map(router) if router else {},
                                           self.host.reservations, self.host.kernel(router) if router else None,
                                           self.host.floating_ips)
 

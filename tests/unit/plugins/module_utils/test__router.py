@@ -45,10 +45,11 @@ def converged(router, fips):
 
 def test_nat_floating_ips_first_in_address_order_then_snat_of_the_subnets():
     rules = rt.nat_rules(ROUTER, FIPS)
-    assert rules["prerouting"] == ["ip daddr 198.51.100.101 dnat to 10.1.0.5", "ip daddr 198.51.100.102 dnat to 10.0.0.7"]
-    assert rules["postrouting"] == ['oifname "qg-aaaaaaaa" ip saddr 10.1.0.5 snat to 198.51.100.101',
-                                    'oifname "qg-aaaaaaaa" ip saddr 10.0.0.7 snat to 198.51.100.102',
-                                    'oifname "qg-aaaaaaaa" ip saddr { 10.0.0.0/24, 10.1.0.0/24 } snat to 198.51.100.100']
+    assert rules["prerouting"] == ["ip daddr 198.51.100.101 dnat to 10.1.0.5",
+                                   "ip daddr 198.51.100.102 dnat to 10.0.0.7"]
+    out = 'oifname "qg-aaaaaaaa" ip saddr '
+    assert rules["postrouting"] == [out + "10.1.0.5 snat to 198.51.100.101", out + "10.0.0.7 snat to 198.51.100.102",
+                                    out + "{ 10.0.0.0/24, 10.1.0.0/24 } snat to 198.51.100.100"]
 
 
 def test_no_snat_without_gateway_or_when_disabled():

@@ -5,18 +5,20 @@ import pytest
 from ansible_collections.nimbus.cloud.plugins.modules.floating_ip import FloatingIpModule
 from ansible_collections.nimbus.cloud.plugins.modules.router import RouterModule
 from ansible_collections.nimbus.cloud.tests.unit.plugins import cases
-from ansible_collections.nimbus.cloud.tests.unit.plugins.modules.test_router import cloud, run_case  # noqa: F401
+from ansible_collections.nimbus.cloud.tests.unit.plugins.modules import test_router as node_cases
+
+cloud = node_cases.cloud
 
 ROUTER = {"name": "r1", "external_network": "public", "interfaces": [{"network": "demo-net", "subnet": "demo-subnet"}]}
 
 
 @pytest.mark.parametrize("case", cases.params(__file__, "floating_ip_cases.yaml"))
-def test_floating_ip(case, cloud, run_module):  # noqa: F811
+def test_floating_ip(case, cloud, run_module):
     case = dict(case, setup=[{"module": "router", "args": ROUTER}] + case.get("setup", []))
-    run_case(case, cloud, run_module, "floating_ip")
+    node_cases.run_case(case, cloud, run_module, "floating_ip")
 
 
-def test_check_mode_returns_commands_and_writes_nothing(cloud, run_module):  # noqa: F811
+def test_check_mode_returns_commands_and_writes_nothing(cloud, run_module):
     node, log, tmp_path = cloud
     run_module(RouterModule, ROUTER)
     state = node.state()

@@ -302,8 +302,8 @@ def test_check_mode_creates_no_lock_and_no_record_directory(cloud, run_module):
     node, log, tmp_path = cloud
     for lock in (tmp_path / "state").glob("*/ipam.lock"):
         lock.unlink()
-    task = {"name": "r1", "external_network": "public", "interfaces": [{"network": "demo-net",
-                                                                          "subnet": "demo-subnet"}]}
+    task = {"name": "r1", "external_network": "public",
+            "interfaces": [{"network": "demo-net", "subnet": "demo-subnet"}]}
     result, failed = run_module(RouterModule, task, check_mode=True)
     assert not failed and result["changed"] and result["commands"]
     assert not (tmp_path / "routers").exists() and list((tmp_path / "state").glob("*/ipam.lock")) == []
