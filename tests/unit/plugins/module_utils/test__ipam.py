@@ -10,6 +10,7 @@ from ansible_collections.nimbus.cloud.plugins.module_utils._ipam import (
     Ipam,
     NetworkStore,
     PoolExhaustedError,
+    SaveIpam,
     build_subnet,
     parse_hosts,
     render_hosts,
@@ -351,3 +352,53 @@ def test_fifty_processes_allocating_at_once_get_fifty_distinct_addresses(tmp_pat
     assert len(set(got)) == 50
     assert set(got) == {"10.0.0.%d" % i for i in range(2, 52)}
     assert sorted(store.load().ports) == sorted("p%d" % i for i in range(50))
+
+
+def test_a_transaction_in_check_mode_creates_no_lock_or_directory(tmp_path):
+    store = NetworkStore(str(tmp_path / "net1"), "net1", check_mode=True)
+    with store.transaction():
+        ipam = store.load()
+    assert ipam.subnets == [] and not (tmp_path / "net1").exists()
+    real = NetworkStore(str(tmp_path / "net1"), "net1")
+    with real.transaction():
+        pass
+    assert (tmp_path / "net1" / "ipam.lock").exists()
+
+
+def test_planning_on_a_copy_leaves_the_snapshot_alone():
+    ipam = network(build_subnet("s1", "net1", "10.0.0.0/29"))
+    ipam.plan_port("p1")
+    snapshot = render_hosts(ipam)
+    planned = ipam.copy()
+    planned.plan_port("p1", fixed_ips=[{"ip": "10.0.0.5"}], hostname="h")
+    planned.plan_port("p2")
+    planned.remove_port("p2")
+    assert render_hosts(ipam) == snapshot and ipam.ports["p1"].fixed_ips == [{"subnet": "s1", "ip": "10.0.0.2"}]
+    assert planned.ports["p1"].fixed_ips == [{"subnet": "s1", "ip": "10.0.0.5"}]
+
+
+class Gate:
+    """A runner's gate: in check mode it records, for real it calls."""
+
+    def __init__(self, check_mode):
+        self.check_mode = check_mode
+        self.planned = []
+
+    def apply(self, description, func, *args):
+        if self.check_mode:
+            self.planned.append(description)
+            return None
+        return func(*args)
+
+
+def test_saving_is_a_step_through_the_gate(tmp_path):
+    store = NetworkStore(str(tmp_path / "net1"), "net1")
+    ipam = network(build_subnet("s1", "net1", "10.0.0.0/29"))
+    step = SaveIpam(store, ipam)
+    assert step.describe() == "write the IPAM records of net1 in %s" % (tmp_path / "net1")
+    gate = Gate(check_mode=True)
+    step.apply(gate)
+    assert gate.planned == [step.describe()] and not (tmp_path / "net1").exists()
+    step.apply(Gate(check_mode=False))
+    assert [s.name for s in store.load().subnets] == ["s1"]
+    assert step == SaveIpam(store, store.load()) and step != SaveIpam(store, Ipam("net1"))

@@ -4,6 +4,8 @@ from ansible_collections.nimbus.cloud.plugins.module_utils import _ipam as ipam_
 from ansible_collections.nimbus.cloud.plugins.module_utils import _netdev as netdev
 from ansible_collections.nimbus.cloud.plugins.module_utils import _network as nw
 from ansible_collections.nimbus.cloud.plugins.module_utils._errors import ValidationError
+from ansible_collections.nimbus.cloud.plugins.module_utils._files import Records
+from ansible_collections.nimbus.cloud.plugins.module_utils._resource import describe
 
 SETTINGS = {
     "physical_networks": {"external": {"bridge": "br-ex", "interface": "uplink0", "mtu": 1500},
@@ -53,59 +55,6 @@ def test_vxlan_needs_an_endpoint():
         nw.build_network("n1", {"physical_networks": {}}, segmentation_id=3)
 
 
-def link(name, kind, mtu=1450, up=True, master=None, **info):
-    return netdev.Link(name=name, kind=kind, mtu=mtu, up=up, master=master, info=info,
-                       bridge_options=info if kind == "bridge" else {})
-
-
-VX = netdev.LinkSpec(name="nvx-1", kind="vxlan", mtu=1450, master="nb-1", vxlan_id=7, local="10.0.0.1")
-
-
-@pytest.mark.parametrize("actual, expected", [
-    (None, [["ip", "link", "add", "nvx-1", "mtu", "1450", "type", "vxlan", "id", "7", "local", "10.0.0.1",
-             "dstport", "4789"], ["ip", "link", "set", "nvx-1", "master", "nb-1"], ["ip", "link", "set", "nvx-1", "up"]]),
-    (link("nvx-1", "vxlan", master="nb-1", id=7, local="10.0.0.1", port=4789), []),
-    (link("nvx-1", "vxlan", mtu=1500, up=False, master="nb-1", id=7, local="10.0.0.1", port=4789),
-     [["ip", "link", "set", "nvx-1", "mtu", "1450"], ["ip", "link", "set", "nvx-1", "up"]]),
-    (link("nvx-1", "vxlan", master="nb-1", id=8, local="10.0.0.1", port=4789),
-     [["ip", "link", "del", "nvx-1"], ["ip", "link", "add", "nvx-1", "mtu", "1450", "type", "vxlan", "id", "7",
-                                       "local", "10.0.0.1", "dstport", "4789"],
-      ["ip", "link", "set", "nvx-1", "master", "nb-1"], ["ip", "link", "set", "nvx-1", "up"]]),
-])
-def test_plan_vxlan_link(actual, expected):
-    assert argvs(netdev.plan_link(VX, actual)) == expected
-
-
-def argvs(steps):
-    return [list(s.argv) for s in steps]
-
-
-def test_plan_vlan_and_bridge_links():
-    vlan = netdev.LinkSpec(name="nvl-1", kind="vlan", mtu=1500, master="nb-1", vlan_id=5, parent="trunk0")
-    assert list(netdev.plan_link(vlan, None)[0].argv) == [
-        "ip", "link", "add", "link", "trunk0", "name", "nvl-1", "type", "vlan", "id", "5"]
-    assert netdev.plan_link(vlan, None)[0].link == "nvl-1"
-    bridge = netdev.LinkSpec(name="nb-1", kind="bridge", mtu=1450, nf_call_iptables=True)
-    assert argvs(netdev.plan_link(bridge, link("nb-1", "bridge", nf_call_iptables=0))) == [
-        ["ip", "link", "set", "nb-1", "type", "bridge", "nf_call_iptables", "1"]]
-    assert netdev.plan_link(bridge, link("nb-1", "bridge", nf_call_iptables=1)) == []
-
-
-def test_plan_flood_list():
-    assert argvs(netdev.plan_flood("nvx-1", {"10.0.0.2", "10.0.0.3"}, ["10.0.0.3", "10.0.0.4"])) == [
-        ["bridge", "fdb", "append", "00:00:00:00:00:00", "dev", "nvx-1", "dst", "10.0.0.4"],
-        ["bridge", "fdb", "del", "00:00:00:00:00:00", "dev", "nvx-1", "dst", "10.0.0.2"]]
-
-
-def test_parse_links():
-    text = ('[{"ifname":"nvx-1","mtu":1450,"flags":["BROADCAST","UP"],"master":"nb-1",'
-            '"linkinfo":{"info_kind":"vxlan","info_data":{"id":7,"local":"10.0.0.1","port":4789}}},'
-            '{"ifname":"eth0","mtu":1500,"flags":[]}]')
-    links = netdev.parse_links(text)
-    assert links["nvx-1"].kind == "vxlan" and links["nvx-1"].up and links["nvx-1"].info["id"] == 7
-    assert links["eth0"].kind == "" and not links["eth0"].up
-
-
 def test_dnsmasq_config_and_options():
     net = nw.build_network("n1", SETTINGS, segmentation_id=3)
     s1 = ipam_lib.build_subnet("s1", "n1", "10.0.0.0/24", dns_servers=["10.0.0.1"],
@@ -123,3 +72,81 @@ def test_dnsmasq_config_and_options():
     assert t1 + "option:mtu,1450" in opts
     assert t2 + "option:router" in opts
     assert not any("10.2.0" in o for o in opts)
+
+
+def dhcp_setup():
+    net = nw.build_network("n1", SETTINGS, segmentation_id=3)
+    ipam = ipam_lib.Ipam("n1", [ipam_lib.build_subnet("s1", "n1", "10.0.0.0/24")])
+    ipam_lib.keep_dhcp_port(ipam)
+    return net, ipam, nw.dhcp_paths("n1", "/x")
+
+
+def served_state(net, ipam, paths, **changes):
+    """The DHCP state a host has once ``plan_dhcp`` ran for ``ipam``, with ``changes`` over it."""
+    ns_links = {"lo": netdev.Link("lo", "", 65536, True), "dhcp0": netdev.Link("dhcp0", "veth", net.mtu, True)}
+    state = nw.DhcpState(namespace=True, ns_links=ns_links, addresses=["10.0.0.2/24"],
+                         veth=netdev.Link(nw.dhcp_veth(net), "veth", net.mtu, True, master=net.bridge), active=True,
+                         files={"conf": nw.render_dnsmasq_conf(net, ipam.subnets, paths),
+                                "opts": nw.render_dnsmasq_opts(net, ipam.subnets), "leases": ""})
+    for key, value in changes.items():
+        setattr(state, key, value)
+    return state
+
+
+@pytest.mark.parametrize("changes, hosts_changed, expected", [
+    ({}, False, []),
+    ({}, True, ["systemctl reload nimbus-dhcp@n1.service"]),
+    ({"active": False}, False, ["systemctl restart nimbus-dhcp@n1.service"]),
+    ({"addresses": ["10.0.0.9/24"]}, False, ["ip -n nimbus-dhcp-n1 addr add 10.0.0.2/24 dev dhcp0",
+                                             "ip -n nimbus-dhcp-n1 addr del 10.0.0.9/24 dev dhcp0"]),
+    ({"files": {"conf": "old"}}, False, ["write /x/n1/dnsmasq.conf", "write /x/n1/opts",
+                                         "systemctl restart nimbus-dhcp@n1.service"]),
+    ({"ns_links": {"lo": netdev.Link("lo", "", 65536, False)}}, False,
+     ["ip -n nimbus-dhcp-n1 link set lo up", "ip -n nimbus-dhcp-n1 link set dhcp0 mtu 1450 up"]),
+    # The namespace went and took the veth's peer: ours is stale and goes too, then all is made anew.
+    ({"namespace": False, "ns_links": {}, "addresses": []}, False, [
+        "ip netns add nimbus-dhcp-n1", "ip link del nd-{id8}",
+        "ip link add nd-{id8} mtu 1450 type veth peer name dhcp0 netns nimbus-dhcp-n1",
+        "ip link set nd-{id8} master nb-{id8}", "ip link set nd-{id8} up", "ip -n nimbus-dhcp-n1 link set lo up",
+        "ip -n nimbus-dhcp-n1 link set dhcp0 mtu 1450 up", "ip -n nimbus-dhcp-n1 addr add 10.0.0.2/24 dev dhcp0",
+        "systemctl restart nimbus-dhcp@n1.service"]),
+])
+def test_plan_dhcp_repairs_only_what_drifted(changes, hosts_changed, expected):
+    net, ipam, paths = dhcp_setup()
+    state = served_state(net, ipam, paths, **changes)
+    steps = nw.plan_dhcp(net, ipam, state, paths, hosts_changed=hosts_changed)
+    assert describe(steps) == [e.format(id8=net.id[:8]) for e in expected]
+
+
+def test_plan_dhcp_stops_when_no_subnet_serves_dhcp():
+    net, ipam, paths = dhcp_setup()
+    state = served_state(net, ipam, paths)
+    ipam.put_subnet(ipam_lib.build_subnet("s1", "n1", "10.0.0.0/24", enable_dhcp=False))
+    ipam_lib.keep_dhcp_port(ipam)
+    assert describe(nw.plan_dhcp(net, ipam, state, paths)) == [
+        "systemctl stop nimbus-dhcp@n1.service", "ip link del nd-%s" % net.id[:8], "ip netns del nimbus-dhcp-n1",
+        "remove /x/n1/dnsmasq.conf", "remove /x/n1/opts", "remove /x/n1/leases"]
+    assert nw.plan_dhcp(net, ipam, nw.DhcpState(), paths) == []
+
+
+def test_plan_network_keeps_the_snapshot_and_sees_a_remade_vxlan_link():
+    old = nw.build_network("n1", SETTINGS, segmentation_id=3, vxlan_peers=["10.89.0.3"])
+    new = nw.build_network("n1", SETTINGS, segmentation_id=3, vxlan_peers=["10.89.0.3"], local_ip="10.89.0.9")
+    links = {old.bridge: netdev.Link(old.bridge, "bridge", 1450, True, bridge_options={"nf_call_iptables": 1}),
+             old.member: netdev.Link(old.member, "vxlan", 1450, True, master=old.bridge,
+                                     info={"id": 3, "local": "10.89.0.2", "port": 4789})}
+    snap = nw.NetworkSnapshot(record=old, links=links, flood={"10.89.0.3"})
+    records = Records("/r", kind=nw.Network)
+    plan = nw.plan_network(new, snap, SETTINGS, records)
+    # The new VXLAN link starts with an empty flood list: the peer is added again.
+    assert describe(plan.steps)[-2:] == ["bridge fdb append 00:00:00:00:00:00 dev %s dst 10.89.0.3" % old.member,
+                                         "write /r/n1.json"]
+    assert describe(plan.steps)[0] == "ip link del %s" % old.member
+    assert plan.before["local_ip"] == "10.89.0.2" and plan.after["local_ip"] == "10.89.0.9"
+    assert snap.flood == {"10.89.0.3"} and snap.record.local_ip == "10.89.0.2"
+    assert nw.plan_network(old, snap, SETTINGS, records).steps == []
+
+
+def test_attributes_round_trip_through_build_network():
+    net = nw.build_network("n1", SETTINGS, segmentation_id=3, vxlan_peers=["10.89.0.3"], project="p", shared=True)
+    assert nw.build_network("n1", SETTINGS, **net.attributes()) == net
