@@ -88,4 +88,3 @@ def test_documented_vxlan_peers_render_to_the_hosts_vxlan_addresses(source):
         assert named, expression
         expected = [VTEPS[h] for group in named for h in GROUPS[group]]
         assert render(expression) == expected, "%s: %s" % (source, expression)
-

@@ -35,7 +35,7 @@ def down(seqno):
 def test_returns_the_plan_as_plain_data(states, expected):
     # Jinja hands the filter read-only mappings and lazy sequences: it must take them and give back plain data.
     result = plan(types.MappingProxyType(states), (h for h in ["a", "b", "c"]))
-    assert type(result) is dict and type(result["join"]) is list
+    assert isinstance(result, dict) and isinstance(result["join"], list)
     assert json.loads(json.dumps(result)) == expected == result
 
 
