@@ -30,4 +30,3 @@ DOCUMENTS = sorted(
 def test_every_referenced_name_exists(document):
     missing = sorted(set(REFERENCE.findall(document.read_text())) - known_names())
     assert missing == [], "%s names what the collection does not have" % document.relative_to(ROOT)
-
