@@ -135,5 +135,3 @@ def test_in_check_mode_run_steps_runs_nothing_and_reports_each_step():
 def test_bad_interface_names(name):
     with pytest.raises(Exception, match="not a usable interface name"):
         netdev.check_ifname(name, "bridge")
-
-
