@@ -190,7 +190,7 @@ def plan_start(states, hosts):
     if unknown:
         raise AmbiguousClusterState(
             "the last committed position of %s is unknown (grastate.dat says seqno -1: the server "
-            "crashed); run playbooks/mariadb-recover.yml, which reads it with mariadbd --wsrep-recover"
+            "crashed); run playbooks/mariadb_recover.yml, which reads it with mariadbd --wsrep-recover"
             % ", ".join(unknown),
             unknown=unknown,
         )
