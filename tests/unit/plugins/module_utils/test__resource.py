@@ -53,13 +53,12 @@ def test_documentation_says_what_can_change(module, cls):
         assert any("O(%s)" % attr in line for line in said), attr
 
 
-
 def test_desired_compares_only_what_the_task_gives():
     current = {"mtu": 1450, "shared": True, "type": "vxlan"}
     assert _resource.desired("network", "n", current, {"mtu": 1400}, ("type",)) == dict(current, mtu=1400)
     assert _resource.desired("network", "n", current, {}, ("type",)) == current
-    assert _resource.desired("network", "n", None, {"mtu": 1400}, (), {"shared": False}) == {"mtu": 1400,
-                                                                                               "shared": False}
+    new = _resource.desired("network", "n", None, {"mtu": 1400}, (), {"shared": False})
+    assert new == {"mtu": 1400, "shared": False}
 
 
 def test_a_create_only_attribute_that_differs_is_refused():
