@@ -12,7 +12,7 @@ import json
 import os
 import sys
 
-from nimbus_api.settings import get_settings
+from nimbus_api.settings import check_settings, get_settings
 
 
 def _sessions(settings):
@@ -96,6 +96,9 @@ def parser() -> argparse.ArgumentParser:
     boot = sub.add_parser("bootstrap", help="create or repair the default domain, admin project and admin user")
     boot.add_argument("--password-stdin", action="store_true", help="read the admin password from stdin")
     boot.set_defaults(func=cmd_bootstrap)
+    check = sub.add_parser("check-settings", help="check a settings file read from stdin before it is "
+                           "installed; prints each problem (never a value) and exits 1 if there is any")
+    check.set_defaults(func=None)
     keys = sub.add_parser("keys", help="token signing keys")
     keys.add_argument("action", choices=["list", "rotate", "retire"])
     keys.add_argument("--keep", type=int, default=1, help="retire: the newest keys that stay active")
@@ -107,6 +110,11 @@ def server_main(argv=None) -> int:
     from nimbus_api.db import private_dirs
 
     args = parser().parse_args(argv)
+    if args.command == "check-settings":
+        # Before the file exists or while the old one is in use: nothing of this host's settings is read.
+        problems = check_settings(sys.stdin.read())
+        print(json.dumps({"changed": False, "problems": problems}))
+        return 1 if problems else 0
     settings = get_settings()
     # Made owner-only here, whatever the umask of whoever runs the command first.
     private_dirs(settings)

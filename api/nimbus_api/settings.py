@@ -89,6 +89,46 @@ def ansible_environment(settings: Settings) -> dict:
     return env
 
 
+def check_settings(text: str) -> list[str]:
+    """What the service would refuse in a settings file's ``text``: one line per problem, never a value.
+
+    The api role runs this (``nimbus-api check-settings``) before it writes the file, so a setting the
+    service cannot start with fails the run while the old file and the running service stay as they were.
+    A name the service does not know is a problem too: it would be ignored silently, which hides a typo.
+    """
+    import io
+
+    from dotenv import dotenv_values
+    from pydantic import ValidationError
+
+    problems, values = [], {}
+    for name, value in dotenv_values(stream=io.StringIO(text)).items():
+        field = name[len("NIMBUS_API_"):].lower() if name.startswith("NIMBUS_API_") else None
+        if field not in Settings.model_fields:
+            problems.append("%s: not a setting of the service" % name)
+        elif value is None:
+            problems.append("%s: has no value" % name)
+        else:
+            values[field] = value
+    if problems:
+        return problems
+    try:
+        _FileOnly(**values)
+    except ValidationError as error:
+        for item in error.errors(include_input=False, include_url=False):
+            problems.append("NIMBUS_API_%s: %s" % (str(item["loc"][0]).upper(), item["msg"]))
+    return problems
+
+
+class _FileOnly(Settings):
+    """Settings from the values given and nothing else (no environment, no .env file)."""
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings):
+        return (init_settings,)
+
+
 @lru_cache
 def get_settings() -> Settings:
     # NIMBUS_API_ENV_FILE names a settings file (the api role's, mode 0640): its secrets then stay out of

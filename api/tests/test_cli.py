@@ -153,3 +153,33 @@ def test_a_reader_cannot_launch_from_the_cli(nimbus, world, capsys):
     assert "chatty" not in capsys.readouterr().out
     assert nimbus("launch", "chatty") == 2
     assert "no job template chatty" in capsys.readouterr().err
+
+
+GOOD_SETTINGS = ("NIMBUS_API_DATABASE_URL='mysql+pymysql://nimbus:p4ss-w0rd@db/nimbus'\nNIMBUS_API_QUEUE=celery\n"
+                 "NIMBUS_API_PORT=8080\nNIMBUS_API_SECRET_KEY='k3y-that-is-secret'\nNIMBUS_API_MAX_BODY_BYTES=4096\n")
+
+
+def test_check_settings_accepts_what_the_service_starts_with(monkeypatch, capsys):
+    monkeypatch.setattr("sys.stdin", io.StringIO(GOOD_SETTINGS))
+    monkeypatch.setattr(cli, "get_settings", lambda: pytest.fail("the host's own settings are not read"))
+    assert cli.server_main(["check-settings"]) == 0
+    assert last_json(capsys) == {"changed": False, "problems": []}
+
+
+@pytest.mark.parametrize("line, problem", [
+    ("NIMBUS_API_PORT=80x", "NIMBUS_API_PORT: Input should be a valid integer"),
+    ("NIMBUS_API_QUEUE='k3y-that-is-secret'", "NIMBUS_API_QUEUE: Input should be 'inprocess' or 'celery'"),
+    ("NIMBUS_API_LOCKOUT_DURATION=0", "NIMBUS_API_LOCKOUT_DURATION: Input should be greater than or equal to 1"),
+    ("NIMBUS_API_BROKER_OPTIONS='{not json'", "NIMBUS_API_BROKER_OPTIONS: "),
+    ("NIMBUS_API_TOKN_TTL=60", "NIMBUS_API_TOKN_TTL: not a setting of the service"),
+    ("PATH=/tmp", "PATH: not a setting of the service"),
+])
+def test_check_settings_names_each_problem_and_never_a_value(monkeypatch, capsys, line, problem):
+    # The process's own NIMBUS_API_* must not mask a problem in the file.
+    monkeypatch.setenv("NIMBUS_API_PORT", "8080")
+    monkeypatch.setattr("sys.stdin", io.StringIO(GOOD_SETTINGS + line + "\n"))
+    assert cli.server_main(["check-settings"]) == 1
+    out = capsys.readouterr().out
+    problems = json.loads(out)["problems"]
+    assert len(problems) == 1 and problems[0].startswith(problem)
+    assert "k3y-that-is-secret" not in out and "p4ss-w0rd" not in out and "80x" not in out and "not json" not in out
