@@ -27,6 +27,8 @@ class NimbusModule:
     required_if = ()
     required_by = {}
     supports_check_mode = True
+    #: whether check mode returns ``commands`` (modules that only read have none to return)
+    returns_commands = True
 
     def __init__(self, module=None):
         self.module = module or AnsibleModule(
@@ -69,7 +71,7 @@ class NimbusModule:
         except NimbusError as e:
             self.module.fail_json(msg=e.msg, **e.details)
         result.setdefault("changed", self.changed)
-        if self.check_mode:
+        if self.check_mode and self.returns_commands:
             # What a real run would do, as community.general modules report it.
             result.setdefault("commands", list(self.runner.planned))
         if self._diff is not None and self.module._diff:

@@ -76,6 +76,7 @@ from ansible_collections.nimbus.cloud.plugins.module_utils._base import NimbusMo
 
 
 class HypervisorInfoModule(NimbusModule):
+    returns_commands = False
     argument_spec = dict(
         uri=dict(type="str", default="qemu:///system"),
     )

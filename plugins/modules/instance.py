@@ -267,6 +267,14 @@ changed_fields:
   type: list
   elements: str
   sample: [ram_mb]
+commands:
+  description: What a real run would do (commands, and the changes that are not commands).
+  returned: in check mode
+  type: list
+  elements: str
+  sample:
+    - qemu-img create -q -f qcow2 -F qcow2 -b /var/lib/nimbus/images/debian-12.qcow2 /var/lib/nimbus/instances/web1/disk.qcow2 10737418240
+    - define domain
 """
 
 import uuid as uuidlib

@@ -70,6 +70,13 @@ instance:
   returned: always
   type: dict
   sample: {name: web1, state: paused}
+commands:
+  description: What a real run would do (commands, and the changes that are not commands).
+  returned: in check mode
+  type: list
+  elements: str
+  sample:
+    - stop web1
 """
 
 from ansible_collections.nimbus.cloud.plugins.module_utils import _libvirt as lv

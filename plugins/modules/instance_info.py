@@ -71,6 +71,7 @@ from ansible_collections.nimbus.cloud.plugins.module_utils._base import NimbusMo
 
 
 class InstanceInfoModule(NimbusModule):
+    returns_commands = False
     argument_spec = dict(
         name=dict(type="list", elements="str"),
         project=dict(type="str"),

@@ -107,6 +107,13 @@ galera:
       description: C(wsrep_ready) of the running server.
       type: bool
       sample: true
+commands:
+  description: What a real run would do (commands, and the changes that are not commands).
+  returned: in check mode
+  type: list
+  elements: str
+  sample:
+    - mariadbd --wsrep-recover
 """
 
 from ansible_collections.nimbus.cloud.plugins.module_utils._base import NimbusModule

@@ -62,6 +62,7 @@ from ansible_collections.nimbus.cloud.plugins.module_utils._base import NimbusMo
 
 
 class NetworkInfoModule(NimbusModule):
+    returns_commands = False
     argument_spec = dict(
         name=dict(type="list", elements="str"),
         project=dict(type="str"),

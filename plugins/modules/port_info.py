@@ -68,6 +68,7 @@ from ansible_collections.nimbus.cloud.plugins.module_utils._base import NimbusMo
 
 
 class PortInfoModule(NimbusModule):
+    returns_commands = False
     argument_spec = dict(
         network=dict(type="list", elements="str"),
         name=dict(type="list", elements="str"),

@@ -89,6 +89,13 @@ password_changed:
   returned: always
   type: bool
   sample: false
+commands:
+  description: What a real run would do (commands, and the changes that are not commands).
+  returned: in check mode
+  type: list
+  elements: str
+  sample:
+    - rabbitmqctl add_user nimbus
 """
 
 from ansible_collections.nimbus.cloud.plugins.module_utils import _rabbitmq as rmq

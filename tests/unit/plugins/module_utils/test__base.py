@@ -67,3 +67,30 @@ def test_bad_arguments_fail_before_run(run):
 def test_nimbus_error_keeps_details():
     err = NimbusError("boom", rc=2)
     assert err.msg == "boom" and err.details == {"rc": 2}
+
+
+class Changer(NimbusModule):
+    argument_spec = dict(path=dict(type="str", required=True))
+
+    def run(self):
+        self.runner.apply("write %s" % self.params["path"], pytest.fail, "a change ran in check mode")
+        self.changed = True
+        return {}
+
+
+class Reader(Changer):
+    returns_commands = False
+
+    def run(self):
+        return {}
+
+
+def test_check_mode_returns_what_a_real_run_would_do(run_module):
+    result, failed = run_module(Changer, {"path": "/etc/x"}, check_mode=True)
+    assert not failed and result["changed"] and result["commands"] == ["write /etc/x"]
+
+
+def test_commands_only_in_check_mode_and_not_from_modules_that_only_read(run_module, monkeypatch):
+    monkeypatch.setattr(pytest, "fail", lambda msg: None)
+    assert "commands" not in run_module(Changer, {"path": "/etc/x"})[0]
+    assert "commands" not in run_module(Reader, {"path": "/etc/x"}, check_mode=True)[0]
