@@ -71,9 +71,10 @@ def test_nimbus_error_keeps_details():
 
 class Changer(NimbusModule):
     argument_spec = dict(path=dict(type="str", required=True))
+    written = []
 
     def run(self):
-        self.runner.apply("write %s" % self.params["path"], pytest.fail, "a change ran in check mode")
+        self.runner.apply("write %s" % self.params["path"], self.written.append, self.params["path"])
         self.changed = True
         return {}
 
@@ -85,12 +86,15 @@ class Reader(Changer):
         return {}
 
 
-def test_check_mode_returns_what_a_real_run_would_do(run_module):
+def test_check_mode_returns_what_a_real_run_would_do(run_module, monkeypatch):
+    monkeypatch.setattr(Changer, "written", [])
     result, failed = run_module(Changer, {"path": "/etc/x"}, check_mode=True)
     assert not failed and result["changed"] and result["commands"] == ["write /etc/x"]
+    assert Changer.written == []
 
 
 def test_commands_only_in_check_mode_and_not_from_modules_that_only_read(run_module, monkeypatch):
-    monkeypatch.setattr(pytest, "fail", lambda msg: None)
+    monkeypatch.setattr(Changer, "written", [])
     assert "commands" not in run_module(Changer, {"path": "/etc/x"})[0]
+    assert Changer.written == ["/etc/x"]
     assert "commands" not in run_module(Reader, {"path": "/etc/x"}, check_mode=True)[0]
