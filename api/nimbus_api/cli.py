@@ -60,7 +60,7 @@ def cmd_wait(args, settings):
 
     if not wait_for(peers, args.timeout, say, secrets=secrets):
         raise SystemExit(1)
-    return {"changed": False, "ready": [name for name, _ in peers]}
+    return {"changed": False, "ready": [peer[0] for peer in peers]}
 
 
 def cmd_migrate(args, settings):

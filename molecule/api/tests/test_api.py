@@ -197,23 +197,25 @@ def test_units_wait_for_their_database_and_broker_not_for_network_online(host):
     assert "--broker" in host.check_output("systemctl show -p ExecStartPre nimbus-api-worker.service")
 
 
+def started_at(host, unit):
+    return int(host.check_output("systemctl show -p ExecMainStartTimestamp --timestamp=unix --value %s",
+                                 unit).lstrip("@"))
+
+
 def test_each_unit_started_once_after_its_install_and_nothing_was_copied_installed_or_reloaded_since(host):
     """Check, converge, idempotence and the side effect's refused runs: one start per unit (no start then
     restart on the first converge, no restart after), after the archive was copied and installed; so the
     no-op runs copied, installed and restarted nothing, and systemd was not reloaded."""
     archive = host.file("/opt/nimbus-api/nimbus-api.tar")
     stamp = host.file("/opt/nimbus-api/venv/.nimbus-installed")
-    assert host.check_output("ls /opt/nimbus-api").split() == ["bin", "collections", "nimbus-api.tar", "venv",
-                                                                "wheels"]
+    layout = ["bin", "collections", "nimbus-api.tar", "venv", "wheels"]
+    assert host.check_output("ls /opt/nimbus-api").split() == layout
     for unit in units(host):
         starts = host.check_output("journalctl --no-pager -o cat MESSAGE_ID=%s UNIT=%s", UNIT_STARTED, unit)
         assert len(starts.splitlines()) == 1, starts
-        started = int(host.check_output("systemctl show -p ExecMainStartTimestamp --timestamp=unix --value %s",
-                                         unit).lstrip("@"))
-        assert archive.mtime.timestamp() <= stamp.mtime.timestamp() <= started, unit
+        assert archive.mtime.timestamp() <= stamp.mtime.timestamp() <= started_at(host, unit), unit
     # The last unit change was made before the units started; a daemon-reload since would show here.
-    first = min(int(host.check_output("systemctl show -p ExecMainStartTimestamp --timestamp=unix --value %s",
-                                      u).lstrip("@")) for u in units(host))
+    first = min(started_at(host, unit) for unit in units(host))
     reloads = host.check_output("journalctl --no-pager -o cat _PID=1 --since @%d", first)
     assert not [line for line in reloads.splitlines() if line.startswith("Reloading")], reloads
 
