@@ -87,8 +87,11 @@ def celery_settings(settings, tmp_path):
     broker = tmp_path / "broker"
     for d in ("queue", "processed"):
         (broker / d).mkdir(parents=True)
+    # kombu's virtual transports look for messages every polling_interval seconds (1 by default): a
+    # tenth here, so a worker takes a job (or a requeued one) about when it is published.
     options = {"data_folder_in": str(broker / "queue"), "data_folder_out": str(broker / "queue"),
-               "processed_folder": str(broker / "processed"), "store_processed": False}
+               "processed_folder": str(broker / "processed"), "store_processed": False,
+               "polling_interval": 0.1}
     return settings.model_copy(update={"queue": "celery", "broker_url": "filesystem://",
                                        "broker_options": options})
 
