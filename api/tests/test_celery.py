@@ -7,6 +7,7 @@ scenario runs the same workers against the rabbitmq role's broker on two hosts.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import subprocess
@@ -55,15 +56,28 @@ def start_workers(celery_settings, tmp_path, names=("w1", "w2"), **env_extra):
     return procs
 
 
+# Workers told to stop, whose warm shutdown is not known to be over.
+STOPPING: list = []
+
+
 def stop_workers(procs):
-    # All at once: each worker's warm shutdown takes a few seconds of broker polling.
+    """Start each worker's warm shutdown, all at once, and leave them to it: it takes some 6 s of Celery's
+    own timers and pool, which nothing in a test waits for. The next tests run meanwhile (each worker has
+    its own broker, database and directories); the test process waits for them all when it ends."""
     for proc, _log in procs:
         if proc.poll() is None:
             proc.terminate()
-    for proc, log in procs:
+    STOPPING.extend(procs)
+
+
+@atexit.register
+def wait_for_stopped_workers():
+    """A worker whose warm shutdown is not over in 20 s is killed."""
+    deadline = time.time() + 20
+    for proc, log in STOPPING:
         if proc.poll() is None:
             try:
-                proc.wait(20)
+                proc.wait(max(0.1, deadline - time.time()))
             except subprocess.TimeoutExpired:
                 proc.kill()
         log.close()

@@ -28,8 +28,9 @@ def settings(views_settings):  # noqa: F811 (the resource views' settings, with 
     return views_settings
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def browser():
+    """One Chromium for the session; each test gets a context of its own (cookies, storage), see page."""
     with playwright.sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
         yield chromium

@@ -44,6 +44,17 @@ def processes_of(job_id):
     return found
 
 
+def sessions_of(job_id):
+    """The sessions of the job's live processes."""
+    found = set()
+    for pid in processes_of(job_id):
+        try:
+            found.add(os.getsid(pid))
+        except ProcessLookupError:
+            continue
+    return found
+
+
 def kill_leftovers(job_id):
     for pid in processes_of(job_id):
         try:
@@ -90,11 +101,12 @@ def test_cancel_ends_the_whole_process_tree(world):
         # The pause runs in a task worker that ansible-core puts in a session of its own.
         until(lambda: any(e["event"] == "playbook_on_task_start" and e["task"] == "Wait"
                           for e in cloud.call("GET", events, t["member-a"]).json()), 60, "the pause never started")
-        time.sleep(1)
+        until(lambda: len(sessions_of(job_id)) >= 2, 30, "expected the worker in a session of its own")
         tree = processes_of(job_id)
         assert len({os.getsid(pid) for pid in tree}) >= 2, "expected the worker in a session of its own"
         beat = status(cloud, t["member-a"], p["a"], job_id)["heartbeat_at"]
-        time.sleep(1.2)
+        # Beats every 0.5 s: within 1.2 s it has beaten again (the worker is alive).
+        until(lambda: status(cloud, t["member-a"], p["a"], job_id)["heartbeat_at"] > beat, 1.2, "no heartbeat")
         assert status(cloud, t["member-a"], p["a"], job_id)["heartbeat_at"] > beat  # the worker is alive
         cloud.call("POST", "/v1/projects/%s/jobs/%s/cancel" % (p["a"], job_id), t["member-a"])
         job = wait(cloud, t["member-a"], p["a"], job_id, timeout=30)
