@@ -216,7 +216,7 @@ def test_each_unit_started_once_after_its_install_and_nothing_was_copied_install
         assert archive.mtime.timestamp() <= stamp.mtime.timestamp() <= started_at(host, unit), unit
     # The last unit change was made before the units started; a daemon-reload since would show here.
     first = min(started_at(host, unit) for unit in units(host))
-    reloads = host.check_output("journalctl --no-pager -o cat _PID=1 --since @%d", first)
+    reloads = host.check_output("journalctl --no-pager -o cat _PID=1 --since %s", "@%d" % first)
     assert not [line for line in reloads.splitlines() if line.startswith("Reloading")], reloads
 
 
