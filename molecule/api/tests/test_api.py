@@ -221,7 +221,7 @@ def test_each_unit_started_once_after_its_install_and_nothing_was_copied_install
     # Enabling a unit reloads systemd, so the first converge reloads it before each unit's start; a reload
     # after the last start (to the microsecond: the journal's own timestamps) is one a later run made.
     last = max(started_at(host, unit) for unit in units(host))
-    journal = host.check_output("journalctl --no-pager -o json _PID=1 --since @%d", int(last))
+    journal = host.check_output("journalctl --no-pager -o json _PID=1 --since %s", "@%d" % int(last))
     reloads = [e["MESSAGE"] for e in map(json.loads, journal.splitlines())
                if str(e.get("MESSAGE", "")).startswith("Reloading") and int(e["__REALTIME_TIMESTAMP"]) > last * 1e6]
     assert not reloads, reloads
