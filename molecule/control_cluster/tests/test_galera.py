@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-MEMBERS = ["nimbus-galera-1", "nimbus-galera-2", "nimbus-galera-3"]
+MEMBERS = ["nimbus-ctl-1", "nimbus-ctl-2", "nimbus-ctl-3"]
 testinfra_hosts = ["podman://" + m for m in MEMBERS]
 
 
@@ -34,7 +34,7 @@ def test_accounts_replicated(host):
     assert sql(host, "SELECT COUNT(*) FROM mysql.user WHERE User = ''") == "0"
 
 
-@pytest.mark.parametrize("host", ["podman://nimbus-galera-1"], indirect=True)
+@pytest.mark.parametrize("host", ["podman://nimbus-ctl-1"], indirect=True)
 def test_row_written_on_first_is_read_on_third(host):
     import testinfra
 
@@ -45,5 +45,5 @@ def test_row_written_on_first_is_read_on_third(host):
         "mariadb -h 127.0.0.1 -u nimbus -pgalera-secret-Zp4 nimbus -e %s",
         "INSERT INTO rt VALUES ('%s')" % marker,
     )
-    third = testinfra.get_host("podman://nimbus-galera-3")
+    third = testinfra.get_host("podman://nimbus-ctl-3")
     assert sql(third, "SELECT v FROM rt WHERE v = '%s'" % marker, "nimbus") == marker

@@ -6,7 +6,7 @@ import uuid
 
 import testinfra
 
-NODES = ["nimbus-rmq-c1", "nimbus-rmq-c2", "nimbus-rmq-c3"]
+NODES = ["nimbus-ctl-1", "nimbus-ctl-2", "nimbus-ctl-3"]
 testinfra_hosts = ["podman://%s" % node for node in NODES]
 
 CLIENT = (pathlib.Path(__file__).parents[2] / "rabbitmq" / "tests" / "amqp_client.py").read_text()
@@ -54,8 +54,8 @@ def test_users_are_cluster_wide(host):
 
 
 def test_message_published_on_c1_is_consumed_on_c3():
-    c1 = testinfra.get_host("podman://nimbus-rmq-c1")
-    c3 = testinfra.get_host("podman://nimbus-rmq-c3")
+    c1 = testinfra.get_host("podman://nimbus-ctl-1")
+    c3 = testinfra.get_host("podman://nimbus-ctl-3")
     queue = "test-%s" % uuid.uuid4()
     body = "nimbus-%s" % uuid.uuid4()
 
