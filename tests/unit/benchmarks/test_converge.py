@@ -114,10 +114,13 @@ def test_scale_hosts_and_inventory():
     hosts = converge.scale_hosts(8)
     assert hosts[0] == ("nimbus-bench-scale-1", "10.89.71.11") and hosts[-1] == ("nimbus-bench-scale-8", "10.89.71.18")
     inv = converge.scale_inventory(hosts[:2], pathlib.Path("/k"), converge.TRANSPORTS["ssh"])["all"]["children"]["scale"]
-    assert inv["hosts"]["nimbus-bench-scale-2"] == {"ansible_host": "10.89.71.12", "ansible_podman_host": "nimbus-bench-scale-2"}
-    assert inv["vars"]["ansible_connection"] == "ssh"
+    assert inv["hosts"]["nimbus-bench-scale-2"] == {"ansible_host": "10.89.71.12", "ansible_connection": "ssh"}
     assert inv["vars"]["ansible_ssh_private_key_file"] == "/k"
     assert inv["vars"]["kvm_security_driver"] == "none"
+    # The podman plugin execs into ansible_host: the container's name, not its address.
+    inv = converge.scale_inventory(hosts[:1], pathlib.Path("/k"), converge.TRANSPORTS["podman"])["all"]["children"]["scale"]
+    assert inv["hosts"]["nimbus-bench-scale-1"] == {"ansible_host": "nimbus-bench-scale-1",
+                                                    "ansible_connection": "containers.podman.podman"}
 
 
 def test_tables_align():
