@@ -1,4 +1,5 @@
-"""`nimbus-api`: run the service, its workers, migrations, the admin bootstrap and key rotation.
+"""`nimbus-api`: run the service, its workers, the wait for their database and broker, migrations, the
+admin bootstrap and key rotation.
 
 Each command prints one JSON line saying what it did and whether anything changed, so the `api` role
 can report changed/ok truthfully. No secret is ever taken from argv: the admin password comes from
@@ -40,6 +41,26 @@ def cmd_worker(args, settings):
         argv += ["--hostname", args.hostname]
     app.worker_main(argv)
     return None
+
+
+def cmd_wait(args, settings):
+    from kombu import Connection
+    from sqlalchemy.engine import make_url
+
+    from nimbus_api.readiness import broker_probe, database_probe, wait_for
+
+    peers = [database_probe(settings.database_url)]
+    secrets = [make_url(settings.database_url).password or ""]
+    if args.broker:
+        peers.append(broker_probe(settings.broker_url, settings.broker_options))
+        secrets.append(Connection(settings.broker_url).password or "")
+
+    def say(line):
+        print("nimbus-api wait: " + line, file=sys.stderr, flush=True)
+
+    if not wait_for(peers, args.timeout, say, secrets=secrets):
+        raise SystemExit(1)
+    return {"changed": False, "ready": [peer[0] for peer in peers]}
 
 
 def cmd_migrate(args, settings):
@@ -92,6 +113,11 @@ def parser() -> argparse.ArgumentParser:
     worker.add_argument("--hostname", help="the worker's node name (default celery@<host>)")
     worker.add_argument("--log-level", default="info")
     worker.set_defaults(func=cmd_worker)
+    wait = sub.add_parser("wait", help="wait until the database (and with --broker the broker) accept "
+                          "connections; the units run it before the API or a worker starts")
+    wait.add_argument("--broker", action="store_true", help="wait for the broker too (a worker needs it)")
+    wait.add_argument("--timeout", type=float, default=60, help="seconds before giving up (exit status 1)")
+    wait.set_defaults(func=cmd_wait)
     sub.add_parser("migrate", help="bring the database schema to the newest revision").set_defaults(func=cmd_migrate)
     boot = sub.add_parser("bootstrap", help="create or repair the default domain, admin project and admin user")
     boot.add_argument("--password-stdin", action="store_true", help="read the admin password from stdin")

@@ -179,3 +179,53 @@ def test_a_credential_reaches_the_job_and_nowhere_else(api, templates):
         assert host.run("grep -rl %s /var/lib/nimbus-api" % SENTINEL).stdout == ""
         journal = host.check_output("journalctl --no-pager -o cat -u nimbus-api -u nimbus-api-worker")
         assert SENTINEL not in journal
+
+
+UNIT_STARTED = "39f53479d3a045ac8e11786248231fbf"
+
+
+def units(host):
+    return ["nimbus-api.service", "nimbus-api-worker.service"] if host.backend.get_hostname() == "nimbus-api-1" \
+        else ["nimbus-api-worker.service"]
+
+
+def test_units_wait_for_their_database_and_broker_not_for_network_online(host):
+    for unit in units(host):
+        shown = host.check_output("systemctl show -p After,Wants,Requires,ExecStartPre %s", unit)
+        assert "network-online.target" not in shown, shown
+        assert "mariadb.service" in shown and "nimbus-api wait" in shown, shown
+    assert "--broker" in host.check_output("systemctl show -p ExecStartPre nimbus-api-worker.service")
+
+
+def started_at(host, unit):
+    return int(host.check_output("systemctl show -p ExecMainStartTimestamp --timestamp=unix --value %s",
+                                 unit).lstrip("@"))
+
+
+def test_each_unit_started_once_after_its_install_and_nothing_was_copied_installed_or_reloaded_since(host):
+    """Check, converge, idempotence and the side effect's refused runs: one start per unit (no start then
+    restart on the first converge, no restart after), after the archive was copied and installed; so the
+    no-op runs copied, installed and restarted nothing, and systemd was not reloaded."""
+    archive = host.file("/opt/nimbus-api/nimbus-api.tar")
+    stamp = host.file("/opt/nimbus-api/venv/.nimbus-installed")
+    layout = ["bin", "collections", "nimbus-api.tar", "venv", "wheels"]
+    assert host.check_output("ls /opt/nimbus-api").split() == layout
+    for unit in units(host):
+        starts = host.check_output("journalctl --no-pager -o cat MESSAGE_ID=%s UNIT=%s", UNIT_STARTED, unit)
+        assert len(starts.splitlines()) == 1, starts
+        assert archive.mtime.timestamp() <= stamp.mtime.timestamp() <= started_at(host, unit), unit
+    # The last unit change was made before the units started; a daemon-reload since would show here.
+    first = min(started_at(host, unit) for unit in units(host))
+    reloads = host.check_output("journalctl --no-pager -o cat _PID=1 --since @%d", first)
+    assert not [line for line in reloads.splitlines() if line.startswith("Reloading")], reloads
+
+
+def test_the_wait_reaches_the_database_and_broker_and_names_what_it_waits_for():
+    ready = WORKER.run("/opt/nimbus-api/bin/nimbus-api wait --broker --timeout 20")
+    assert ready.rc == 0, ready.stderr
+    assert json.loads(ready.stdout)["ready"][1].startswith("the broker at amqp://nimbus:**@nimbus-api-1:5672/")
+    away = WORKER.run("NIMBUS_API_DATABASE_URL=mysql+pymysql://nimbus:never-shown-7Gq@127.0.0.1:1/nimbus "
+                      "/opt/nimbus-api/bin/nimbus-api wait --timeout 3")
+    assert away.rc == 1
+    assert "waiting for the database at mysql+pymysql://nimbus:***@127.0.0.1:1/nimbus" in away.stderr
+    assert "gave up waiting for the database" in away.stderr and "never-shown-7Gq" not in away.stderr
