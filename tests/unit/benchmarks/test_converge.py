@@ -8,6 +8,7 @@ import pathlib
 import sys
 
 import pytest
+from ansible.constants import MAGIC_VARIABLE_MAPPING
 from ansible.inventory.manager import InventoryManager
 from ansible.parsing.dataloader import DataLoader
 from ansible.vars.manager import VariableManager
@@ -117,9 +118,9 @@ def test_scale_hosts_and_inventory():
     assert inv["hosts"]["nimbus-bench-scale-2"] == {"ansible_host": "10.89.71.12", "ansible_connection": "ssh"}
     assert inv["vars"]["ansible_ssh_private_key_file"] == "/k"
     assert inv["vars"]["kvm_security_driver"] == "none"
-    # The podman plugin execs into ansible_host: the container's name, not its address.
+    # The podman plugin execs into the play context's remote_addr, ansible_ssh_host before ansible_host.
     inv = converge.scale_inventory(hosts[:1], pathlib.Path("/k"), converge.TRANSPORTS["podman"])["all"]["children"]["scale"]
-    assert inv["hosts"]["nimbus-bench-scale-1"] == {"ansible_host": "nimbus-bench-scale-1",
+    assert inv["hosts"]["nimbus-bench-scale-1"] == {"ansible_host": "10.89.71.11", "ansible_ssh_host": "nimbus-bench-scale-1",
                                                     "ansible_connection": "containers.podman.podman"}
 
 
@@ -141,7 +142,8 @@ def test_transport_overlay_wins_over_the_aio_inventory(tmp_path, name):
     the local connection from the play on localhost); they must beat inventories/aio's own variables."""
     transport = converge.TRANSPORTS[name]
     loader = DataLoader()
-    hosts = InventoryManager(loader=loader, sources=[str(ROOT / "inventories" / "aio")]).get_groups_dict()["aio"]
+    shipped = InventoryManager(loader=loader, sources=[str(ROOT / "inventories" / "aio")])
+    hosts = shipped.get_groups_dict()["aio"]
     overlay = tmp_path / "overlay.json"
     overlay.write_text(json.dumps(converge.overlay_inventory(hosts, transport.host_vars)))
     inventory = InventoryManager(loader=loader, sources=[str(ROOT / "inventories" / "aio"), str(overlay)])
@@ -151,3 +153,13 @@ def test_transport_overlay_wins_over_the_aio_inventory(tmp_path, name):
         for key, value in transport.host_vars.items():
             assert got[key] == value.format(host=host)
         assert got["ansible_python_interpreter"] == "/usr/bin/python3"
+        # playbooks/aio.yml gives the container the address in ansible_host: no transport changes it.
+        assert got.get("ansible_host") == shipped.get_host(host).vars.get("ansible_host")
+
+
+def test_podman_transports_name_the_container_where_the_play_context_looks_first():
+    """PlayContext takes remote_addr from the first of these variables that is set (ansible-core's mapping)."""
+    order = MAGIC_VARIABLE_MAPPING["remote_addr"]
+    assert order.index("ansible_ssh_host") < order.index("ansible_host")
+    for name in ("podman", "mitogen-podman"):
+        assert converge.TRANSPORTS[name].host_vars["ansible_ssh_host"] == "{host}"
