@@ -89,7 +89,7 @@ def test_default_options():
     assert args.transports == ["ssh", "podman", "mitogen", "mitogen-podman"]
     assert args.phases == ["cold", "noop", "check"]
     assert args.scale == [1, 2, 4, 8]
-    assert args.scale_transport == "ssh" and not args.configs and not args.cold_each
+    assert args.scale_transport == "ssh" and not args.configs and not args.cold_first
 
 
 def test_plan_cold_on_the_first_transport_only():
