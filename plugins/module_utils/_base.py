@@ -57,6 +57,10 @@ class NimbusModule:
         """Record a diff; callers pass views that hold no secrets."""
         self._diff = {"before": before, "after": after}
 
+    def set_diffs(self, diffs):
+        """Record several diffs (one per file, each with its own header); callers pass no secrets."""
+        self._diff = list(diffs)
+
     @staticmethod
     def require(library, import_error):
         """Raise MissingLibraryError when an optional import failed."""

@@ -28,7 +28,10 @@ APPLIERS = {
     "module_utils/_files.py": {
         "locked",  # creates its lock file only when not in check mode (tested in test__files.py)
         "atomic_write", "remove", "remove_tree", "Records.write", "Records.remove",
+        # nimbus.cloud.files hands these to runner.apply, entry by entry, after checking every entry
+        "replace_file", "make_directory", "remove_path",
     },
+    "modules/files.py": {"_set_attributes"},
     "module_utils/_libvirt.py": {"Hypervisor._write_seed"},
     "module_utils/_galera.py": {"recover_position"},
     "module_utils/_nftables.py": {"save"},
