@@ -79,9 +79,35 @@ def cmd_bootstrap(args, settings):
     if len(password) < 8:
         raise SystemExit("nimbus-api bootstrap: give the admin password (8 characters or more) on stdin with "
                          "--password-stdin or in NIMBUS_API_ADMIN_PASSWORD")
+    public_url = _endpoint_url(args.public_url) if args.public_url is not None else None
+    result = {}
+    if args.migrate:
+        result["migration"] = cmd_migrate(args, settings)
     with _sessions(settings)() as db:
         user, changed = identity.bootstrap(db, settings, password)
-        return {"changed": changed, "user": user.name, "user_id": user.id, "project": settings.admin_project}
+        if public_url:
+            changed |= identity.register_endpoint(db, IDENTITY_SERVICE["name"], IDENTITY_SERVICE["type"],
+                                                  IDENTITY_SERVICE["description"], "public", public_url)
+    changed |= result.get("migration", {}).get("changed", False)
+    return dict(result, changed=changed, user=user.name, user_id=user.id, project=settings.admin_project)
+
+
+# What bootstrap --public-url registers: the service this API is.
+IDENTITY_SERVICE = {"name": "nimbus", "type": "identity", "description": "nimbus.cloud identity, jobs and dashboard"}
+
+
+def _endpoint_url(url):
+    from pydantic import ValidationError
+
+    from nimbus_api.schemas import EndpointIn
+
+    try:
+        EndpointIn(interface="public", url=url)
+    except ValidationError:
+        raise SystemExit("nimbus-api bootstrap: --public-url must be 1 to 255 characters") from None
+    if not url.startswith(("http://", "https://")):
+        raise SystemExit("nimbus-api bootstrap: --public-url must be an http:// or https:// URL")
+    return url
 
 
 def cmd_keys(args, settings):
@@ -121,6 +147,9 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="bring the database schema to the newest revision").set_defaults(func=cmd_migrate)
     boot = sub.add_parser("bootstrap", help="create or repair the default domain, admin project and admin user")
     boot.add_argument("--password-stdin", action="store_true", help="read the admin password from stdin")
+    boot.add_argument("--migrate", action="store_true", help="bring the database schema to the newest revision "
+                      "first (one process for what a converge does every run)")
+    boot.add_argument("--public-url", help="register the identity service and this public endpoint in the catalog")
     boot.set_defaults(func=cmd_bootstrap)
     check = sub.add_parser("check-settings", help="check a settings file read from stdin before it is "
                            "installed; prints each problem (never a value) and exits 1 if there is any")

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from nimbus_api.models import RANK, Assignment, Domain, Project, User, now
+from nimbus_api.models import RANK, Assignment, Domain, Endpoint, Project, Service, User, now
 from nimbus_api.security import aware, hash_secret, verify_nothing, verify_secret
 
 
@@ -88,6 +88,34 @@ def check_password(db, settings, user: User | None, password: str) -> bool:
         user.failed_logins = 0
     db.commit()
     return False
+
+
+def register_endpoint(db, name: str, type_: str, description: str, interface: str, url: str,
+                      region: str = "RegionOne") -> bool:
+    """Register a service and its endpoint for an interface and region, as keystone-manage bootstrap does.
+
+    Idempotent: returns whether anything changed; a moved URL updates the endpoint in place.
+    """
+    changed = False
+    service = db.scalar(select(Service).where(Service.name == name))
+    if service is None:
+        service = Service(name=name, type=type_, description=description)
+        db.add(service)
+        db.flush()
+        changed = True
+    elif (service.type, service.description) != (type_, description):
+        service.type, service.description = type_, description
+        changed = True
+    endpoint = db.scalar(select(Endpoint).where(Endpoint.service_id == service.id, Endpoint.interface == interface,
+                                                Endpoint.region == region))
+    if endpoint is None:
+        db.add(Endpoint(service_id=service.id, interface=interface, url=url, region=region))
+        changed = True
+    elif endpoint.url != url:
+        endpoint.url = url
+        changed = True
+    db.commit()
+    return changed
 
 
 def bootstrap(db, settings, password: str) -> tuple[User, bool]:

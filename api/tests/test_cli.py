@@ -46,6 +46,39 @@ def test_migrate_and_bootstrap_are_idempotent(admin_cli, capsys, monkeypatch):
     assert again["changed"] is True and again["user_id"] == first["user_id"]
 
 
+def test_bootstrap_migrates_and_registers_the_identity_endpoint_once(admin_cli, capsys):
+    argv = ("bootstrap", "--password-stdin", "--migrate", "--public-url", "http://203.0.113.5:8080")
+    admin_cli(*argv, stdin="first-password-1\n")
+    first = last_json(capsys)
+    assert first["changed"] is True and first["migration"]["changed"] is True
+    admin_cli(*argv, stdin="first-password-1\n")
+    again = last_json(capsys)
+    assert again["changed"] is False and again["migration"]["changed"] is False
+    # A moved endpoint is updated in place, not added beside the old one.
+    admin_cli(*argv[:-1], "https://cloud.example.test", stdin="first-password-1\n")
+    assert last_json(capsys)["changed"] is True
+    from sqlalchemy import select
+
+    from nimbus_api.models import Endpoint, Service
+    with cli._sessions(cli.get_settings())() as db:
+        services = db.scalars(select(Service)).all()
+        assert [(s.name, s.type) for s in services] == [("nimbus", "identity")]
+        assert [(e.interface, e.url) for e in db.scalars(select(Endpoint))] == [("public", "https://cloud.example.test")]
+
+
+@pytest.mark.parametrize("url", ["", "file:///etc/passwd", "javascript:alert(1)", "http://" + "a" * 300])
+def test_bootstrap_refuses_a_bad_public_url_before_changing_anything(admin_cli, capsys, url):
+    admin_cli("migrate")
+    capsys.readouterr()
+    with pytest.raises(SystemExit, match="public-url"):
+        admin_cli("bootstrap", "--password-stdin", "--public-url", url, stdin="first-password-1\n")
+    from sqlalchemy import select
+
+    from nimbus_api.models import Service, User
+    with cli._sessions(cli.get_settings())() as db:
+        assert db.scalars(select(User)).all() == [] and db.scalars(select(Service)).all() == []
+
+
 def test_bootstrap_refuses_a_missing_password(admin_cli, monkeypatch):
     monkeypatch.delenv("NIMBUS_API_ADMIN_PASSWORD", raising=False)
     with pytest.raises(SystemExit, match="admin password"):
