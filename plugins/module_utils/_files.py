@@ -213,7 +213,8 @@ def find(path, read_content=True):
     """Inspect ``path`` without following a symbolic link."""
     try:
         st = os.lstat(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
+        # NotADirectoryError: a file stands where a directory above should be; the caller says so.
         return FoundFile(None)
     if stat.S_ISLNK(st.st_mode):
         kind = "link"

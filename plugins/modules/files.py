@@ -35,8 +35,9 @@ options:
         required: true
       state:
         description:
-          - V(file) a regular file with O(files[].content); V(directory) a directory; V(absent) nothing at the path
-            (a directory is removed only when empty).
+          - V(file) a regular file with O(files[].content) (its directory must exist or come from an earlier entry);
+            V(directory) a directory, with the missing directories above it (given its mode and owner, as
+            M(ansible.builtin.file) does); V(absent) nothing at the path (a directory is removed only when empty).
         type: str
         choices: [file, directory, absent]
         default: file
@@ -116,8 +117,12 @@ files:
       description: What changed, among C(create), C(write), C(chmod), C(chown) and C(remove).
       type: list
       elements: str
+    parents:
+      description: The directories above a directory that were (or would be) created for it, outermost first.
+      type: list
+      elements: str
   sample:
-    - {path: /etc/systemd/system/nimbus-api.service, state: file, changed: true, steps: [write]}
+    - {path: /etc/systemd/system/nimbus-api.service, state: file, changed: true, steps: [write], parents: []}
 changed_paths:
   description: The paths that changed (or in check mode would change).
   returned: always
@@ -163,11 +168,15 @@ class FilesModule(NimbusModule):
         _refuse_duplicates(declared)
         plans = self._plan(declared)
         results, diffs = [], []
-        for entry, found, uid, gid, steps in plans:
+        for entry, found, uid, gid, steps, parents in plans:
+            for parent in parents:
+                # As mkdir -p and ansible.builtin.file do: the directories above get the entry's mode and owner.
+                self.runner.apply("create " + parent, hf.make_directory, parent, entry.mode, uid, gid)
             if steps:
                 self._apply(entry, found, uid, gid, steps)
                 diffs.extend(_diff(entry, found, steps))
-            results.append({"path": entry.path, "state": entry.state, "changed": bool(steps), "steps": steps})
+            results.append({"path": entry.path, "state": entry.state, "changed": bool(steps), "steps": steps,
+                            "parents": parents})
         changed_paths = [r["path"] for r in results if r["changed"]]
         self.changed = bool(changed_paths)
         self.set_diffs(diffs)
@@ -198,15 +207,15 @@ class FilesModule(NimbusModule):
         for entry in declared:
             found = hf.find(entry.path)
             _refuse_what_is_in_the_way(entry, found)
-            parent = os.path.dirname(entry.path)
-            if entry.state != "absent" and not (os.path.isdir(parent) or parent in made_directories):
+            parents = _missing_parents(entry.path, made_directories) if entry.state != "absent" else []
+            if parents and entry.state != "directory":
                 raise ValidationError("%s: the directory %s does not exist (declare it before the path)"
-                                      % (entry.path, parent))
+                                      % (entry.path, os.path.dirname(entry.path)))
             uid, gid = self._ids(entry)
             steps = hf.file_steps(entry, found, uid, gid)
             if entry.state == "directory" and "create" in steps:
-                made_directories.add(entry.path)
-            plans.append((entry, found, uid, gid, steps))
+                made_directories.update(parents + [entry.path])
+            plans.append((entry, found, uid, gid, steps, parents))
         return plans
 
     def _ids(self, entry):
@@ -245,6 +254,18 @@ def _set_attributes(path, mode, uid, gid):
             os.fchmod(fd, mode)
     finally:
         os.close(fd)
+
+
+def _missing_parents(path, made_directories):
+    """The directories above ``path`` that neither exist nor come from an earlier entry, outermost first."""
+    missing = []
+    parent = os.path.dirname(path)
+    while parent not in made_directories and not os.path.isdir(parent):
+        if os.path.lexists(parent):
+            raise ValidationError("%s: %s is in the way of the directory above it" % (path, parent))
+        missing.insert(0, parent)
+        parent = os.path.dirname(parent)
+    return missing
 
 
 def _refuse_duplicates(declared):

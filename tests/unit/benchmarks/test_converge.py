@@ -7,6 +7,8 @@ import json
 import pathlib
 import sys
 
+import os
+
 import pytest
 from ansible.constants import MAGIC_VARIABLE_MAPPING
 from ansible.inventory.manager import InventoryManager
@@ -130,10 +132,25 @@ def test_tables_align():
     assert lines[0].split()[:3] == ["transport", "phase", "s"]
     assert lines[2].split() == ["ssh", "no-op", "10.0", "0", "40", "50", "0.25", "200"]
     assert "(failed)" in lines[3]
-    scale = converge.scale_table({1: converge.Run(seconds=20.0, tasks=10, host_results=10),
-                                  2: converge.Run(seconds=22.0, tasks=10, host_results=20)}).splitlines()
-    assert scale[2].split()[-2:] == ["-", "-"]
-    assert scale[3].split()[-2:] == ["2.00", "10.0"]
+    scale = converge.scale_table({1: converge.Run(seconds=20.0, tasks=10, host_results=10, controller_cpu=8.0),
+                                  2: converge.Run(seconds=22.0, tasks=10, host_results=20, controller_cpu=9.0)})
+    scale = scale.splitlines()
+    assert scale[2].split()[-5:] == ["-", "-", "8.0", "-", "-"]
+    assert scale[3].split()[-5:] == ["2.00", "10.0", "9.0", "1.00", "5.0"]
+
+
+def test_controller_cpu_per_added_host():
+    got = converge.marginal_cpu({1: 8.0, 2: 9.0, 4: 11.0}, 20.0)
+    assert got[1] is None
+    assert got[2] == (1.0, 5.0) and got[4] == (1.0, 5.0)
+    assert converge.marginal_cpu({2: 9.0}, None) == {2: None}
+
+
+def test_controller_cpu_counts_the_children(tmp_path, monkeypatch):
+    monkeypatch.setattr(converge, "OUTPUT", tmp_path)
+    spin = ["python3", "-c", "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass"]
+    run = converge.run_playbook("spin", dict(os.environ), spin, False, dict(os.environ))
+    assert run.controller_cpu >= 0.25
 
 
 @pytest.mark.parametrize("name", sorted(converge.TRANSPORTS))

@@ -129,3 +129,28 @@ def test_check_mode_accepts_an_owner_an_earlier_task_creates(tree, run_module):
                                                          "group": "no-such-group-yet"}]}, check_mode=True)
     assert not failed, result.get("msg")
     assert result["changed"] and not os.path.exists(path)
+
+
+def test_a_directory_brings_the_missing_directories_above_it(tree, run_module):
+    deep = tree / "var" / "lib" / "nimbus" / "instances"
+    entries = [{"path": str(deep), "state": "directory", "mode": "0711"},
+               {"path": str(deep / "x.json"), "content": "{}\n", "mode": "0644"}]
+    planned, failed = run_module(FilesModule, {"files": entries}, check_mode=True)
+    assert not failed, planned.get("msg")
+    assert planned["commands"][:3] == ["create " + str(tree / "var"), "create " + str(tree / "var" / "lib"),
+                                       "create " + str(tree / "var" / "lib" / "nimbus")]
+    assert not (tree / "var").exists()
+    result, failed = run_module(FilesModule, {"files": entries})
+    assert not failed, result.get("msg")
+    assert result["files"][0]["parents"] == [str(tree / "var"), str(tree / "var" / "lib"),
+                                             str(tree / "var" / "lib" / "nimbus")]
+    assert mode_of(tree / "var" / "lib") == 0o711 and (deep / "x.json").read_text() == "{}\n"
+    again, _ = run_module(FilesModule, {"files": entries})
+    assert not again["changed"] and again["files"][0]["parents"] == []
+
+
+def test_a_file_above_a_directory_is_refused(tree, run_module):
+    (tree / "etc" / "plain").write_text("")
+    result, failed = run_module(FilesModule, {"files": [{"path": str(tree / "etc" / "plain" / "sub" / "d"),
+                                                         "state": "directory", "mode": "0755"}]})
+    assert failed and "is in the way of the directory above it" in result["msg"]
