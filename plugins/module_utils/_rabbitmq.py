@@ -27,6 +27,12 @@ RABBITMQCTL = "rabbitmqctl"
 RC_AUTH_FAILED = 65
 PASSWORD_STEPS = ("add_user", "change_password")
 
+# Debian's rabbitmqctl wrapper, run as root, joins its arguments into one string for `su -c`, each in double
+# quotes with only `"` escaped: the shell then expands `$name`, `$(...)` and backquotes and eats backslashes
+# before `\`, `$`, `"` or at the end. Such a value would reach RabbitMQ changed (another user, another
+# pattern, or a command run as rabbitmq), so it is refused. `$` before anything else (`^$`, `a$|b`) and `\.`
+# pass the shell unchanged.
+SHELL_ACTIVE = re.compile(r'`|\\(?=[\\$`"]|\Z)|\$(?=[A-Za-z0-9_{(@*#?!$\[-])|[\x00-\x1f\x7f]')
 TAG_SEPARATOR = re.compile(r"[,\s]")
 
 
@@ -86,6 +92,7 @@ def validate(desired):
     """Refuse what rabbitmqctl would get wrong, before any command runs."""
     if not desired.name:
         raise ValidationError("the user name is empty")
+    _refuse_shell_active("the user name", desired.name)
     if desired.password is not None and desired.password != desired.password.strip():
         raise ValidationError("the password of RabbitMQ user %s begins or ends with white space, which "
                               "rabbitmqctl strips from standard input" % desired.name)
@@ -93,6 +100,18 @@ def validate(desired):
         if not tag or TAG_SEPARATOR.search(tag):
             raise ValidationError("tag %r of RabbitMQ user %s is empty or holds a comma or white space"
                                   % (tag, desired.name))
+        _refuse_shell_active("tag %r" % tag, tag)
+    for vhost, permission in sorted((desired.permissions or {}).items()):
+        _refuse_shell_active("vhost %r" % vhost, vhost)
+        for kind in ("configure", "write", "read"):
+            _refuse_shell_active("the %s_priv pattern of vhost %s" % (kind, vhost), getattr(permission, kind))
+
+
+def _refuse_shell_active(what, value):
+    if SHELL_ACTIVE.search(value):
+        raise ValidationError("%s (%r) would be changed by the shell Debian's rabbitmqctl wrapper passes it through: "
+                              "no control character, backquote, $ before a name, digit or bracket, or backslash "
+                              "before \\ $ ` \" or at the end" % (what, value))
 
 
 def needs_password_check(desired, exists):

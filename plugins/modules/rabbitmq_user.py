@@ -93,6 +93,10 @@ notes:
     password, only whether it changes.
   - Names, tags, vhosts and patterns beginning with C(-) are passed after C(--) or as C(--vhost=VHOST), never read as
     options.
+  - Debian's C(rabbitmqctl) wrapper, run as root, passes its arguments through a shell inside double quotes. A value
+    that shell would change (a control character, a backquote, C($) before a name, digit or bracket, a backslash
+    before C(\), C($), a backquote or C(") or at the end) is refused before any command runs. C(^$), C(a$|b) and
+    C(amq\.gen.*) pass unchanged.
 requirements:
   - RabbitMQ 3.10 or later on the host (C(rabbitmqctl) reading passwords on standard input), run as root.
 seealso:

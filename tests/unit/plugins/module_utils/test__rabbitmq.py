@@ -1,3 +1,5 @@
+import subprocess
+
 import pytest
 
 from ansible_collections.nimbus.cloud.plugins.module_utils._errors import ValidationError
@@ -93,6 +95,43 @@ def test_permissions_from_entries():
 def test_unusable_permissions(entries, message):
     with pytest.raises(ValidationError, match=message):
         permissions_from(entries)
+
+
+# Values Debian's rabbitmqctl wrapper hands to `su -c` unchanged, values its shell would change, and control
+# characters, refused as well.
+PASS_THE_SHELL = ["nimbus", "-dash", "^$", "a$|b", "amq\\.gen.*$", "^(a|b)$", "", ".*", "it's", 'say "hi"', "a$",
+                  "%2F", "x=y", "$", "a\\.b\\w"]
+CHANGED_BY_THE_SHELL = ["$HOME", "$(id)", "`id`", "a\\", 'a\\"b', "$1", "${x}", "a\\$b", "a\\\\b", "$$", "$-"]
+CONTROL = ["x\ny", "tab\there", "nul\x00"]
+
+
+def through_the_wrapper(values):
+    """What a root rabbitmqctl gets from Debian's wrapper: each argument double-quoted, `"` escaped, for sh -c.
+
+    None when the quotes no longer match and the shell refuses the line.
+    """
+    line = " ".join('"%s"' % v.replace('"', '\\"') for v in values)
+    shell = subprocess.run(["sh", "-c", "printf '%s\\0' " + line], capture_output=True, check=False)
+    return shell.stdout.decode().split("\0")[:-1] if shell.returncode == 0 else None
+
+
+def test_the_values_let_through_pass_the_shell_unchanged():
+    assert through_the_wrapper(PASS_THE_SHELL) == PASS_THE_SHELL
+    for value in PASS_THE_SHELL:
+        validate(DesiredUser(value or "u", permissions={value or "/": Permission(value, value, value)}))
+
+
+@pytest.mark.parametrize("value", CHANGED_BY_THE_SHELL)
+def test_the_shell_would_change_the_values_refused(value):
+    assert through_the_wrapper([value, "end"]) != [value, "end"]
+
+
+@pytest.mark.parametrize("value", CHANGED_BY_THE_SHELL + CONTROL)
+def test_values_the_shell_would_change_are_refused(value):
+    for desired in (DesiredUser(value), DesiredUser("u", tags=frozenset(["t" + value.strip()])),
+                    DesiredUser("u", permissions={value: ALL}), DesiredUser("u", permissions={"/": Permission(value)})):
+        with pytest.raises(ValidationError):
+            validate(desired)
 
 
 @pytest.mark.parametrize("tag", ["", "a,b", "a b", "a\tb"])

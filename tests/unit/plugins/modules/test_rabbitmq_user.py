@@ -235,9 +235,13 @@ def test_values_beginning_with_a_dash_are_not_options(run_module, fake_commands)
     ({"tags": ["a,b"]}, "comma or white space"),
     ({"tags": ["a b"]}, "comma or white space"),
     ({"tags": [""]}, "empty"),
+    ({"tags": ["$(reboot)"]}, "shell"),
     ({"permissions": [{"vhost": ""}]}, "empty vhost"),
     ({"permissions": [{"vhost": "/x"}, {"vhost": "/x", "read_priv": ""}]}, "vhost /x is listed twice"),
     ({"permissions": [{}, {"read_priv": ""}]}, "vhost / is listed twice"),
+    ({"permissions": [{"vhost": "/`id`"}]}, "shell"),
+    ({"permissions": [{"write_priv": "^$HOME"}]}, "write_priv pattern of vhost /"),
+    ({"name": "a\\"}, "shell"),
     ({"name": ""}, "empty"),
 ])
 def test_bad_input_is_refused_before_anything_runs(run_module, fake_commands, args, message):
