@@ -11,6 +11,9 @@ journal records for that session.
 Every other value (user name, tags, virtual hosts, permission patterns) is an
 argument, after ``--`` or as ``--vhost=VALUE``, so that one beginning with
 ``-`` is never read as an option.
+
+Also the enabled_plugins file, which says which plugins are enabled without
+a call to ``rabbitmq-plugins``.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ PASSWORD_STEPS = ("add_user", "change_password")
 # pass the shell unchanged.
 SHELL_ACTIVE = re.compile(r'`|\\(?=[\\$`"]|\Z)|\$(?=[A-Za-z0-9_{(@*#?!$\[-])|[\x00-\x1f\x7f]')
 TAG_SEPARATOR = re.compile(r"[,\s]")
+# An Erlang atom as rabbitmq-plugins writes it, or quoted.
+PLUGIN_ATOM = re.compile(r"\s*(?:'([^'\\]+)'|([a-z][A-Za-z0-9_@]*))\s*")
 
 
 @dataclass(frozen=True)
@@ -242,3 +247,26 @@ class Rabbitmqctl:
 def _line(password):
     return password + "\n"
 
+
+def parse_enabled_plugins(text):
+    """The plugins an enabled_plugins file lists: an Erlang list of atoms ending with a full stop.
+
+    ``rabbitmq-plugins`` writes ``[rabbitmq_management,rabbitmq_prometheus].``; a file written by hand may spread
+    it over lines, quote the atoms and hold ``%`` comments. An empty text (no file) lists none.
+    """
+    body = re.sub(r"%[^\n]*", "", text).strip()
+    if not body:
+        return []
+    match = re.fullmatch(r"\[(.*)\]\s*\.", body, re.S)
+    if match is None:
+        raise ValueError("not an Erlang list of plugin names ending with a full stop: %r" % text)
+    inner = match.group(1)
+    if not inner.strip():
+        return []
+    names = []
+    for item in inner.split(","):
+        atom = PLUGIN_ATOM.fullmatch(item)
+        if atom is None:
+            raise ValueError("%r is not a plugin name, in %r" % (item.strip(), text))
+        names.append(atom.group(1) or atom.group(2))
+    return names

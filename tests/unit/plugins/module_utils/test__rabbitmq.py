@@ -5,7 +5,7 @@ import pytest
 from ansible_collections.nimbus.cloud.plugins.module_utils._errors import ValidationError
 from ansible_collections.nimbus.cloud.plugins.module_utils._rabbitmq import (
     ActualUser, DesiredUser, Permission, Step, command_line, needs_password_check, needs_permissions, outcome,
-    permissions_from, plan, validate)
+    parse_enabled_plugins, permissions_from, plan, validate)
 
 ALL = Permission()
 READ_ONLY = Permission("", "", ".*")
@@ -138,3 +138,20 @@ def test_values_the_shell_would_change_are_refused(value):
 def test_bad_tags(tag):
     with pytest.raises(ValidationError, match="tag"):
         validate(DesiredUser("u", tags=frozenset([tag])))
+
+
+@pytest.mark.parametrize("text, plugins", [
+    ("", []),
+    ("[].\n", []),
+    ("[rabbitmq_management,rabbitmq_prometheus].\n", ["rabbitmq_management", "rabbitmq_prometheus"]),
+    ("% written by hand\n[\n  rabbitmq_management,\n  'rabbitmq_shovel' % comment\n] .\n",
+     ["rabbitmq_management", "rabbitmq_shovel"]),
+])
+def test_enabled_plugins(text, plugins):
+    assert parse_enabled_plugins(text) == plugins
+
+
+@pytest.mark.parametrize("text", ["rabbitmq_management", "[rabbitmq_management]", "[a b].", "[a,].", "[-a]."])
+def test_unreadable_enabled_plugins(text):
+    with pytest.raises(ValueError):
+        parse_enabled_plugins(text)
