@@ -145,8 +145,8 @@ def test_a_directory_brings_the_missing_directories_above_it(tree, run_module):
     assert result["files"][0]["parents"] == [str(tree / "var"), str(tree / "var" / "lib"),
                                              str(tree / "var" / "lib" / "nimbus")]
     assert mode_of(tree / "var" / "lib") == 0o711 and (deep / "x.json").read_text() == "{}\n"
-    again, _ = run_module(FilesModule, {"files": entries})
-    assert not again["changed"] and again["files"][0]["parents"] == []
+    again, failed = run_module(FilesModule, {"files": entries})
+    assert not failed and not again["changed"] and again["files"][0]["parents"] == []
 
 
 def test_a_file_above_a_directory_is_refused(tree, run_module):
