@@ -87,13 +87,18 @@ def cmd_bootstrap(args, settings):
         user, changed = identity.bootstrap(db, settings, password)
         if public_url:
             changed |= identity.register_endpoint(db, IDENTITY_SERVICE["name"], IDENTITY_SERVICE["type"],
-                                                  IDENTITY_SERVICE["description"], "public", public_url)
+                                                  IDENTITY_SERVICE["description"], "public",
+                                                  public_url.rstrip("/") + IDENTITY_PATH,
+                                                  replaces=IDENTITY_SERVICE["replaces"])
     changed |= result.get("migration", {}).get("changed", False)
     return dict(result, changed=changed, user=user.name, user_id=user.id, project=settings.admin_project)
 
 
-# What bootstrap --public-url registers: the service this API is.
-IDENTITY_SERVICE = {"name": "nimbus", "type": "identity", "description": "nimbus.cloud identity, jobs and dashboard"}
+# What bootstrap --public-url registers: Keystone v3 as the OpenStack clients look for it (the service was
+# registered as "nimbus" at the API's root before the Keystone paths existed; that record is taken over).
+IDENTITY_SERVICE = {"name": "keystone", "type": "identity", "replaces": "nimbus",
+                    "description": "nimbus.cloud identity (Keystone v3)"}
+IDENTITY_PATH = "/identity/v3"
 
 
 def _endpoint_url(url):
@@ -149,7 +154,8 @@ def parser() -> argparse.ArgumentParser:
     boot.add_argument("--password-stdin", action="store_true", help="read the admin password from stdin")
     boot.add_argument("--migrate", action="store_true", help="bring the database schema to the newest revision "
                       "first (one process for what a converge does every run)")
-    boot.add_argument("--public-url", help="register the identity service and this public endpoint in the catalog")
+    boot.add_argument("--public-url", help="register the identity service (keystone) in the catalog with its "
+                      "public endpoint, URL/identity/v3")
     boot.set_defaults(func=cmd_bootstrap)
     check = sub.add_parser("check-settings", help="check a settings file read from stdin before it is "
                            "installed; prints each problem (never a value) and exits 1 if there is any")

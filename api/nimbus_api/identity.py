@@ -91,13 +91,19 @@ def check_password(db, settings, user: User | None, password: str) -> bool:
 
 
 def register_endpoint(db, name: str, type_: str, description: str, interface: str, url: str,
-                      region: str = "RegionOne") -> bool:
+                      region: str = "RegionOne", replaces: str | None = None) -> bool:
     """Register a service and its endpoint for an interface and region, as keystone-manage bootstrap does.
 
-    Idempotent: returns whether anything changed; a moved URL updates the endpoint in place.
+    Idempotent: returns whether anything changed; a moved URL updates the endpoint in place. ``replaces``
+    names an older record of the same service, renamed rather than left beside the new one.
     """
     changed = False
     service = db.scalar(select(Service).where(Service.name == name))
+    if service is None and replaces is not None:
+        service = db.scalar(select(Service).where(Service.name == replaces, Service.type == type_))
+        if service is not None:
+            service.name = name
+            changed = True
     if service is None:
         service = Service(name=name, type=type_, description=description)
         db.add(service)

@@ -5,16 +5,24 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Name = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
 Role = Literal["admin", "member", "reader"]
 
 
 class PasswordAuth(BaseModel):
-    user: str
+    # The user's name in ``domain``, or its id (Keystone v3 takes either).
+    user: str | None = None
+    user_id: str | None = None
     password: str
     domain: str = "Default"
+
+    @model_validator(mode="after")
+    def _one_user(self):
+        if (self.user is None) == (self.user_id is None):
+            raise ValueError("give the user's name or its id")
+        return self
 
 
 class AppCredentialAuth(BaseModel):

@@ -132,6 +132,7 @@ class Auth:
     # The application credential the token came from, and whether that credential is unrestricted.
     app_credential_id: str | None = None
     unrestricted: bool = True
+    issued_at: datetime | None = None
 
     @property
     def restricted(self) -> bool:
@@ -159,7 +160,7 @@ def issue_token(db, settings, user: User, project_id: str | None, role: str | No
     token = jwt.encode(claims, key_secret(settings, key), algorithm=ALGORITHM, headers={"kid": key.id})
     return token, Auth(user.id, user.name, project_id, role, is_admin, jti, expires, method,
                        app_credential.id if app_credential is not None else None,
-                       app_credential.unrestricted if app_credential is not None else True)
+                       app_credential.unrestricted if app_credential is not None else True, issued)
 
 
 def validate_token(db, settings, token: str) -> Auth:
@@ -203,7 +204,8 @@ def validate_token(db, settings, token: str) -> Auth:
         unrestricted = cred.unrestricted
     return Auth(user.id, claims.get("name", user.name), project_id, claims.get("role"),
                 bool(claims.get("admin")), claims["jti"], datetime.fromtimestamp(claims["exp"], timezone.utc),
-                claims.get("method", "password"), cred_id, unrestricted)
+                claims.get("method", "password"), cred_id, unrestricted,
+                datetime.fromtimestamp(claims.get("iat_us", claims["iat"] * 1000000) / 1e6, timezone.utc))
 
 
 def expired(cred: ApplicationCredential) -> bool:

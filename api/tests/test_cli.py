@@ -55,15 +55,33 @@ def test_bootstrap_migrates_and_registers_the_identity_endpoint_once(admin_cli, 
     again = last_json(capsys)
     assert again["changed"] is False and again["migration"]["changed"] is False
     # A moved endpoint is updated in place, not added beside the old one.
-    admin_cli(*argv[:-1], "https://cloud.example.test", stdin="first-password-1\n")
+    admin_cli(*argv[:-1], "https://cloud.example.test/", stdin="first-password-1\n")
     assert last_json(capsys)["changed"] is True
     from sqlalchemy import select
 
     from nimbus_api.models import Endpoint, Service
     with cli._sessions(cli.get_settings())() as db:
         services = db.scalars(select(Service)).all()
-        assert [(s.name, s.type) for s in services] == [("nimbus", "identity")]
-        assert [(e.interface, e.url) for e in db.scalars(select(Endpoint))] == [("public", "https://cloud.example.test")]
+        assert [(s.name, s.type) for s in services] == [("keystone", "identity")]
+        assert [(e.interface, e.url) for e in db.scalars(select(Endpoint))] == [
+            ("public", "https://cloud.example.test/identity/v3")]
+
+
+def test_bootstrap_takes_over_the_identity_service_registered_before_keystone(admin_cli, capsys):
+    admin_cli("migrate")
+    from sqlalchemy import select
+
+    from nimbus_api.models import Endpoint, Service
+    with cli._sessions(cli.get_settings())() as db:
+        db.add(Service(id="old", name="nimbus", type="identity"))
+        db.flush()
+        db.add(Endpoint(service_id="old", interface="public", url="http://203.0.113.5:8080"))
+        db.commit()
+    admin_cli("bootstrap", "--password-stdin", "--public-url", "http://203.0.113.5:8080", stdin="first-password-1\n")
+    assert last_json(capsys)["changed"] is True
+    with cli._sessions(cli.get_settings())() as db:
+        assert [(s.id, s.name) for s in db.scalars(select(Service))] == [("old", "keystone")]
+        assert [e.url for e in db.scalars(select(Endpoint))] == ["http://203.0.113.5:8080/identity/v3"]
 
 
 @pytest.mark.parametrize("url", ["", "file:///etc/passwd", "javascript:alert(1)", "http://" + "a" * 300])

@@ -36,9 +36,13 @@ def issue_from(db, settings, body: TokenRequest) -> tuple[str, TokenOut]:
     if body.auth.password is not None:
         method = "password"
         creds = body.auth.password
-        domain = _domain(db, creds.domain or settings.default_domain)
-        user = db.scalar(select(User).where(User.name == creds.user, User.domain_id == domain.id)) \
-            if domain is not None else None
+        if creds.user_id is not None:
+            user = db.get(User, creds.user_id)
+            domain = db.get(Domain, user.domain_id) if user is not None else None
+        else:
+            domain = _domain(db, creds.domain or settings.default_domain)
+            user = db.scalar(select(User).where(User.name == creds.user, User.domain_id == domain.id)) \
+                if domain is not None else None
         if not identity.check_password(db, settings, user, creds.password) or not user.enabled \
                 or not domain.enabled:
             raise DENIED

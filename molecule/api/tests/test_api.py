@@ -110,11 +110,20 @@ def test_schema_is_on_mariadb_and_the_admin_exists():
     assert API.check_output("mysql -N nimbus -e \"select name from users\"") == "admin"
 
 
-def test_identity_endpoint_is_in_the_catalog(api):
+def test_keystone_is_in_the_catalog_and_issues_v3_tokens_there(api):
     catalog = api.get("/v1/catalog").json()
     identity = [s for s in catalog if s["type"] == "identity"]
-    assert len(identity) == 1
-    assert [e["url"] for e in identity[0]["endpoints"]] == ["http://%s:8080" % api.address]
+    assert [s["name"] for s in identity] == ["keystone"]
+    url = "http://%s:8080/identity/v3" % api.address
+    assert [e["url"] for e in identity[0]["endpoints"]] == [url]
+    assert httpx.get(url, timeout=30).json()["version"]["id"].startswith("v3.")
+    r = httpx.post(url + "/auth/tokens", timeout=30, json={"auth": {
+        "identity": {"methods": ["password"], "password": {"user": {
+            "name": "admin", "domain": {"name": "Default"}, "password": ADMIN_PASSWORD}}},
+        "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}})
+    assert r.status_code == 201, r.text
+    assert r.headers["X-Subject-Token"]
+    assert [e["url"] for s in r.json()["token"]["catalog"] if s["type"] == "identity" for e in s["endpoints"]] == [url]
 
 
 def test_state_is_the_service_users_alone(host):

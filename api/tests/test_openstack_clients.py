@@ -1,0 +1,173 @@
+"""The real OpenStack clients against the service on a loopback socket: the ``openstack`` command,
+openstacksdk and keystonemiddleware's ``auth_token``, pinned in requirements/openstack-clients.txt and
+installed by ``tools/test api`` into .cache/venv-openstack (their dependencies stay out of the service's).
+
+Passwords reach the clients through the environment or standard input, never their argv.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import ADMIN_PASSWORD
+
+REPO = Path(__file__).resolve().parents[2]
+VENV = Path(os.environ.get("NIMBUS_OPENSTACK_VENV", REPO / ".cache" / "venv-openstack"))
+
+
+@pytest.fixture(scope="module")
+def venv():
+    if not (VENV / "bin" / "openstack").exists():
+        pytest.fail("%s has no openstack command: run tools/test api, which installs "
+                    "requirements/openstack-clients.txt there" % VENV)
+    return VENV
+
+
+@pytest.fixture
+def keystone(live_server, cloud):
+    """The live service with its identity endpoint in the catalog, as the api role registers it."""
+    made = cloud.call("POST", "/v1/services", cloud.admin, json={"name": "keystone", "type": "identity"})
+    assert made.status_code == 201, made.text
+    r = cloud.call("PUT", "/v1/services/%s/endpoints" % made.json()["id"], cloud.admin,
+                   json={"interface": "public", "url": live_server + "/identity/v3"})
+    assert r.status_code == 200, r.text
+    return live_server + "/identity/v3"
+
+
+def os_env(auth_url, user, password, project="admin"):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    env.update(OS_AUTH_URL=auth_url, OS_USERNAME=user, OS_PASSWORD=password, OS_PROJECT_NAME=project,
+               OS_USER_DOMAIN_NAME="Default", OS_PROJECT_DOMAIN_NAME="Default", OS_IDENTITY_API_VERSION="3",
+               OS_INTERFACE="public")
+    return env
+
+
+def openstack(venv, env, *args, ok=True):
+    proc = subprocess.run([str(venv / "bin" / "openstack"), *args], env=env, capture_output=True, text=True,
+                          timeout=120, stdin=subprocess.DEVNULL, check=False)
+    if ok:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def python(venv, script, env, stdin=""):
+    proc = subprocess.run([str(venv / "bin" / "python"), "-c", script], env=env, input=stdin, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_openstack_command_issues_lists_and_revokes(venv, keystone, cloud):
+    env = os_env(keystone, "admin", ADMIN_PASSWORD)
+    token = json.loads(openstack(venv, env, "token", "issue", "-f", "json").stdout)
+    assert token["project_id"] and token["user_id"] and token["id"]
+    projects = json.loads(openstack(venv, env, "project", "list", "-f", "json").stdout)
+    assert "admin" in [p["Name"] for p in projects]
+    made = json.loads(openstack(venv, env, "project", "create", "-f", "json", "demo").stdout)
+    assert made["name"] == "demo"
+    roles = [r["Name"] for r in json.loads(openstack(venv, env, "role", "list", "-f", "json").stdout)]
+    assert sorted(roles) == ["admin", "member", "reader"]
+    catalog = json.loads(openstack(venv, env, "catalog", "list", "-f", "json").stdout)
+    assert [c["Type"] for c in catalog] == ["identity"]
+
+    # A member of demo, made with the SDK (the password on standard input), works in demo only.
+    python(venv, CREATE_USER, env, stdin="member-password-1\n")
+    member = os_env(keystone, "dana", "member-password-1", "demo")
+    assert json.loads(openstack(venv, member, "token", "issue", "-f", "json").stdout)["project_id"] == made["id"]
+    assert openstack(venv, member, "user", "list", ok=False).returncode != 0
+    refused = openstack(venv, os_env(keystone, "dana", "member-password-1", "admin"), "token", "issue", ok=False)
+    assert refused.returncode != 0
+
+    # Revoked through the command, the token is refused by the service.
+    openstack(venv, env, "token", "revoke", token["id"])
+    gone = cloud.client.get("/identity/v3/auth/tokens",
+                            headers={"X-Auth-Token": cloud.admin, "X-Subject-Token": token["id"]})
+    assert gone.status_code == 404
+
+
+CREATE_USER = """
+import json, sys, openstack
+conn = openstack.connect()
+project = conn.identity.find_project("demo")
+user = conn.identity.create_user(name="dana", password=sys.stdin.readline().strip(), domain_id=project.domain_id)
+member = conn.identity.find_role("member")
+conn.identity.assign_project_role_to_user(project, user, member)
+print(json.dumps({"user": user.id}))
+"""
+
+
+SDK = """
+import json, openstack
+conn = openstack.connect()
+print(json.dumps({
+    "token": bool(conn.auth_token),
+    "project": conn.current_project_id,
+    "projects": sorted(p.name for p in conn.identity.projects()),
+    "roles": sorted(r.name for r in conn.identity.roles()),
+    "assignments": len(list(conn.identity.role_assignments(user_id=conn.current_user_id))),
+}))
+"""
+
+
+def test_openstacksdk_reads_identity(venv, keystone):
+    got = python(venv, SDK, os_env(keystone, "admin", ADMIN_PASSWORD))
+    assert got["token"] and got["project"]
+    assert "admin" in got["projects"] and got["roles"] == ["admin", "member", "reader"]
+    assert got["assignments"] >= 1
+
+
+# keystonemiddleware's auth_token in front of a WSGI app, as a service (nova, an operator's own) runs it: its
+# service user validates the caller's token against /identity/v3/auth/tokens and passes the identity on.
+MIDDLEWARE = """
+import json, os, sys
+from keystonemiddleware import auth_token
+
+seen = {}
+
+def app(environ, start_response):
+    seen.update({k: environ.get(k) for k in ("HTTP_X_IDENTITY_STATUS", "HTTP_X_PROJECT_ID", "HTTP_X_USER_NAME",
+                                             "HTTP_X_ROLES", "HTTP_X_SERVICE_CATALOG")})
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
+
+conf = {"auth_type": "password", "auth_url": os.environ["OS_AUTH_URL"], "username": "svc",
+        "password": sys.stdin.readline().strip(), "project_name": "admin", "user_domain_name": "Default",
+        "project_domain_name": "Default", "www_authenticate_uri": os.environ["OS_AUTH_URL"],
+        "delay_auth_decision": "false", "include_service_catalog": "true", "interface": "public"}
+wrapped = auth_token.AuthProtocol(app, conf)
+results = {}
+for label, token in (("good", os.environ["GOOD_TOKEN"]), ("revoked", os.environ["REVOKED_TOKEN"]),
+                     ("garbage", "not-a-token")):
+    seen.clear()
+    status = []
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "SERVER_NAME": "localhost", "SERVER_PORT": "80",
+               "wsgi.url_scheme": "http", "wsgi.input": None, "HTTP_X_AUTH_TOKEN": token}
+    wrapped(environ, lambda s, h, exc_info=None: status.append(s))
+    results[label] = {"status": status[0], "seen": dict(seen)}
+print(json.dumps(results))
+"""
+
+
+def test_keystonemiddleware_accepts_our_tokens(venv, keystone, cloud):
+    admin_id = next(p["id"] for p in cloud.call("GET", "/v1/projects", cloud.admin).json() if p["name"] == "admin")
+    cloud.user("svc", password="service-password-1", roles=[(admin_id, "reader")])
+    project = cloud.project("shop")
+    cloud.user("erik", roles=[(project, "member")])
+    good = cloud.token("erik", "password-123", project)
+    revoked = cloud.token("erik", "password-123", project)
+    assert cloud.call("DELETE", "/v1/auth/tokens", revoked).status_code == 204
+    env = os_env(keystone, "svc", "unused")
+    env.pop("OS_PASSWORD")
+    env.update(GOOD_TOKEN=good, REVOKED_TOKEN=revoked)
+    got = python(venv, MIDDLEWARE, env, stdin="service-password-1\n")
+    assert got["good"]["status"].startswith("200")
+    assert got["good"]["seen"]["HTTP_X_IDENTITY_STATUS"] == "Confirmed"
+    assert got["good"]["seen"]["HTTP_X_PROJECT_ID"] == project
+    assert got["good"]["seen"]["HTTP_X_USER_NAME"] == "erik"
+    assert set(got["good"]["seen"]["HTTP_X_ROLES"].split(",")) == {"member", "reader"}
+    assert got["revoked"]["status"].startswith("401")
+    assert got["garbage"]["status"].startswith("401")
