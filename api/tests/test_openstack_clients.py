@@ -19,6 +19,14 @@ REPO = Path(__file__).resolve().parents[2]
 VENV = Path(os.environ.get("NIMBUS_OPENSTACK_VENV", REPO / ".cache" / "venv-openstack"))
 
 
+@pytest.fixture
+def app(views_settings):
+    """The service reading servers from conftest's test-driver hypervisor (empty until a test writes it)."""
+    from conftest import bootstrapped_app
+
+    return bootstrapped_app(views_settings)
+
+
 @pytest.fixture(scope="module")
 def venv():
     if not (VENV / "bin" / "openstack").exists():
@@ -211,3 +219,16 @@ def test_openstack_command_flavors_keypairs_and_limits(venv, compute, cloud, tmp
     openstack(venv, env, "keypair", "delete", "made", "given")
     openstack(venv, env, "flavor", "delete", "m1.tiny")
     assert json.loads(openstack(venv, env, "flavor", "list", "-f", "json").stdout) == []
+
+
+def test_openstack_command_lists_and_shows_servers(venv, compute, cloud, hypervisor):
+    project = cloud.project("web")
+    cloud.user("wanda", password="member-password-1", roles=[(project, "member")])
+    other = cloud.project("other")
+    hypervisor([("app-1", project), ("app-2", project), ("theirs", other)])
+    env = os_env(compute, "wanda", "member-password-1", "web")
+    listed = json.loads(openstack(venv, env, "server", "list", "-f", "json").stdout)
+    assert sorted((s["Name"], s["Status"]) for s in listed) == [("app-1", "ACTIVE"), ("app-2", "ACTIVE")]
+    shown = json.loads(openstack(venv, env, "server", "show", "-f", "json", "app-1").stdout)
+    assert shown["name"] == "app-1" and shown["status"] == "ACTIVE" and shown["project_id"] == project
+    assert openstack(venv, env, "server", "show", "theirs", ok=False).returncode != 0

@@ -466,3 +466,121 @@ def usage(request: Request, db, auth) -> dict:
         used["cores"] += int(item.get("vcpus") or 0)
         used["ram"] += int(item.get("ram_mb") or 0)
     return used
+
+
+# --- servers (read from the hypervisors: the instances resource view) ---------------------
+
+# libvirt's domain states as Nova's server status, vm_state and power_state.
+STATUS = {"running": ("ACTIVE", "active", 1), "blocked": ("ACTIVE", "active", 1), "idle": ("ACTIVE", "active", 1),
+          "paused": ("PAUSED", "paused", 3), "shutdown": ("ACTIVE", "active", 4),
+          "shutoff": ("SHUTOFF", "stopped", 4), "crashed": ("ERROR", "error", 6),
+          "pmsuspended": ("SUSPENDED", "suspended", 7)}
+UNKNOWN = ("UNKNOWN", "error", 0)
+
+
+def _addresses(item: dict) -> dict:
+    """Nova's addresses: per network, the port's fixed IPs with the NIC's MAC (a bare bridge NIC has none)."""
+    out: dict[str, list] = {}
+    for nic in item.get("nics") or []:
+        port = nic.get("port") or {}
+        network = port.get("network") or nic.get("bridge") or "unknown"
+        for fixed in port.get("fixed_ips") or []:
+            if fixed.get("ip"):
+                out.setdefault(network, []).append({
+                    "version": 6 if ":" in fixed["ip"] else 4, "addr": fixed["ip"], "OS-EXT-IPS:type": "fixed",
+                    "OS-EXT-IPS-MAC:mac_addr": nic.get("mac")})
+    return out
+
+
+def server_view(request: Request, item: dict, auth, flavors_by_name: dict, detail: bool = True) -> dict:
+    server_id = item.get("uuid") or ""
+    link = _root(request) + "/v2.1/servers/" + server_id
+    links = [{"rel": "self", "href": link}, {"rel": "bookmark", "href": link}]
+    if not detail:
+        return {"id": server_id, "name": item.get("name"), "links": links}
+    status, vm_state, power = STATUS.get(item.get("state") or "", UNKNOWN)
+    flavor = item.get("flavor") or {}
+    known = flavors_by_name.get(flavor.get("name"))
+    metadata = {str(k): str(v) for k, v in (item.get("metadata") or {}).items()}
+    project = item.get("project") or ""
+    # The inventory host the view read it on; libvirt's own name for the hypervisor may differ.
+    host = item.get("host") or item.get("hypervisor") or ""
+    view = {
+        "id": server_id, "name": item.get("name"), "status": status, "tenant_id": project,
+        "user_id": metadata.get("user_id", ""), "metadata": metadata, "links": links,
+        "flavor": {"id": known.id if known else (flavor.get("name") or ""),
+                   "links": [{"rel": "bookmark", "href": _root(request) + "/v2.1/flavors/"
+                              + (known.id if known else str(flavor.get("name") or ""))}]},
+        "image": {"id": item["image"], "links": []} if item.get("image") else "",
+        "addresses": _addresses(item), "key_name": metadata.get("key_name"),
+        "hostId": hashlib.sha224((project + host).encode()).hexdigest() if host else "",
+        "accessIPv4": "", "accessIPv6": "", "progress": 0, "config_drive": "",
+        "created": metadata.get("created_at"), "updated": metadata.get("created_at"),
+        "OS-DCF:diskConfig": "MANUAL", "OS-EXT-AZ:availability_zone": metadata.get("availability_zone", "nova"),
+        "OS-EXT-STS:vm_state": vm_state, "OS-EXT-STS:power_state": power, "OS-EXT-STS:task_state": None,
+        "OS-SRV-USG:launched_at": metadata.get("created_at"), "OS-SRV-USG:terminated_at": None,
+        "os-extended-volumes:volumes_attached": [], "security_groups": [
+            {"name": name} for name in sorted({g for nic in item.get("nics") or []
+                                               for g in ((nic.get("port") or {}).get("security_groups") or [])})],
+    }
+    if auth.is_admin:
+        view.update({"OS-EXT-SRV-ATTR:host": host,
+                     "OS-EXT-SRV-ATTR:hypervisor_hostname": item.get("hypervisor") or host,
+                     "OS-EXT-SRV-ATTR:instance_name": item.get("name")})
+    return view
+
+
+def _servers(request: Request, db, auth, all_tenants: bool) -> list[dict]:
+    """The instances of the token's project (all of them for the cloud admin with all_tenants)."""
+    views = request.app.state.resources
+    if auth.is_admin and all_tenants:
+        if not views.available("instances"):
+            return []
+        items = views.read("instances")[0]
+    else:
+        if auth.project_id is None:
+            raise HTTPException(status_code=403, detail="Servers are listed with a project-scoped token.")
+        items = views.for_project("instances", db.get(Project, auth.project_id))["items"]
+    return [i for i in items if i.get("uuid") and (i.get("managed", True))]
+
+
+def _filtered(items: list[dict], name: str | None, status: str | None) -> list[dict]:
+    if name is not None:
+        try:
+            pattern = re.compile(name[:255])
+        except re.error:
+            raise HTTPException(status_code=400, detail="Invalid name filter: not a regular expression")
+        items = [i for i in items if pattern.search(i.get("name") or "")]
+    if status is not None:
+        items = [i for i in items if STATUS.get(i.get("state") or "", UNKNOWN)[0] == status.upper()]
+    return items
+
+
+def _flavors_by_name(db) -> dict:
+    return {f.name: f for f in db.scalars(select(Flavor))}
+
+
+@router.get("/v2.1/servers")
+@policy("authenticated")
+def list_servers(request: Request, name: str | None = None, status: str | None = None, all_tenants: str | None = None,
+                 auth=Depends(current_auth), db=Depends(get_db)):
+    items = _filtered(_servers(request, db, auth, all_tenants is not None), name, status)
+    return {"servers": [server_view(request, i, auth, {}, detail=False) for i in items]}
+
+
+@router.get("/v2.1/servers/detail")
+@policy("authenticated")
+def list_servers_detail(request: Request, name: str | None = None, status: str | None = None,
+                        all_tenants: str | None = None, auth=Depends(current_auth), db=Depends(get_db)):
+    items = _filtered(_servers(request, db, auth, all_tenants is not None), name, status)
+    flavors = _flavors_by_name(db)
+    return {"servers": [server_view(request, i, auth, flavors) for i in items]}
+
+
+@router.get("/v2.1/servers/{server_id}")
+@policy("authenticated")
+def show_server(server_id: str, request: Request, auth=Depends(current_auth), db=Depends(get_db)):
+    for item in _servers(request, db, auth, all_tenants=auth.is_admin):
+        if item.get("uuid") == server_id:
+            return {"server": server_view(request, item, auth, _flavors_by_name(db))}
+    raise HTTPException(status_code=404, detail="Instance %s could not be found." % server_id[:64])
