@@ -113,7 +113,7 @@ def test_keypairs_are_the_users_own(member, world):
     public_key("evil\x00comment"),
     "ssh-rsa",
     "x" * 20000,
-])
+], ids=["not-base64", "dss", "with-options", "two-lines", "nul-in-comment", "no-key", "too-long"])
 def test_a_public_key_that_is_not_exactly_one_key_is_refused(member, key):
     cloud, projects, token = member
     r = call(cloud, "POST", "/os-keypairs", token, json={"keypair": {"name": "k", "public_key": key}})
