@@ -41,19 +41,19 @@ def test_versions_and_microversions(cloud):
 
 def test_flavors_admin_made_public_and_private(member):
     cloud, projects, token = member
-    tiny = call(cloud, "POST", "/flavors", cloud.admin, json={"flavor": {"name": "m1.tiny", "vcpus": 1, "ram": 128,
-                                                                      "disk": 1, "id": "1"}})
+    tiny = call(cloud, "POST", "/flavors", cloud.admin,
+                json={"flavor": {"name": "m1.tiny", "vcpus": 1, "ram": 128, "disk": 1, "id": "1"}})
     assert tiny.status_code == 200, tiny.text
     assert tiny.json()["flavor"]["os-flavor-access:is_public"] is True and tiny.json()["flavor"]["swap"] == ""
     private = call(cloud, "POST", "/flavors", cloud.admin, json={"flavor": {
         "name": "big", "vcpus": 8, "ram": 16384, "disk": 80, "os-flavor-access:is_public": False}}).json()["flavor"]
-    assert call(cloud, "POST", "/flavors", cloud.admin, json={"flavor": {"name": "m1.tiny", "vcpus": 1, "ram": 64,
-                                                                      "disk": 1}}).status_code == 409
+    assert call(cloud, "POST", "/flavors", cloud.admin,
+                json={"flavor": {"name": "m1.tiny", "vcpus": 1, "ram": 64, "disk": 1}}).status_code == 409
     # A member sees the public one only, and may not make flavors.
     assert [f["name"] for f in call(cloud, "GET", "/flavors/detail", token).json()["flavors"]] == ["m1.tiny"]
     assert call(cloud, "GET", "/flavors/" + private["id"], token).json()["itemNotFound"]["code"] == 404
-    assert call(cloud, "POST", "/flavors", token, json={"flavor": {"name": "x", "vcpus": 1, "ram": 1,
-                                                                "disk": 0}}).json()["forbidden"]["code"] == 403
+    assert call(cloud, "POST", "/flavors", token,
+                json={"flavor": {"name": "x", "vcpus": 1, "ram": 1, "disk": 0}}).json()["forbidden"]["code"] == 403
     # Given access, the project sees the private flavor.
     granted = call(cloud, "POST", "/flavors/%s/action" % private["id"], cloud.admin,
                    json={"addTenantAccess": {"tenant": projects["a"]}})

@@ -415,7 +415,7 @@ def default_quotas(project_id: str, request: Request):
 @policy("admin")
 def update_quotas(project_id: str, body: QuotaSetUpdate, request: Request, db=Depends(get_db)):
     identity.get_or_404(db, Project, project_id, "project")
-    given = {k: v for k, v in (body.quota_set.model_extra or {}).items()}
+    given = dict(body.quota_set.model_extra or {})
     unknown = sorted(k for k in given if k not in NOVA_QUOTAS)
     if unknown:
         raise HTTPException(status_code=400, detail="Bad key(s) %s in quota_set" % ", ".join(u[:32] for u in unknown))
