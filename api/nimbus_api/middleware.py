@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 from starlette.datastructures import Headers
 from starlette.requests import cookie_parser
 
+from nimbus_api.openstack import errors as openstack_errors
+
 MAX_JSON_DEPTH = 32
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 COOKIE = "nimbus_token"
@@ -91,8 +93,11 @@ def csrf_refusal(scope, headers: Headers) -> str | None:
     return None
 
 
-async def _answer(send, status: int, detail: str):
-    body = json.dumps({"detail": detail}).encode()
+async def _answer(send, status: int, detail: str, path: str = ""):
+    # Under an OpenStack API's prefix, that API's error body (its clients read their own shapes).
+    answer = openstack_errors.shaped(path, status, detail)
+    status, document = answer if answer is not None else (status, {"detail": detail})
+    body = json.dumps(document).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                             (b"connection", b"close")]})
@@ -103,22 +108,23 @@ class RequestGuard:
     def __init__(self, app, max_body_bytes: int):
         self.app = app
         self.max_body = max_body_bytes
+        self.too_large = "the request body is larger than %d bytes" % max_body_bytes
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = Headers(scope=scope)
         if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
-            return await _answer(send, 422, "NUL characters are not accepted")
+            return await _answer(send, 422, "NUL characters are not accepted", scope["path"])
         refusal = csrf_refusal(scope, headers)
         if refusal:
-            return await _answer(send, 403, refusal)
+            return await _answer(send, 403, refusal, scope["path"])
         length = headers.get("content-length")
         if length is not None:
             if not length.isdigit():
-                return await _answer(send, 400, "bad Content-Length")
+                return await _answer(send, 400, "bad Content-Length", scope["path"])
             if int(length) > self.max_body:
-                return await _answer(send, 413, "the request body is larger than %d bytes" % self.max_body)
+                return await _answer(send, 413, self.too_large, scope["path"])
         chunks, size = [], 0
         while True:
             message = await receive()
@@ -127,7 +133,7 @@ class RequestGuard:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body:
-                return await _answer(send, 413, "the request body is larger than %d bytes" % self.max_body)
+                return await _answer(send, 413, self.too_large, scope["path"])
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
@@ -135,9 +141,10 @@ class RequestGuard:
         kind = headers.get("content-type", "")
         if body and (not kind or "json" in kind):
             if json_too_deep(body):
-                return await _answer(send, 422, "the JSON body nests deeper than %d levels" % MAX_JSON_DEPTH)
+                return await _answer(send, 422, "the JSON body nests deeper than %d levels" % MAX_JSON_DEPTH,
+                                     scope["path"])
             if _NUL.search(body):
-                return await _answer(send, 422, "NUL characters are not accepted")
+                return await _answer(send, 422, "NUL characters are not accepted", scope["path"])
         replayed = False
 
         async def replay():

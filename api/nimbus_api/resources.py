@@ -54,9 +54,12 @@ class ResourceViews:
         self.cache: dict[str, tuple[float, list, list, float]] = {}
         self.locks = {kind: threading.Lock() for kind in VIEWS}
 
+    def available(self, kind: str) -> bool:
+        """Whether the collection has the kind's _info module and the service an inventory to run it on."""
+        return bool(self.settings.resources_inventory) and module_exists(self.settings, VIEWS[kind].module)
+
     def for_project(self, kind: str, project) -> dict:
-        view = VIEWS[kind]
-        if not module_exists(self.settings, view.module) or not self.settings.resources_inventory:
+        if not self.available(kind):
             return {"kind": kind, "available": False, "items": [], "errors": []}
         items, errors, read_at = self.read(kind)
         # Shared and external networks are every project's, as in Neutron.

@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 STATE = Path.cwd() / ".cache" / "api"
@@ -71,6 +71,17 @@ class Settings(BaseSettings):
     admin_user: str = "admin"
     admin_project: str = "admin"
     default_domain: str = "Default"
+    # Every project's limits where the cloud admin set none for it (quotas.py names the resources), as JSON:
+    # NIMBUS_API_QUOTA_DEFAULTS='{"instances": 20}'.
+    quota_defaults: dict[str, int] = {}
+
+    @field_validator("quota_defaults")
+    @classmethod
+    def _known_quotas(cls, value):
+        from nimbus_api.quotas import check_limits
+
+        check_limits(value)
+        return value
 
 
 def collections_path(settings: Settings) -> str:

@@ -10,8 +10,6 @@ import shutil
 
 import pytest
 from conftest import template
-# The resource views' fixtures, used here by name.
-from test_resources import hypervisor, views_settings  # noqa: F401 pylint: disable=unused-import
 
 playwright = pytest.importorskip("playwright.sync_api")
 CHROMIUM = os.environ.get("NIMBUS_CHROMIUM", "/usr/bin/chromium")
@@ -24,7 +22,7 @@ pytestmark = pytest.mark.skipif(not shutil.which(CHROMIUM), reason="chromium is 
 
 
 @pytest.fixture
-def settings(views_settings):  # noqa: F811 (the resource views' settings, with an inventory)
+def settings(views_settings):  # the resource views' settings (conftest), with an inventory
     return views_settings
 
 
@@ -56,7 +54,7 @@ def log_in(page, url, user, project=None):
     page.wait_for_url(url + "/ui/")
 
 
-def test_log_in_switch_launch_watch_and_list(page, live_server, cloud, hypervisor):  # noqa: F811
+def test_log_in_switch_launch_watch_and_list(page, live_server, cloud, hypervisor):
     a, b = cloud.project("proj-a"), cloud.project("proj-b")
     cloud.user("dual", roles=[(a, "member"), (b, "reader")])
     hypervisor([("web-a", a), ("web-b", b)])

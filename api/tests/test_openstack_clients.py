@@ -19,6 +19,14 @@ REPO = Path(__file__).resolve().parents[2]
 VENV = Path(os.environ.get("NIMBUS_OPENSTACK_VENV", REPO / ".cache" / "venv-openstack"))
 
 
+@pytest.fixture
+def app(views_settings):
+    """The service reading servers from conftest's test-driver hypervisor (empty until a test writes it)."""
+    from conftest import bootstrapped_app
+
+    return bootstrapped_app(views_settings)
+
+
 @pytest.fixture(scope="module")
 def venv():
     if not (VENV / "bin" / "openstack").exists():
@@ -171,3 +179,56 @@ def test_keystonemiddleware_accepts_our_tokens(venv, keystone, cloud):
     assert set(got["good"]["seen"]["HTTP_X_ROLES"].split(",")) == {"member", "reader"}
     assert got["revoked"]["status"].startswith("401")
     assert got["garbage"]["status"].startswith("401")
+
+
+@pytest.fixture
+def compute(keystone, live_server, cloud):
+    made = cloud.call("POST", "/v1/services", cloud.admin, json={"name": "nova", "type": "compute"})
+    assert made.status_code == 201, made.text
+    r = cloud.call("PUT", "/v1/services/%s/endpoints" % made.json()["id"], cloud.admin,
+                   json={"interface": "public", "url": live_server + "/compute/v2.1"})
+    assert r.status_code == 200, r.text
+    return keystone
+
+
+def test_openstack_command_flavors_keypairs_and_limits(venv, compute, cloud, tmp_path):
+    env = os_env(compute, "admin", ADMIN_PASSWORD)
+    made = json.loads(openstack(venv, env, "flavor", "create", "-f", "json", "--vcpus", "1", "--ram", "128",
+                                "--disk", "1", "--id", "1", "m1.tiny").stdout)
+    assert (made["name"], made["vcpus"], made["ram"], made["disk"]) == ("m1.tiny", 1, 128, 1)
+    listed = json.loads(openstack(venv, env, "flavor", "list", "-f", "json").stdout)
+    assert [(f["Name"], f["VCPUs"], f["RAM"]) for f in listed] == [("m1.tiny", 1, 128)]
+    # A key pair made by the command (it writes the private key to a file) and one given as a public key.
+    private = tmp_path / "id_made"
+    openstack(venv, env, "keypair", "create", "--private-key", str(private), "made")
+    assert private.read_text().startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
+    private.chmod(0o600)  # the command leaves it readable by all; ssh-keygen refuses such a key
+    public = tmp_path / "id.pub"
+    public.write_text(subprocess.run(["ssh-keygen", "-y", "-f", str(private)], capture_output=True, text=True,
+                                     check=True).stdout)
+    openstack(venv, env, "keypair", "create", "--public-key", str(public), "given")
+    keypairs = json.loads(openstack(venv, env, "keypair", "list", "-f", "json").stdout)
+    assert sorted(k["Name"] for k in keypairs) == ["given", "made"]
+    shown = json.loads(openstack(venv, env, "keypair", "show", "-f", "json", "given").stdout)
+    assert shown["fingerprint"] == next(k["Fingerprint"] for k in keypairs if k["Name"] == "made")
+    openstack(venv, env, "quota", "set", "--instances", "3", "--cores", "6", "admin")
+    limits = {row["Name"]: row["Value"] for row in json.loads(
+        openstack(venv, env, "limits", "show", "--absolute", "-f", "json").stdout)}
+    # openstacksdk names them its own way (instances for maxTotalInstances, ...).
+    assert (limits["instances"], limits["total_cores"], limits["instances_used"]) == (3, 6, 0), sorted(limits.items())
+    openstack(venv, env, "keypair", "delete", "made", "given")
+    openstack(venv, env, "flavor", "delete", "m1.tiny")
+    assert json.loads(openstack(venv, env, "flavor", "list", "-f", "json").stdout) == []
+
+
+def test_openstack_command_lists_and_shows_servers(venv, compute, cloud, hypervisor):
+    project = cloud.project("web")
+    cloud.user("wanda", password="member-password-1", roles=[(project, "member")])
+    other = cloud.project("other")
+    hypervisor([("app-1", project), ("app-2", project), ("theirs", other)])
+    env = os_env(compute, "wanda", "member-password-1", "web")
+    listed = json.loads(openstack(venv, env, "server", "list", "-f", "json").stdout)
+    assert sorted((s["Name"], s["Status"]) for s in listed) == [("app-1", "ACTIVE"), ("app-2", "ACTIVE")]
+    shown = json.loads(openstack(venv, env, "server", "show", "-f", "json", "app-1").stdout)
+    assert shown["name"] == "app-1" and shown["status"] == "ACTIVE" and shown["project_id"] == project
+    assert openstack(venv, env, "server", "show", "theirs", ok=False).returncode != 0

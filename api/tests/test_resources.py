@@ -7,57 +7,9 @@ connections shows how an unreachable host is reported without hiding the others'
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 from conftest import Cloud, bootstrapped_app
 from fastapi.testclient import TestClient
-
-DOMAIN = """
-  <domain type="test">
-    <name>{name}</name>
-    <uuid>{uuid}</uuid>
-    <metadata>
-      <nimbus:instance xmlns:nimbus="https://nimbus.cloud/xmlns/instance/1">
-        <nimbus:project>{project}</nimbus:project>
-        <nimbus:flavor name="m1.tiny" vcpus="1" ram_mb="256" disk_gb="1"/>
-      </nimbus:instance>
-    </metadata>
-    <memory>262144</memory>
-    <vcpu>1</vcpu>
-    <os><type>hvm</type></os>
-  </domain>"""
-
-
-@pytest.fixture
-def hypervisor(tmp_path):
-    """Writes the test driver's domains; returns the inventory path."""
-    def write(domains):
-        xml = tmp_path / "node.xml"
-        xml.write_text("<node>%s\n</node>\n" % "".join(
-            DOMAIN.format(name=name, uuid="6695eb01-f6a4-8304-79aa-97f2502e19%02d" % n, project=project)
-            for n, (name, project) in enumerate(domains)))
-        return xml
-    return write
-
-
-@pytest.fixture
-def views_settings(settings, tmp_path):
-    inventory = tmp_path / "cloud.yml"
-    inventory.write_text("""
-compute:
-  hosts:
-    hv1:
-      ansible_connection: local
-      ansible_python_interpreter: {python}
-      nimbus_libvirt_uri: test://{xml}
-    hv2:
-      ansible_host: 127.0.0.1
-      ansible_port: 9
-      ansible_connection: ssh
-      ansible_ssh_common_args: -o ConnectTimeout=5 -o StrictHostKeyChecking=no
-""".format(python=sys.executable, xml=tmp_path / "node.xml"))
-    return settings.model_copy(update={"resources_inventory": inventory, "resources_ttl": 2})
 
 
 @pytest.fixture

@@ -19,12 +19,22 @@ TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not F
 
 # Keystone answers validation errors with 400, never FastAPI's 422.
 KEYSTONE_PREFIX = "/identity"
+NOVA_PREFIX = "/compute"
+OPENSTACK_PREFIXES = (KEYSTONE_PREFIX, NOVA_PREFIX)
+# Nova's fault names by status (nova.api.openstack.wsgi); any other status is a computeFault.
+NOVA_FAULTS = {400: "badRequest", 401: "unauthorized", 403: "forbidden", 404: "itemNotFound", 405: "badMethod",
+               409: "conflictingRequest", 413: "overLimit", 415: "badMediaType", 429: "overLimit",
+               501: "notImplemented", 503: "serviceUnavailable"}
 
 
-def keystone_error(status: int, message: str, headers=None) -> JSONResponse:
+def shaped(path: str, status: int, message: str) -> tuple[int, dict] | None:
+    """The status and body an OpenStack API under ``path`` answers an error with; None outside them."""
     status = 400 if status == 422 else status
-    return JSONResponse({"error": {"code": status, "title": TITLES.get(status, "Error"), "message": message}},
-                        status_code=status, headers=headers)
+    if path.startswith(KEYSTONE_PREFIX):
+        return status, {"error": {"code": status, "title": TITLES.get(status, "Error"), "message": message}}
+    if path.startswith(NOVA_PREFIX):
+        return status, {NOVA_FAULTS.get(status, "computeFault"): {"code": status, "message": message}}
+    return None
 
 
 def _message(detail) -> str:
@@ -40,18 +50,20 @@ def install(app, default_http_handler, default_validation_handler):
     """Route errors under an OpenStack prefix to that API's shape; everything else to FastAPI's handlers."""
 
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        if request.url.path.startswith(KEYSTONE_PREFIX):
-            headers = dict(exc.headers or {})
-            if exc.status_code == 401:
-                # keystoneauth's clients expect Keystone's challenge, not a bearer one.
-                headers["WWW-Authenticate"] = 'Keystone uri="%s"' % _identity_root(request)
-            return keystone_error(exc.status_code, _message(exc.detail), headers)
-        return await default_http_handler(request, exc)
+        answer = shaped(request.url.path, exc.status_code, _message(exc.detail))
+        if answer is None:
+            return await default_http_handler(request, exc)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 401 and request.url.path.startswith(OPENSTACK_PREFIXES):
+            # keystoneauth's clients expect Keystone's challenge, not a bearer one.
+            headers["WWW-Authenticate"] = 'Keystone uri="%s"' % _identity_root(request)
+        return JSONResponse(answer[1], status_code=answer[0], headers=headers)
 
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
-        if request.url.path.startswith(KEYSTONE_PREFIX):
-            return keystone_error(400, "invalid request: " + _message(exc.errors()))
-        return await default_validation_handler(request, exc)
+        answer = shaped(request.url.path, 400, "Invalid input: " + _message(exc.errors()))
+        if answer is None:
+            return await default_validation_handler(request, exc)
+        return JSONResponse(answer[1], status_code=answer[0])
 
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)

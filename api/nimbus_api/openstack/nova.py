@@ -1,0 +1,586 @@
+"""Nova v2.1 under ``/compute``: version documents and microversions, flavors, keypairs, quota sets and limits.
+
+These are records of the API itself (Nova keeps them in its API database too): flavors are what the cloud
+admin offers, keypairs belong to users, quotas to projects. Servers, which live on the hypervisors, are
+created and changed by runbook playbooks; they come on top of this.
+
+Microversion: only 2.1 (the base). A client asking for more gets 406, as Nova answers an unsupported one;
+``latest`` is 2.1.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+
+from nimbus_api import identity, quotas
+from nimbus_api.deps import get_db
+from nimbus_api.models import Flavor, FlavorAccess, Keypair, Project, new_id
+from nimbus_api.policy import PolicyRoute, current_auth, policy
+
+PREFIX = "/compute"
+router = APIRouter(prefix=PREFIX, tags=["nova"], route_class=PolicyRoute)
+
+MIN_VERSION = MAX_VERSION = "2.1"
+UPDATED = "2013-07-23T11:33:21Z"
+SERVICE = "compute"
+_VERSION_HEADER = re.compile(r"^\s*compute\s+(\S+)\s*$", re.I)
+# Flavor ids and keypair names as Nova's schemas allow, minus the characters that need quoting anywhere.
+NAME = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$"
+FLAVOR_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+MAX_PUBLIC_KEY = 16384
+
+
+# --- versions and microversions -------------------------------------------------------
+
+def _root(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + PREFIX
+
+
+def _version(request: Request) -> dict:
+    return {"id": "v2.1", "status": "CURRENT", "version": MAX_VERSION, "min_version": MIN_VERSION,
+            "updated": UPDATED, "links": [{"rel": "self", "href": _root(request) + "/v2.1/"}],
+            "media-types": [{"base": "application/json", "type": "application/vnd.openstack.compute+json;version=2.1"}]}
+
+
+@router.get("", include_in_schema=False)
+@router.get("/")
+@policy("public")
+def versions(request: Request):
+    return {"versions": [_version(request)]}
+
+
+@router.get("/v2.1", include_in_schema=False)
+@router.get("/v2.1/")
+@policy("public")
+def version(request: Request):
+    return {"version": _version(request)}
+
+
+def requested_version(headers) -> str | None:
+    """The microversion a request asks for (None: none asked), from either header Nova reads."""
+    value = headers.get("openstack-api-version")
+    if value:
+        for part in value.split(","):
+            match = _VERSION_HEADER.match(part)
+            if match:
+                return match.group(1)
+        return None
+    return headers.get("x-openstack-nova-api-version")
+
+
+def supported(version: str | None) -> bool:
+    return version is None or version.lower() == "latest" or version.strip() in ("2.0", "2.1")
+
+
+def install(app):
+    """Refuse microversions above 2.1 and say which one answered, on every /compute/v2.1 response."""
+
+    @app.middleware("http")
+    async def microversion(request: Request, call_next):
+        if not request.url.path.startswith(PREFIX + "/v2.1"):
+            return await call_next(request)
+        asked = requested_version(request.headers)
+        if not supported(asked):
+            response = JSONResponse({"computeFault": {
+                "code": 406, "message": "Version %s is not supported by the API. Minimum is %s and maximum is %s."
+                % (asked[:16], MIN_VERSION, MAX_VERSION)}}, status_code=406)
+        else:
+            response = await call_next(request)
+        response.headers["OpenStack-API-Version"] = "%s %s" % (SERVICE, MAX_VERSION)
+        response.headers["X-OpenStack-Nova-API-Version"] = MAX_VERSION
+        response.headers["Vary"] = "OpenStack-API-Version, X-OpenStack-Nova-API-Version"
+        return response
+
+
+# --- flavors -----------------------------------------------------------------------
+
+class _Loose(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+class FlavorBody(_Loose):
+    name: str = Field(pattern=NAME)
+    id: str | None = Field(default=None, pattern=FLAVOR_ID + "|^auto$")
+    vcpus: int = Field(ge=1, le=1024)
+    ram: int = Field(ge=1, le=16 * 1024 * 1024)
+    disk: int = Field(ge=0, le=1024 * 1024)
+    ephemeral: int = Field(default=0, ge=0, le=1024 * 1024, alias="OS-FLV-EXT-DATA:ephemeral")
+    swap: int | str = Field(default=0)
+    is_public: bool = Field(default=True, alias="os-flavor-access:is_public")
+    description: str | None = Field(default=None, max_length=65535)
+
+
+class FlavorCreate(_Loose):
+    flavor: FlavorBody
+
+
+def _flavor(request: Request, flavor: Flavor) -> dict:
+    link = _root(request) + "/v2.1/flavors/" + flavor.id
+    return {"id": flavor.id, "name": flavor.name, "ram": flavor.ram_mb, "disk": flavor.disk_gb,
+            "vcpus": flavor.vcpus, "OS-FLV-EXT-DATA:ephemeral": flavor.ephemeral_gb,
+            "OS-FLV-DISABLED:disabled": False, "swap": flavor.swap_mb or "", "rxtx_factor": 1.0,
+            "os-flavor-access:is_public": flavor.is_public,
+            "links": [{"rel": "self", "href": link}, {"rel": "bookmark", "href": link}]}
+
+
+def _truthy(value: str) -> bool | None:
+    value = value.strip().lower()
+    if value == "none":
+        return None
+    return value in ("1", "t", "true", "on", "y", "yes")
+
+
+def visible_flavors(db, auth, is_public: str | None = None):
+    """Nova's rule: everyone sees public flavors and the private ones their project was given; the cloud admin
+    chooses with ``is_public`` (true by default, ``none`` for both)."""
+    query = select(Flavor).order_by(Flavor.ram_mb, Flavor.name)
+    if auth.is_admin:
+        wanted = True if is_public is None else _truthy(is_public)
+        if wanted is not None:
+            query = query.where(Flavor.is_public == wanted)
+        return list(db.scalars(query))
+    granted = select(FlavorAccess.flavor_id).where(FlavorAccess.project_id == auth.project_id)
+    return list(db.scalars(query.where(or_(Flavor.is_public.is_(True), Flavor.id.in_(granted)))))
+
+
+def find_flavor(db, auth, ref: str) -> Flavor:
+    flavor = db.get(Flavor, ref)
+    if flavor is None or not (flavor.is_public or auth.is_admin or db.scalar(
+            select(FlavorAccess.id).where(FlavorAccess.flavor_id == flavor.id,
+                                          FlavorAccess.project_id == auth.project_id))):
+        raise HTTPException(status_code=404, detail="Flavor %s could not be found." % ref[:64])
+    return flavor
+
+
+@router.get("/v2.1/flavors")
+@policy("authenticated")
+def list_flavors(request: Request, is_public: str | None = None, minRam: int = 0, minDisk: int = 0,  # noqa: N803
+                 auth=Depends(current_auth), db=Depends(get_db)):
+    flavors = [f for f in visible_flavors(db, auth, is_public) if f.ram_mb >= minRam and f.disk_gb >= minDisk]
+    return {"flavors": [{k: v for k, v in _flavor(request, f).items() if k in ("id", "name", "links")}
+                        for f in flavors]}
+
+
+@router.get("/v2.1/flavors/detail")
+@policy("authenticated")
+def list_flavors_detail(request: Request, is_public: str | None = None, minRam: int = 0,  # noqa: N803
+                        minDisk: int = 0, auth=Depends(current_auth), db=Depends(get_db)):  # noqa: N803
+    flavors = [f for f in visible_flavors(db, auth, is_public) if f.ram_mb >= minRam and f.disk_gb >= minDisk]
+    return {"flavors": [_flavor(request, f) for f in flavors]}
+
+
+@router.get("/v2.1/flavors/{flavor_id}")
+@policy("authenticated")
+def show_flavor(flavor_id: str, request: Request, auth=Depends(current_auth), db=Depends(get_db)):
+    return {"flavor": _flavor(request, find_flavor(db, auth, flavor_id))}
+
+
+@router.post("/v2.1/flavors")
+@policy("admin")
+def create_flavor(body: FlavorCreate, request: Request, db=Depends(get_db)):
+    f = body.flavor
+    swap = f.swap if isinstance(f.swap, int) else (0 if f.swap == "" else _int(f.swap, "swap"))
+    if not 0 <= swap <= 1024 * 1024:
+        raise HTTPException(status_code=400, detail="swap must be 0 to %d MiB" % (1024 * 1024))
+    flavor = Flavor(id=new_id() if f.id in (None, "auto") else f.id, name=f.name, vcpus=f.vcpus, ram_mb=f.ram,
+                    disk_gb=f.disk, ephemeral_gb=f.ephemeral, swap_mb=swap, is_public=f.is_public,
+                    description=f.description or "")
+    db.add(flavor)
+    try:
+        db.commit()
+    except IntegrityError:
+        db.rollback()
+        raise HTTPException(status_code=409, detail="Flavor with name %s or id %s already exists." % (f.name, f.id))
+    return {"flavor": _flavor(request, flavor)}
+
+
+def _int(value: str, what: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise HTTPException(status_code=400, detail="%s must be an integer" % what)
+
+
+@router.delete("/v2.1/flavors/{flavor_id}", status_code=202)
+@policy("admin")
+def delete_flavor(flavor_id: str, auth=Depends(current_auth), db=Depends(get_db)):
+    db.delete(find_flavor(db, auth, flavor_id))
+    db.commit()
+    return Response(status_code=202)
+
+
+class FlavorAccessAction(_Loose):
+    add_tenant_access: dict | None = Field(default=None, alias="addTenantAccess")
+    remove_tenant_access: dict | None = Field(default=None, alias="removeTenantAccess")
+
+
+def _access_list(db, flavor: Flavor) -> dict:
+    return {"flavor_access": [{"flavor_id": flavor.id, "tenant_id": a.project_id} for a in db.scalars(
+        select(FlavorAccess).where(FlavorAccess.flavor_id == flavor.id).order_by(FlavorAccess.project_id))]}
+
+
+@router.get("/v2.1/flavors/{flavor_id}/os-flavor-access")
+@policy("admin")
+def list_flavor_access(flavor_id: str, auth=Depends(current_auth), db=Depends(get_db)):
+    flavor = find_flavor(db, auth, flavor_id)
+    if flavor.is_public:
+        raise HTTPException(status_code=404, detail="Access list not available for public flavors.")
+    return _access_list(db, flavor)
+
+
+@router.post("/v2.1/flavors/{flavor_id}/action")
+@policy("admin")
+def flavor_action(flavor_id: str, body: FlavorAccessAction, auth=Depends(current_auth), db=Depends(get_db)):
+    flavor = find_flavor(db, auth, flavor_id)
+    if flavor.is_public:
+        raise HTTPException(status_code=409, detail="Can not add access to a public flavor.")
+    action = body.add_tenant_access or body.remove_tenant_access
+    if not isinstance(action, dict) or not isinstance(action.get("tenant"), str):
+        raise HTTPException(status_code=400, detail="give addTenantAccess or removeTenantAccess with a tenant")
+    project = identity.get_or_404(db, Project, action["tenant"], "project")
+    found = db.scalar(select(FlavorAccess).where(FlavorAccess.flavor_id == flavor.id,
+                                                 FlavorAccess.project_id == project.id))
+    if body.add_tenant_access is not None:
+        if found is not None:
+            raise HTTPException(status_code=409, detail="Flavor access already exists for flavor %s and project "
+                                "%s combination." % (flavor.id, project.id))
+        db.add(FlavorAccess(flavor_id=flavor.id, project_id=project.id))
+    else:
+        if found is None:
+            raise HTTPException(status_code=404, detail="Flavor access not found for %s / %s combination."
+                                % (flavor.id, project.id))
+        db.delete(found)
+    db.commit()
+    return _access_list(db, flavor)
+
+
+# --- keypairs -----------------------------------------------------------------------
+
+KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521")
+
+
+class KeypairBody(_Loose):
+    name: str = Field(pattern=NAME)
+    public_key: str | None = Field(default=None, max_length=MAX_PUBLIC_KEY)
+    type: str | None = Field(default=None, pattern=r"^ssh$")
+
+
+class KeypairCreate(_Loose):
+    keypair: KeypairBody
+
+
+def check_public_key(text: str) -> str:
+    """One OpenSSH public key line (type, base64 key, optional comment) that parses: what cloud-init will
+    write into authorized_keys, so nothing else (no options, no second line) gets through."""
+    line = text.strip()
+    if "\n" in line or "\r" in line or any(ord(c) < 32 for c in line):
+        raise HTTPException(status_code=400, detail="Keypair data is invalid: one line, no control characters")
+    parts = line.split(None, 2)
+    if len(parts) < 2 or parts[0] not in KEY_TYPES:
+        raise HTTPException(status_code=400, detail="Keypair data is invalid: not an OpenSSH public key of type "
+                            + ", ".join(KEY_TYPES))
+    try:
+        serialization.load_ssh_public_key(" ".join(parts[:2]).encode())
+    except (ValueError, TypeError):
+        raise HTTPException(status_code=400, detail="Keypair data is invalid: the key does not parse")
+    return line
+
+
+def fingerprint(public_key: str) -> str:
+    """Nova's fingerprint: MD5 of the key blob, as colon-separated hex."""
+    digest = hashlib.md5(base64.b64decode(public_key.split()[1]), usedforsecurity=False).hexdigest()
+    return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
+
+
+def _keypair(kp: Keypair, full: bool = False) -> dict:
+    out = {"name": kp.name, "public_key": kp.public_key, "fingerprint": kp.fingerprint}
+    if full:
+        out.update(user_id=kp.user_id, id=kp.id, deleted=False, created_at=kp.created_at.isoformat(),
+                   updated_at=None, deleted_at=None)
+    return out
+
+
+def _find_keypair(db, user_id: str, name: str) -> Keypair:
+    kp = db.scalar(select(Keypair).where(Keypair.user_id == user_id, Keypair.name == name))
+    if kp is None:
+        raise HTTPException(status_code=404, detail="Keypair %s not found for user %s" % (name[:64], user_id))
+    return kp
+
+
+@router.get("/v2.1/os-keypairs")
+@policy("authenticated")
+def list_keypairs(auth=Depends(current_auth), db=Depends(get_db)):
+    return {"keypairs": [{"keypair": _keypair(kp)} for kp in db.scalars(
+        select(Keypair).where(Keypair.user_id == auth.user_id).order_by(Keypair.name))]}
+
+
+@router.post("/v2.1/os-keypairs")
+@policy("authenticated")
+def create_keypair(body: KeypairCreate, request: Request, auth=Depends(current_auth), db=Depends(get_db)):
+    k = body.keypair
+    private = None
+    if k.public_key is None:
+        # Nova before 2.92 makes the key pair and returns the private key once; it is not kept.
+        key = ed25519.Ed25519PrivateKey.generate()
+        private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                    serialization.NoEncryption()).decode()
+        public = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                               serialization.PublicFormat.OpenSSH).decode()
+    else:
+        public = check_public_key(k.public_key)
+    held = db.scalar(select(func.count(Keypair.id)).where(Keypair.user_id == auth.user_id))
+    if not quotas.allows(_keypair_limit(db, request, auth), held, 1):
+        raise HTTPException(status_code=403, detail="Quota exceeded, too many key pairs.")
+    kp = Keypair(name=k.name, user_id=auth.user_id, public_key=public, fingerprint=fingerprint(public))
+    db.add(kp)
+    try:
+        db.commit()
+    except IntegrityError:
+        db.rollback()
+        raise HTTPException(status_code=409, detail="Key pair '%s' already exists." % k.name)
+    out = _keypair(kp, full=False)
+    out["user_id"] = auth.user_id
+    if private is not None:
+        out["private_key"] = private
+    return {"keypair": out}
+
+
+def _keypair_limit(db, request: Request, auth) -> int:
+    # key_pairs is per user in Nova; it is read from the project the token is scoped to.
+    if auth.project_id is None:
+        return quotas.defaults(request.app.state.settings)["key_pairs"]
+    return quotas.limits(db, request.app.state.settings, auth.project_id)["key_pairs"]
+
+
+@router.get("/v2.1/os-keypairs/{name}")
+@policy("authenticated")
+def show_keypair(name: str, auth=Depends(current_auth), db=Depends(get_db)):
+    return {"keypair": _keypair(_find_keypair(db, auth.user_id, name), full=True)}
+
+
+@router.delete("/v2.1/os-keypairs/{name}", status_code=202)
+@policy("authenticated")
+def delete_keypair(name: str, auth=Depends(current_auth), db=Depends(get_db)):
+    db.delete(_find_keypair(db, auth.user_id, name))
+    db.commit()
+    return Response(status_code=202)
+
+
+# --- quotas and limits ----------------------------------------------------------------
+
+# Nova's quota-set keys and the collection's names for them.
+NOVA_QUOTAS = {"instances": "instances", "cores": "cores", "ram": "ram", "key_pairs": "key_pairs",
+               "metadata_items": "metadata_items", "server_groups": "server_groups",
+               "server_group_members": "server_group_members", "floating_ips": "floating_ips",
+               "security_groups": "security_groups", "security_group_rules": "security_group_rules"}
+
+
+class QuotaSetBody(_Loose):
+    model_config = ConfigDict(extra="allow")
+    force: bool | None = None
+
+
+class QuotaSetUpdate(_Loose):
+    quota_set: QuotaSetBody
+
+
+def _quota_set(project_id: str, values: dict) -> dict:
+    return {"quota_set": dict({key: values[name] for key, name in NOVA_QUOTAS.items()}, id=project_id)}
+
+
+@router.get("/v2.1/os-quota-sets/{project_id}")
+@policy("reader")
+def show_quotas(project_id: str, request: Request, db=Depends(get_db)):
+    identity.get_or_404(db, Project, project_id, "project")
+    return _quota_set(project_id, quotas.limits(db, request.app.state.settings, project_id))
+
+
+@router.get("/v2.1/os-quota-sets/{project_id}/defaults")
+@policy("reader")
+def default_quotas(project_id: str, request: Request):
+    return _quota_set(project_id, quotas.defaults(request.app.state.settings))
+
+
+@router.put("/v2.1/os-quota-sets/{project_id}")
+@policy("admin")
+def update_quotas(project_id: str, body: QuotaSetUpdate, request: Request, db=Depends(get_db)):
+    identity.get_or_404(db, Project, project_id, "project")
+    given = dict(body.quota_set.model_extra or {})
+    unknown = sorted(k for k in given if k not in NOVA_QUOTAS)
+    if unknown:
+        raise HTTPException(status_code=400, detail="Bad key(s) %s in quota_set" % ", ".join(u[:32] for u in unknown))
+    values = {NOVA_QUOTAS[k]: v for k, v in given.items()}
+    try:
+        quotas.set_limits(db, project_id, {k: _int(v, k) if isinstance(v, str) else v for k, v in values.items()})
+    except quotas.QuotaError as e:
+        raise HTTPException(status_code=400, detail=str(e))
+    db.commit()
+    return _quota_set(project_id, quotas.limits(db, request.app.state.settings, project_id))
+
+
+@router.delete("/v2.1/os-quota-sets/{project_id}", status_code=202)
+@policy("admin")
+def reset_quotas(project_id: str, db=Depends(get_db)):
+    identity.get_or_404(db, Project, project_id, "project")
+    quotas.reset(db, project_id)
+    db.commit()
+    return Response(status_code=202)
+
+
+@router.get("/v2.1/limits")
+@policy("authenticated")
+def limits(request: Request, auth=Depends(current_auth), db=Depends(get_db)):
+    settings = request.app.state.settings
+    values = quotas.limits(db, settings, auth.project_id) if auth.project_id else quotas.defaults(settings)
+    used = usage(request, db, auth)
+    return {"limits": {"rate": [], "absolute": {
+        "maxTotalInstances": values["instances"], "maxTotalCores": values["cores"],
+        "maxTotalRAMSize": values["ram"], "maxTotalKeypairs": values["key_pairs"],
+        "maxServerMeta": values["metadata_items"], "maxServerGroups": values["server_groups"],
+        "maxServerGroupMembers": values["server_group_members"], "maxTotalFloatingIps": values["floating_ips"],
+        "maxSecurityGroups": values["security_groups"], "maxSecurityGroupRules": values["security_group_rules"],
+        "maxImageMeta": values["metadata_items"], "maxPersonality": 0, "maxPersonalitySize": 0,
+        "totalInstancesUsed": used["instances"], "totalCoresUsed": used["cores"], "totalRAMUsed": used["ram"],
+        "totalServerGroupsUsed": 0, "totalFloatingIpsUsed": 0, "totalSecurityGroupsUsed": 0}}}
+
+
+def usage(request: Request, db, auth) -> dict:
+    """What the project's servers use, read from the hypervisors (the instances resource view)."""
+    used = {"instances": 0, "cores": 0, "ram": 0}
+    if auth.project_id is None:
+        return used
+    project = db.get(Project, auth.project_id)
+    view = request.app.state.resources.for_project("instances", project)
+    for item in view["items"]:
+        used["instances"] += 1
+        used["cores"] += int(item.get("vcpus") or 0)
+        used["ram"] += int(item.get("ram_mb") or 0)
+    return used
+
+
+# --- servers (read from the hypervisors: the instances resource view) ---------------------
+
+# libvirt's domain states as Nova's server status, vm_state and power_state.
+STATUS = {"running": ("ACTIVE", "active", 1), "blocked": ("ACTIVE", "active", 1), "idle": ("ACTIVE", "active", 1),
+          "paused": ("PAUSED", "paused", 3), "shutdown": ("ACTIVE", "active", 4),
+          "shutoff": ("SHUTOFF", "stopped", 4), "crashed": ("ERROR", "error", 6),
+          "pmsuspended": ("SUSPENDED", "suspended", 7)}
+UNKNOWN = ("UNKNOWN", "error", 0)
+
+
+def _addresses(item: dict) -> dict:
+    """Nova's addresses: per network, the port's fixed IPs with the NIC's MAC (a bare bridge NIC has none)."""
+    out: dict[str, list] = {}
+    for nic in item.get("nics") or []:
+        port = nic.get("port") or {}
+        network = port.get("network") or nic.get("bridge") or "unknown"
+        for fixed in port.get("fixed_ips") or []:
+            if fixed.get("ip"):
+                out.setdefault(network, []).append({
+                    "version": 6 if ":" in fixed["ip"] else 4, "addr": fixed["ip"], "OS-EXT-IPS:type": "fixed",
+                    "OS-EXT-IPS-MAC:mac_addr": nic.get("mac")})
+    return out
+
+
+def server_view(request: Request, item: dict, auth, flavors_by_name: dict, detail: bool = True) -> dict:
+    server_id = item.get("uuid") or ""
+    link = _root(request) + "/v2.1/servers/" + server_id
+    links = [{"rel": "self", "href": link}, {"rel": "bookmark", "href": link}]
+    if not detail:
+        return {"id": server_id, "name": item.get("name"), "links": links}
+    status, vm_state, power = STATUS.get(item.get("state") or "", UNKNOWN)
+    flavor = item.get("flavor") or {}
+    known = flavors_by_name.get(flavor.get("name"))
+    metadata = {str(k): str(v) for k, v in (item.get("metadata") or {}).items()}
+    project = item.get("project") or ""
+    # The inventory host the view read it on; libvirt's own name for the hypervisor may differ.
+    host = item.get("host") or item.get("hypervisor") or ""
+    view = {
+        "id": server_id, "name": item.get("name"), "status": status, "tenant_id": project,
+        "user_id": metadata.get("user_id", ""), "metadata": metadata, "links": links,
+        "flavor": {"id": known.id if known else (flavor.get("name") or ""),
+                   "links": [{"rel": "bookmark", "href": _root(request) + "/v2.1/flavors/"
+                              + (known.id if known else str(flavor.get("name") or ""))}]},
+        "image": {"id": item["image"], "links": []} if item.get("image") else "",
+        "addresses": _addresses(item), "key_name": metadata.get("key_name"),
+        "hostId": hashlib.sha224((project + host).encode()).hexdigest() if host else "",
+        "accessIPv4": "", "accessIPv6": "", "progress": 0, "config_drive": "",
+        "created": metadata.get("created_at"), "updated": metadata.get("created_at"),
+        "OS-DCF:diskConfig": "MANUAL", "OS-EXT-AZ:availability_zone": metadata.get("availability_zone", "nova"),
+        "OS-EXT-STS:vm_state": vm_state, "OS-EXT-STS:power_state": power, "OS-EXT-STS:task_state": None,
+        "OS-SRV-USG:launched_at": metadata.get("created_at"), "OS-SRV-USG:terminated_at": None,
+        "os-extended-volumes:volumes_attached": [], "security_groups": [
+            {"name": name} for name in sorted({g for nic in item.get("nics") or []
+                                               for g in ((nic.get("port") or {}).get("security_groups") or [])})],
+    }
+    if auth.is_admin:
+        view.update({"OS-EXT-SRV-ATTR:host": host,
+                     "OS-EXT-SRV-ATTR:hypervisor_hostname": item.get("hypervisor") or host,
+                     "OS-EXT-SRV-ATTR:instance_name": item.get("name")})
+    return view
+
+
+def _servers(request: Request, db, auth, all_tenants: bool) -> list[dict]:
+    """The instances of the token's project (all of them for the cloud admin with all_tenants)."""
+    views = request.app.state.resources
+    if auth.is_admin and all_tenants:
+        if not views.available("instances"):
+            return []
+        items = views.read("instances")[0]
+    else:
+        if auth.project_id is None:
+            raise HTTPException(status_code=403, detail="Servers are listed with a project-scoped token.")
+        items = views.for_project("instances", db.get(Project, auth.project_id))["items"]
+    return [i for i in items if i.get("uuid") and (i.get("managed", True))]
+
+
+def _filtered(items: list[dict], name: str | None, status: str | None) -> list[dict]:
+    if name is not None:
+        try:
+            pattern = re.compile(name[:255])
+        except re.error:
+            raise HTTPException(status_code=400, detail="Invalid name filter: not a regular expression")
+        items = [i for i in items if pattern.search(i.get("name") or "")]
+    if status is not None:
+        items = [i for i in items if STATUS.get(i.get("state") or "", UNKNOWN)[0] == status.upper()]
+    return items
+
+
+def _flavors_by_name(db) -> dict:
+    return {f.name: f for f in db.scalars(select(Flavor))}
+
+
+@router.get("/v2.1/servers")
+@policy("authenticated")
+def list_servers(request: Request, name: str | None = None, status: str | None = None, all_tenants: str | None = None,
+                 auth=Depends(current_auth), db=Depends(get_db)):
+    items = _filtered(_servers(request, db, auth, all_tenants is not None), name, status)
+    return {"servers": [server_view(request, i, auth, {}, detail=False) for i in items]}
+
+
+@router.get("/v2.1/servers/detail")
+@policy("authenticated")
+def list_servers_detail(request: Request, name: str | None = None, status: str | None = None,
+                        all_tenants: str | None = None, auth=Depends(current_auth), db=Depends(get_db)):
+    items = _filtered(_servers(request, db, auth, all_tenants is not None), name, status)
+    flavors = _flavors_by_name(db)
+    return {"servers": [server_view(request, i, auth, flavors) for i in items]}
+
+
+@router.get("/v2.1/servers/{server_id}")
+@policy("authenticated")
+def show_server(server_id: str, request: Request, auth=Depends(current_auth), db=Depends(get_db)):
+    for item in _servers(request, db, auth, all_tenants=auth.is_admin):
+        if item.get("uuid") == server_id:
+            return {"server": server_view(request, item, auth, _flavors_by_name(db))}
+    raise HTTPException(status_code=404, detail="Instance %s could not be found." % server_id[:64])
