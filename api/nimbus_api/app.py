@@ -56,9 +56,9 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
     for module in (auth, identity, catalog, credentials, jobs, resources, dashboard, keystone, nova):
         app.include_router(module.router)
     openstack_errors.install(app, http_exception_handler, request_validation_exception_handler)
-    nova.install(app)
     app.mount("/ui/static", StaticFiles(directory=str(dashboard.STATIC)), name="static")
     # The last added runs first: the headers go on every answer, the guard's refusals included.
+    app.add_middleware(nova.Microversions)
     app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)
 

@@ -112,16 +112,23 @@ def register_endpoint(db, name: str, type_: str, description: str, interface: st
     elif (service.type, service.description) != (type_, description):
         service.type, service.description = type_, description
         changed = True
-    endpoint = db.scalar(select(Endpoint).where(Endpoint.service_id == service.id, Endpoint.interface == interface,
-                                                Endpoint.region == region))
-    if endpoint is None:
-        db.add(Endpoint(service_id=service.id, interface=interface, url=url, region=region))
-        changed = True
-    elif endpoint.url != url:
-        endpoint.url = url
-        changed = True
+    changed |= set_endpoint(db, service.id, interface, url, region)
     db.commit()
     return changed
+
+
+def set_endpoint(db, service_id: str, interface: str, url: str, region: str = "RegionOne") -> bool:
+    """Add the service's endpoint for an interface and region, or move it to ``url``; whether it changed.
+    The caller commits."""
+    endpoint = db.scalar(select(Endpoint).where(Endpoint.service_id == service_id, Endpoint.interface == interface,
+                                                Endpoint.region == region))
+    if endpoint is None:
+        db.add(Endpoint(service_id=service_id, interface=interface, url=url, region=region))
+        return True
+    if endpoint.url == url:
+        return False
+    endpoint.url = url
+    return True
 
 
 def bootstrap(db, settings, password: str) -> tuple[User, bool]:

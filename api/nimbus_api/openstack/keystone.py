@@ -25,10 +25,10 @@ from nimbus_api.deps import get_db
 from nimbus_api.models import RANK, ROLES, ApplicationCredential, Assignment, Domain, Endpoint, Project, Service, User
 from nimbus_api.policy import PolicyRoute, current_auth, policy
 from nimbus_api.routes import identity as v1
-from nimbus_api.routes.auth import issue_from
+from nimbus_api.routes.auth import issue_auth
 from nimbus_api.schemas import (AppCredentialAuth, AuthMethods, Name, PasswordAuth, ProjectIn, ProjectPatch,
                                 TokenAuth, TokenRequest, UserIn, UserPatch)
-from nimbus_api.security import Auth, TokenError, revoke, validate_token
+from nimbus_api.security import Auth, TokenError, implied_roles, revoke, validate_token
 
 PREFIX = "/identity"
 router = APIRouter(prefix=PREFIX, tags=["keystone"], route_class=PolicyRoute)
@@ -146,7 +146,7 @@ def _domain_ref(ref: DomainRef | None, what: str) -> str:
 
 
 def translate(db, body: V3TokenRequest) -> TokenRequest:
-    """The v3 request as the service's own token request (the rules of issue_from apply unchanged)."""
+    """The v3 request as the service's own token request (the rules of issue_auth apply unchanged)."""
     ident = body.auth.identity
     if len(ident.methods) != 1:
         raise HTTPException(status_code=401, detail="one authentication method at a time: multi-factor rules "
@@ -230,8 +230,7 @@ def catalog(db) -> list[dict]:
 
 def _role_refs(role: str | None) -> list[dict]:
     # A role brings the ones below it, as Keystone's implied roles: admin implies member implies reader.
-    return [{"id": ROLE_IDS[r], "name": r} for r in sorted(RANK, key=RANK.get, reverse=True)
-            if role in RANK and RANK[r] <= RANK[role]]
+    return [{"id": ROLE_IDS[r], "name": r} for r in implied_roles(role)]
 
 
 def _domain_view(db, domain_id: str) -> dict:
@@ -275,8 +274,7 @@ def _token_response(db, token: str, auth: Auth, status: int, with_catalog: bool)
 @policy("public")
 def issue(body: V3TokenRequest, request: Request, nocatalog: str | None = None, db=Depends(get_db)):
     settings = request.app.state.settings
-    token = issue_from(db, settings, translate(db, body))[0]
-    auth = validate_token(db, settings, token)
+    token, auth = issue_auth(db, settings, translate(db, body))
     return _token_response(db, token, auth, 201, nocatalog is None)
 
 

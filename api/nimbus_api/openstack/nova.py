@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
+from starlette.datastructures import Headers
 
 from nimbus_api import identity, quotas
 from nimbus_api.deps import get_db
@@ -82,24 +83,39 @@ def supported(version: str | None) -> bool:
     return version is None or version.lower() == "latest" or version.strip() in ("2.0", "2.1")
 
 
-def install(app):
-    """Refuse microversions above 2.1 and say which one answered, on every /compute/v2.1 response."""
+class Microversions:
+    """Refuse microversions above 2.1 and say which one answered, on every /compute/v2.1 response.
 
-    @app.middleware("http")
-    async def microversion(request: Request, call_next):
-        if not request.url.path.startswith(PREFIX + "/v2.1"):
-            return await call_next(request)
-        asked = requested_version(request.headers)
+    Plain ASGI, like the service's other middleware: any other path passes straight through (the job
+    event streams included), with no per-request wrapping.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not scope["path"].startswith(PREFIX + "/v2.1"):
+            return await self.app(scope, receive, send)
+        asked = requested_version(Headers(scope=scope))
         if not supported(asked):
-            response = JSONResponse({"computeFault": {
+            refusal = JSONResponse({"computeFault": {
                 "code": 406, "message": "Version %s is not supported by the API. Minimum is %s and maximum is %s."
                 % (asked[:16], MIN_VERSION, MAX_VERSION)}}, status_code=406)
-        else:
-            response = await call_next(request)
-        response.headers["OpenStack-API-Version"] = "%s %s" % (SERVICE, MAX_VERSION)
-        response.headers["X-OpenStack-Nova-API-Version"] = MAX_VERSION
-        response.headers["Vary"] = "OpenStack-API-Version, X-OpenStack-Nova-API-Version"
-        return response
+            return await refusal(scope, receive, _with_version_headers(send))
+        return await self.app(scope, receive, _with_version_headers(send))
+
+
+VERSION_HEADERS = [(b"openstack-api-version", ("%s %s" % (SERVICE, MAX_VERSION)).encode()),
+                   (b"x-openstack-nova-api-version", MAX_VERSION.encode()),
+                   (b"vary", b"OpenStack-API-Version, X-OpenStack-Nova-API-Version")]
+
+
+def _with_version_headers(send):
+    async def sender(message):
+        if message["type"] == "http.response.start":
+            message = dict(message, headers=list(message.get("headers", [])) + VERSION_HEADERS)
+        await send(message)
+    return sender
 
 
 # --- flavors -----------------------------------------------------------------------

@@ -10,8 +10,8 @@ from nimbus_api.deps import get_db
 from nimbus_api.models import RANK, ApplicationCredential, Domain, SigningKey, User, now
 from nimbus_api.policy import PolicyRoute, current_auth, policy
 from nimbus_api.schemas import KeysOut, TokenOut, TokenRequest
-from nimbus_api.security import (TokenError, active_keys, expired, issue_token, retire_keys, revoke, rotate_keys,
-                                 validate_token, verify_nothing, verify_secret)
+from nimbus_api.security import (Auth, TokenError, active_keys, expired, issue_token, retire_keys, revoke,
+                                 rotate_keys, validate_token, verify_nothing, verify_secret)
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"], route_class=PolicyRoute)
 DENIED = HTTPException(status_code=401, detail="invalid credentials")
@@ -26,7 +26,15 @@ def create_token(body: TokenRequest, request: Request, db=Depends(get_db)):
 
 
 def issue_from(db, settings, body: TokenRequest) -> tuple[str, TokenOut]:
-    """Check one of the three auth methods and issue a token: the route's logic, shared with the dashboard.
+    """The token and its summary, as the route and the dashboard answer them."""
+    token, auth = issue_auth(db, settings, body)
+    return token, TokenOut(user_id=auth.user_id, user=auth.user_name, project_id=auth.project_id, role=auth.role,
+                           is_admin=auth.is_admin, expires_at=auth.expires_at, method=auth.method)
+
+
+def issue_auth(db, settings, body: TokenRequest) -> tuple[str, Auth]:
+    """Check one of the three auth methods and issue a token: the logic of every login (this API's, the
+    dashboard's, Keystone v3's).
 
     Every refusal of a credential is the same 401, whatever was wrong (an unknown domain or user, a wrong
     password, a locked account, a disabled user or domain), and costs the same Argon2 verification.
@@ -98,8 +106,7 @@ def issue_from(db, settings, body: TokenRequest) -> tuple[str, TokenOut]:
     is_admin = method == "password" and identity.is_cloud_admin(db, user.id, settings)
     token, auth = issue_token(db, settings, user, project_id, role, is_admin, ttl, method, cred)
     db.commit()
-    return token, TokenOut(user_id=user.id, user=user.name, project_id=project_id, role=role, is_admin=is_admin,
-                           expires_at=auth.expires_at, method=method)
+    return token, auth
 
 
 def _domain(db, ref: str):

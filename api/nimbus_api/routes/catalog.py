@@ -50,12 +50,7 @@ def delete_service(service_id: str, db=Depends(get_db)):
 def put_endpoint(service_id: str, body: EndpointIn, db=Depends(get_db)):
     """Register (or move) the service's endpoint for an interface and region; idempotent."""
     service = identity.get_or_404(db, Service, service_id, "service")
-    endpoint = db.scalar(select(Endpoint).where(Endpoint.service_id == service_id, Endpoint.interface == body.interface,
-                                                Endpoint.region == body.region))
-    if endpoint is None:
-        db.add(Endpoint(service_id=service_id, **body.model_dump()))
-    else:
-        endpoint.url = body.url
+    identity.set_endpoint(db, service_id, body.interface, body.url, body.region)
     try:
         db.commit()
     except IntegrityError:
