@@ -50,6 +50,10 @@ def test_filters_and_the_admins_view(compute):
     assert [s["name"] for s in get(cloud, t["a"], "/servers/detail?name=^web")["servers"]] == ["web-a"]
     assert get(cloud, t["a"], "/servers/detail?status=SHUTOFF")["servers"] == []
     assert get(cloud, t["a"], "/servers?name=(", 400)["badRequest"]["code"] == 400
+    # A pattern that would backtrack for ever is refused, not run.
+    assert get(cloud, t["a"], "/servers?name=(a%2B)%2B$", 400)["badRequest"]["code"] == 400
+    assert [s["name"] for s in get(cloud, t["a"], "/servers?name=-a$")["servers"]] == ["db-a", "web-a"]
+    assert [s["name"] for s in get(cloud, t["a"], "/servers?name=^db-a$")["servers"]] == ["db-a"]
     # A flavor of that name in the API: the server points at its id.
     made = cloud.client.post(C + "/flavors", headers={"X-Auth-Token": cloud.admin},
                              json={"flavor": {"name": "m1.tiny", "vcpus": 1, "ram": 256, "disk": 1}}).json()
