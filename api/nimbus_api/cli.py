@@ -86,19 +86,42 @@ def cmd_bootstrap(args, settings):
     with _sessions(settings)() as db:
         user, changed = identity.bootstrap(db, settings, password)
         if public_url:
-            changed |= identity.register_endpoint(db, IDENTITY_SERVICE["name"], IDENTITY_SERVICE["type"],
-                                                  IDENTITY_SERVICE["description"], "public",
-                                                  public_url.rstrip("/") + IDENTITY_PATH,
-                                                  replaces=IDENTITY_SERVICE["replaces"])
+            for service in SERVICES:
+                changed |= identity.register_endpoint(db, service["name"], service["type"], service["description"],
+                                                      "public", public_url.rstrip("/") + service["path"],
+                                                      replaces=service.get("replaces"))
     changed |= result.get("migration", {}).get("changed", False)
     return dict(result, changed=changed, user=user.name, user_id=user.id, project=settings.admin_project)
 
 
-# What bootstrap --public-url registers: Keystone v3 as the OpenStack clients look for it (the service was
-# registered as "nimbus" at the API's root before the Keystone paths existed; that record is taken over).
-IDENTITY_SERVICE = {"name": "keystone", "type": "identity", "replaces": "nimbus",
-                    "description": "nimbus.cloud identity (Keystone v3)"}
-IDENTITY_PATH = "/identity/v3"
+# What bootstrap --public-url registers: the OpenStack APIs as their clients look for them (the identity
+# service was registered as "nimbus" at the API's root before the Keystone paths existed; that record is
+# taken over).
+SERVICES = (
+    {"name": "keystone", "type": "identity", "replaces": "nimbus", "path": "/identity/v3",
+     "description": "nimbus.cloud identity (Keystone v3)"},
+    {"name": "nova", "type": "compute", "path": "/compute/v2.1", "description": "nimbus.cloud compute (Nova v2.1)"},
+)
+
+
+def cmd_runbooks(args, settings):
+    import yaml
+
+    from nimbus_api.openstack import runbooks
+
+    try:
+        inventory = args.inventory.read()
+        extra_vars = yaml.safe_load(args.vars.read()) if args.vars else {}
+    except (OSError, yaml.YAMLError) as e:
+        raise SystemExit("nimbus-api runbooks: %s" % e)
+    if not isinstance(extra_vars, dict):
+        raise SystemExit("nimbus-api runbooks: --vars must hold a YAML mapping")
+    with _sessions(settings)() as db:
+        try:
+            changed = runbooks.register(db, inventory, extra_vars)
+        except runbooks.RunbookError as e:
+            raise SystemExit("nimbus-api runbooks: %s" % e)
+    return {"changed": bool(changed), "templates": changed}
 
 
 def _endpoint_url(url):
@@ -157,6 +180,12 @@ def parser() -> argparse.ArgumentParser:
     boot.add_argument("--public-url", help="register the identity service (keystone) in the catalog with its "
                       "public endpoint, URL/identity/v3")
     boot.set_defaults(func=cmd_bootstrap)
+    books = sub.add_parser("runbooks", help="register the runbooks' job templates (what the OpenStack APIs "
+                           "launch) with the hosts they act on")
+    books.add_argument("--inventory", type=argparse.FileType("r"), required=True,
+                       help="YAML inventory of the cloud's hosts (groups compute and network)")
+    books.add_argument("--vars", type=argparse.FileType("r"), help="YAML file of the templates' own variables")
+    books.set_defaults(func=cmd_runbooks)
     check = sub.add_parser("check-settings", help="check a settings file read from stdin before it is "
                            "installed; prints each problem (never a value) and exits 1 if there is any")
     check.set_defaults(func=None)

@@ -181,6 +181,29 @@ class Quota(Base):
     hard_limit: Mapped[int] = mapped_column(Integer)
 
 
+class Operation(Base):
+    """A change an OpenStack API request asked for, carried out by a job of a runbook's template.
+
+    Until the hosts show the result (the resource views), this is what the API answers with: a server being
+    built is ``BUILD``, one whose job failed is ``ERROR`` with the job's fault, until the user deletes it.
+    The id the resource gets is chosen here, so the answer to the request can name it at once.
+    """
+
+    __tablename__ = "operations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    resource: Mapped[str] = mapped_column(String(16))  # server, ...
+    resource_id: Mapped[str] = mapped_column(String(64), index=True)
+    action: Mapped[str] = mapped_column(String(16))  # create, delete, start, stop, reboot
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[str] = mapped_column(String(32))
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"), nullable=True)
+    # What the API shows of the resource before the hosts do (JSON): name, flavor, image, ...
+    shown: Mapped[str] = mapped_column(Text, default="{}")
+    # The failed create of a resource the user deleted since: no longer shown, no longer counted.
+    dismissed: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
 # --- jobs ---------------------------------------------------------------------
 
 JOB_STATES = ("pending", "running", "successful", "failed", "canceled", "error")

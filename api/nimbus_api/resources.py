@@ -58,21 +58,28 @@ class ResourceViews:
         """Whether the collection has the kind's _info module and the service an inventory to run it on."""
         return bool(self.settings.resources_inventory) and module_exists(self.settings, VIEWS[kind].module)
 
-    def for_project(self, kind: str, project) -> dict:
+    def for_project(self, kind: str, project, fresher_than: float = 0) -> dict:
         if not self.available(kind):
             return {"kind": kind, "available": False, "items": [], "errors": []}
-        items, errors, read_at = self.read(kind)
+        items, errors, read_at = self.read(kind, fresher_than)
         # Shared and external networks are every project's, as in Neutron.
         mine = [i for i in items if i.get("project") == project.id or i.get("shared") or i.get("external")]
         return {"kind": kind, "available": True, "items": mine, "errors": errors, "read_at": read_at}
 
-    def read(self, kind: str):
+    def read(self, kind: str, fresher_than: float = 0):
+        """The kind's items and errors, and when their read began (epoch seconds).
+
+        ``fresher_than``: a moment (epoch seconds) the read must have begun after, such as when the last job
+        that changed this kind ended: what that job did is then in the answer, whatever the cache's age.
+        """
         # One reader per kind at a time; the others wait for its result rather than start their own run.
         with self.locks[kind]:
             cached = self.cache.get(kind)
-            if not cached or time.monotonic() - cached[0] >= self.settings.resources_ttl:
+            if (not cached or time.monotonic() - cached[0] >= self.settings.resources_ttl
+                    or cached[3] <= fresher_than):
+                began = time.time()
                 items, errors = self._run(VIEWS[kind])
-                cached = self.cache[kind] = (time.monotonic(), items, errors, time.time())
+                cached = self.cache[kind] = (time.monotonic(), items, errors, began)
             return cached[1], cached[2], cached[3]
 
     def _run(self, view: View):

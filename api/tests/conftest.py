@@ -242,21 +242,35 @@ def credential(cloud, token, project_id, name, env=None, extra_vars=None, type_n
 
 
 @pytest.fixture
-def live_server(app):
-    """The app served by uvicorn on a free loopback port, for clients that need a real socket (SSE, browser)."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.time() + 10
-    while not server.started and time.time() < deadline:
-        time.sleep(0.05)
-    yield "http://127.0.0.1:%d" % port
-    server.should_exit = True
-    thread.join(10)
-    app.state.queue.drain(30)
+def live_server_for():
+    """Serves an app with uvicorn on a free loopback port, for clients that need a real socket (SSE, browser,
+    concurrent requests); returns its URL. Stopped when the test ends."""
+    running = []
+
+    def serve(app):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        deadline = time.time() + 10
+        while not server.started and time.time() < deadline:
+            time.sleep(0.05)
+        running.append((app, server, thread))
+        return "http://127.0.0.1:%d" % port
+
+    yield serve
+    for app, server, thread in running:
+        server.should_exit = True
+        thread.join(10)
+        app.state.queue.drain(30)
+
+
+@pytest.fixture
+def live_server(app, live_server_for):
+    """The app served by uvicorn on a free loopback port."""
+    return live_server_for(app)
 
 
 # --- a hypervisor for resource views: libvirt's test driver, read by the real instance_info ---

@@ -61,10 +61,10 @@ def test_bootstrap_migrates_and_registers_the_identity_endpoint_once(admin_cli, 
 
     from nimbus_api.models import Endpoint, Service
     with cli._sessions(cli.get_settings())() as db:
-        services = db.scalars(select(Service)).all()
-        assert [(s.name, s.type) for s in services] == [("keystone", "identity")]
-        assert [(e.interface, e.url) for e in db.scalars(select(Endpoint))] == [
-            ("public", "https://cloud.example.test/identity/v3")]
+        services = db.scalars(select(Service).order_by(Service.name)).all()
+        assert [(s.name, s.type) for s in services] == [("keystone", "identity"), ("nova", "compute")]
+        assert sorted((e.interface, e.url) for e in db.scalars(select(Endpoint))) == [
+            ("public", "https://cloud.example.test/compute/v2.1"), ("public", "https://cloud.example.test/identity/v3")]
 
 
 def test_bootstrap_takes_over_the_identity_service_registered_before_keystone(admin_cli, capsys):
@@ -80,8 +80,42 @@ def test_bootstrap_takes_over_the_identity_service_registered_before_keystone(ad
     admin_cli("bootstrap", "--password-stdin", "--public-url", "http://203.0.113.5:8080", stdin="first-password-1\n")
     assert last_json(capsys)["changed"] is True
     with cli._sessions(cli.get_settings())() as db:
-        assert [(s.id, s.name) for s in db.scalars(select(Service))] == [("old", "keystone")]
-        assert [e.url for e in db.scalars(select(Endpoint))] == ["http://203.0.113.5:8080/identity/v3"]
+        assert [(s.id, s.name) for s in db.scalars(select(Service).where(Service.type == "identity"))] == \
+            [("old", "keystone")]
+        assert sorted(e.url for e in db.scalars(select(Endpoint))) == [
+            "http://203.0.113.5:8080/compute/v2.1", "http://203.0.113.5:8080/identity/v3"]
+
+
+def test_runbooks_registers_the_templates_once(admin_cli, capsys, tmp_path):
+    admin_cli("migrate")
+    inventory, extra = tmp_path / "hosts.yml", tmp_path / "vars.yml"
+    inventory.write_text("compute:\n  hosts:\n    hv1:\n")
+    extra.write_text("runbook_kernels: {}\n")
+    argv = ("runbooks", "--inventory", str(inventory), "--vars", str(extra))
+    admin_cli(*argv)
+    first = last_json(capsys)
+    assert first["changed"] is True and sorted(first["templates"]) == [
+        "nimbus.server_action", "nimbus.server_create", "nimbus.server_delete"]
+    admin_cli(*argv)
+    assert last_json(capsys) == {"changed": False, "templates": []}
+    inventory.write_text("compute:\n  hosts:\n    hv1:\n    hv2:\n")
+    admin_cli(*argv)
+    assert len(last_json(capsys)["templates"]) == 3
+
+
+@pytest.mark.parametrize("inventory, extra, message", [
+    ("{}\n", "", "names no host"),
+    ("compute: [\n", "", "not a YAML inventory"),
+    ("compute:\n  hosts:\n    hv1:\n", "ansible_connection: local\n", "reserved"),
+    ("compute:\n  hosts:\n    hv1:\n", "- a list\n", "YAML mapping"),
+])
+def test_runbooks_refuses_what_it_cannot_register(admin_cli, capsys, tmp_path, inventory, extra, message):
+    admin_cli("migrate")
+    (tmp_path / "hosts.yml").write_text(inventory)
+    (tmp_path / "vars.yml").write_text(extra or "{}\n")
+    with pytest.raises(SystemExit) as refused:
+        admin_cli("runbooks", "--inventory", str(tmp_path / "hosts.yml"), "--vars", str(tmp_path / "vars.yml"))
+    assert message in str(refused.value)
 
 
 @pytest.mark.parametrize("url", ["", "file:///etc/passwd", "javascript:alert(1)", "http://" + "a" * 300])

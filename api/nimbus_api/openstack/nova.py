@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import uuid
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -25,7 +26,8 @@ from starlette.datastructures import Headers
 
 from nimbus_api import identity, quotas
 from nimbus_api.deps import get_db
-from nimbus_api.models import Flavor, FlavorAccess, Keypair, Project, new_id
+from nimbus_api.models import Flavor, FlavorAccess, Keypair, Project, User, new_id, now
+from nimbus_api.openstack import operations
 from nimbus_api.policy import PolicyRoute, current_auth, policy
 
 PREFIX = "/compute"
@@ -354,8 +356,11 @@ def create_keypair(body: KeypairCreate, request: Request, auth=Depends(current_a
                                                serialization.PublicFormat.OpenSSH).decode()
     else:
         public = check_public_key(k.public_key)
+    limit = _keypair_limit(db, request, auth)
+    operations.lock(db, User, auth.user_id)  # two key pairs made at once are counted one after the other
     held = db.scalar(select(func.count(Keypair.id)).where(Keypair.user_id == auth.user_id))
-    if not quotas.allows(_keypair_limit(db, request, auth), held, 1):
+    if not quotas.allows(limit, held, 1):
+        db.rollback()
         raise HTTPException(status_code=403, detail="Quota exceeded, too many key pairs.")
     kp = Keypair(name=k.name, user_id=auth.user_id, public_key=public, fingerprint=fingerprint(public))
     db.add(kp)
@@ -471,16 +476,23 @@ def limits(request: Request, auth=Depends(current_auth), db=Depends(get_db)):
 
 
 def usage(request: Request, db, auth) -> dict:
-    """What the project's servers use, read from the hypervisors (the instances resource view)."""
-    used = {"instances": 0, "cores": 0, "ram": 0}
+    """What the project's servers use: those the hypervisors show (the instances resource view) and those
+    still being made."""
     if auth.project_id is None:
-        return used
-    project = db.get(Project, auth.project_id)
-    view = request.app.state.resources.for_project("instances", project)
-    for item in view["items"]:
+        return {"instances": 0, "cores": 0, "ram": 0}
+    return _used(db, auth, *_project_view(request, db, auth))
+
+
+def _used(db, auth, view_items: list, since: float) -> dict:
+    seen = {i.get("uuid") for i in view_items}
+    used = {"instances": len(view_items), "cores": sum(int(i.get("vcpus") or 0) for i in view_items),
+            "ram": sum(int(i.get("ram_mb") or 0) for i in view_items)}
+    for item in operations.pending(db, auth.project_id, "server", since):
+        if item.operation.action != "create" or item.failed or item.operation.resource_id in seen:
+            continue
         used["instances"] += 1
-        used["cores"] += int(item.get("vcpus") or 0)
-        used["ram"] += int(item.get("ram_mb") or 0)
+        used["cores"] += int(item.shown.get("vcpus") or 0)
+        used["ram"] += int(item.shown.get("ram_mb") or 0)
     return used
 
 
@@ -514,31 +526,38 @@ def server_view(request: Request, item: dict, auth, flavors_by_name: dict, detai
     links = [{"rel": "self", "href": link}, {"rel": "bookmark", "href": link}]
     if not detail:
         return {"id": server_id, "name": item.get("name"), "links": links}
-    status, vm_state, power = STATUS.get(item.get("state") or "", UNKNOWN)
+    status, vm_state, power = item.get("status") or STATUS.get(item.get("state") or "", UNKNOWN)
     flavor = item.get("flavor") or {}
     known = flavors_by_name.get(flavor.get("name"))
-    metadata = {str(k): str(v) for k, v in (item.get("metadata") or {}).items()}
+    own = {str(k): str(v) for k, v in (item.get("metadata") or {}).items()}
+    metadata = {k: v for k, v in own.items() if k not in OWN_METADATA}
+    flavor_id = str(known.id if known else (item.get("flavor_id") or flavor.get("name") or ""))
     project = item.get("project") or ""
     # The inventory host the view read it on; libvirt's own name for the hypervisor may differ.
     host = item.get("host") or item.get("hypervisor") or ""
     view = {
-        "id": server_id, "name": item.get("name"), "status": status, "tenant_id": project,
-        "user_id": metadata.get("user_id", ""), "metadata": metadata, "links": links,
-        "flavor": {"id": known.id if known else (flavor.get("name") or ""),
-                   "links": [{"rel": "bookmark", "href": _root(request) + "/v2.1/flavors/"
-                              + (known.id if known else str(flavor.get("name") or ""))}]},
+        "id": server_id, "name": own.get("display_name", item.get("name")), "status": status, "tenant_id": project,
+        "user_id": own.get("user_id", ""), "metadata": metadata, "links": links,
+        "flavor": {"id": flavor_id, "links": [{"rel": "bookmark", "href": _root(request) + "/v2.1/flavors/"
+                                               + flavor_id}]},
         "image": {"id": item["image"], "links": []} if item.get("image") else "",
-        "addresses": _addresses(item), "key_name": metadata.get("key_name"),
+        "addresses": _addresses(item), "key_name": own.get("key_name"),
         "hostId": hashlib.sha224((project + host).encode()).hexdigest() if host else "",
         "accessIPv4": "", "accessIPv6": "", "progress": 0, "config_drive": "",
-        "created": metadata.get("created_at"), "updated": metadata.get("created_at"),
-        "OS-DCF:diskConfig": "MANUAL", "OS-EXT-AZ:availability_zone": metadata.get("availability_zone", "nova"),
-        "OS-EXT-STS:vm_state": vm_state, "OS-EXT-STS:power_state": power, "OS-EXT-STS:task_state": None,
-        "OS-SRV-USG:launched_at": metadata.get("created_at"), "OS-SRV-USG:terminated_at": None,
+        "created": own.get("created_at"), "updated": own.get("created_at"),
+        "OS-DCF:diskConfig": "MANUAL", "OS-EXT-AZ:availability_zone": own.get("availability_zone", "nova"),
+        "OS-EXT-STS:vm_state": vm_state, "OS-EXT-STS:power_state": power,
+        "OS-EXT-STS:task_state": item.get("task_state"),
+        "OS-SRV-USG:launched_at": own.get("created_at") if status != "BUILD" else None,
+        "OS-SRV-USG:terminated_at": None,
         "os-extended-volumes:volumes_attached": [], "security_groups": [
             {"name": name} for name in sorted({g for nic in item.get("nics") or []
                                                for g in ((nic.get("port") or {}).get("security_groups") or [])})],
     }
+    if item.get("fault"):
+        view["fault"] = {"code": 500, "message": item["fault"], "created": own.get("created_at")}
+    if item.get("security_group_names") is not None:
+        view["security_groups"] = [{"name": name} for name in item["security_group_names"]]
     if auth.is_admin:
         view.update({"OS-EXT-SRV-ATTR:host": host,
                      "OS-EXT-SRV-ATTR:hypervisor_hostname": item.get("hypervisor") or host,
@@ -546,18 +565,52 @@ def server_view(request: Request, item: dict, auth, flavors_by_name: dict, detai
     return view
 
 
+# What a change in flight shows as Nova's task_state; a reboot also shows as the status REBOOT.
+TASK_STATES = {"delete": "deleting", "start": "powering-on", "stop": "powering-off", "reboot": "rebooting"}
+
+
 def _servers(request: Request, db, auth, all_tenants: bool) -> list[dict]:
-    """The instances of the token's project (all of them for the cloud admin with all_tenants)."""
+    """The instances of the token's project (all of them for the cloud admin with all_tenants), with the
+    changes the API has queued for them, and the servers still being built or whose build failed."""
     views = request.app.state.resources
-    if auth.is_admin and all_tenants:
-        if not views.available("instances"):
-            return []
-        items = views.read("instances")[0]
+    project_id = None if (auth.is_admin and all_tenants) else auth.project_id
+    if project_id is None and not (auth.is_admin and all_tenants):
+        raise HTTPException(status_code=403, detail="Servers are listed with a project-scoped token.")
+    items, read_at = [], 0
+    if views.available("instances"):
+        since = operations.last_ended(db, project_id, "server")
+        if project_id is None:
+            items, _errors, read_at = views.read("instances", since)
+        else:
+            view = views.for_project("instances", db.get(Project, project_id), fresher_than=since)
+            items, read_at = view["items"], view.get("read_at", 0)
+    servers = {i["uuid"]: dict(i) for i in items if i.get("uuid") and i.get("managed", True)}
+    for pending in operations.pending(db, project_id, "server", read_at):
+        op, server = pending.operation, servers.get(pending.operation.resource_id)
+        if server is not None and pending.in_flight and op.action in TASK_STATES:
+            server["task_state"] = TASK_STATES[op.action]
+            if op.action == "reboot":
+                server["status"] = ("REBOOT", "active", 1)
+        elif server is None and op.action == "create" and (pending.in_flight or pending.failed):
+            servers[op.resource_id] = _not_yet(db, pending)
+    return list(servers.values())
+
+
+def _not_yet(db, pending) -> dict:
+    """A server the hypervisors do not show: being built, or its build failed."""
+    shown = pending.shown
+    item = {"uuid": pending.operation.resource_id, "name": shown.get("name"), "project": pending.operation.project_id,
+            "image": shown.get("image"), "flavor": {"name": None}, "flavor_id": shown.get("flavor"),
+            "metadata": dict(shown.get("metadata") or {}, display_name=shown.get("name"),
+                             user_id=shown.get("user_id"), created_at=shown.get("created"),
+                             **({"key_name": shown["key_name"]} if shown.get("key_name") else {})),
+            "security_group_names": shown.get("security_groups") or [], "state": None}
+    if pending.in_flight:
+        item.update(status=("BUILD", "building", 0), task_state="scheduling" if pending.status == "pending"
+                    else "spawning")
     else:
-        if auth.project_id is None:
-            raise HTTPException(status_code=403, detail="Servers are listed with a project-scoped token.")
-        items = views.for_project("instances", db.get(Project, auth.project_id))["items"]
-    return [i for i in items if i.get("uuid") and (i.get("managed", True))]
+        item.update(status=("ERROR", "error", 0), fault=operations.fault(db, pending))
+    return item
 
 
 # Nova takes the name filter as a regular expression; a tenant's pattern run by Python's backtracking engine
@@ -617,3 +670,239 @@ def show_server(server_id: str, request: Request, auth=Depends(current_auth), db
         if item.get("uuid") == server_id:
             return {"server": server_view(request, item, auth, _flavors_by_name(db))}
     raise HTTPException(status_code=404, detail="Instance %s could not be found." % server_id[:64])
+
+
+# --- server changes: jobs of the runbooks (operations.py) ---------------------------------
+
+# Keys the API keeps in an instance's metadata for itself; a user's metadata may not use them.
+OWN_METADATA = ("display_name", "user_id", "key_name", "created_at", "availability_zone")
+MAX_USER_DATA = 65535  # base64 characters, as Nova
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+# An image in the hypervisors' image cache, by file name (the instance module refuses any other).
+IMAGE_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
+NETWORK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+class ServerNetwork(_Loose):
+    uuid: str | None = Field(default=None, max_length=64)
+    port: str | None = Field(default=None, max_length=64)
+    fixed_ip: str | None = Field(default=None, max_length=64)
+
+
+class SecurityGroupRef(_Loose):
+    name: str = Field(pattern=NETWORK_NAME.pattern)
+
+
+class ServerBody(_Loose):
+    name: str = Field(min_length=1, max_length=255)
+    flavorRef: str = Field(min_length=1, max_length=255)  # noqa: N815
+    imageRef: str = Field(default="", max_length=255)  # noqa: N815
+    networks: list[ServerNetwork] | str | None = None
+    key_name: str | None = Field(default=None, pattern=NAME)
+    user_data: str | None = Field(default=None, max_length=MAX_USER_DATA)
+    security_groups: list[SecurityGroupRef] = Field(default=[], max_length=10)
+    metadata: dict[str, str] = Field(default={}, max_length=128)
+    min_count: int = Field(default=1, ge=1, le=1)
+    max_count: int = Field(default=1, ge=1, le=1)
+    availability_zone: str | None = Field(default=None, pattern=NETWORK_NAME.pattern)
+
+
+class ServerCreate(_Loose):
+    server: ServerBody
+
+
+def _ref(value: str) -> str:
+    """A flavorRef or imageRef is an id, or the resource's link, whose last part is its id."""
+    if value.startswith(("http://", "https://")):
+        return value.rstrip("/").rsplit("/", 1)[-1]
+    return value
+
+
+def _image(request: Request, db, auth, ref: str) -> str:
+    """The image file a request's imageRef names: an image of the images view (by id or name), or, while the
+    cloud has no image view, a file name in the hypervisors' image cache."""
+    if not ref:
+        raise HTTPException(status_code=400, detail="Missing imageRef attribute (boot from volume comes with "
+                            "the volume service)")
+    views = request.app.state.resources
+    if views.available("images"):
+        for image in views.for_project("images", db.get(Project, auth.project_id))["items"]:
+            if ref in (image.get("id"), image.get("name")):
+                return image.get("file") or image["name"]
+        raise HTTPException(status_code=400, detail="Image %s could not be found." % ref[:64])
+    if not IMAGE_FILE.match(ref):
+        raise HTTPException(status_code=400, detail="Image %s could not be found." % ref[:64])
+    return ref
+
+
+def _networks(request: Request, db, auth, asked) -> list[str]:
+    """The networks (their names on the hosts) a server's NICs go on, from the networks view: the project's
+    own, shared and external ones, by id or by name."""
+    if asked is None or asked == "auto":
+        return []
+    if asked == "none":
+        return []
+    if isinstance(asked, str):
+        raise HTTPException(status_code=400, detail="networks must be a list, 'auto' or 'none'")
+    if len(asked) > 8:
+        raise HTTPException(status_code=400, detail="At most 8 networks per server")
+    known = request.app.state.resources.for_project("networks", db.get(Project, auth.project_id))["items"]
+    names = []
+    for n, net in enumerate(asked):
+        if net.port or net.fixed_ip:
+            raise HTTPException(status_code=400, detail="networks[%d]: ports and fixed IPs come with the "
+                                "networking API; give the network's uuid" % n)
+        found = [i for i in known if net.uuid and net.uuid in (i.get("id"), i.get("name"))]
+        if not found:
+            raise HTTPException(status_code=400, detail="Network %s could not be found." % (net.uuid or "")[:64])
+        names.append(found[0]["name"])
+    return names
+
+
+def _user_data(text: str | None) -> str | None:
+    if text is None:
+        return None
+    try:
+        return base64.b64decode(text, validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        raise HTTPException(status_code=400, detail="Invalid input: user_data is not base64-encoded UTF-8 text")
+
+
+def _metadata(given: dict) -> dict:
+    for key, value in given.items():
+        if not 1 <= len(key) <= 255 or len(value) > 255 or "\x00" in key + value:
+            raise HTTPException(status_code=400, detail="Invalid input: metadata keys are 1 to 255 characters, "
+                                "values at most 255, no NUL")
+        if key in OWN_METADATA:
+            raise HTTPException(status_code=400, detail="Invalid input: metadata key %s is the service's own" % key)
+    return given
+
+
+def _quota_check(request: Request, db, auth, flavor: Flavor, view_items: list, since: float):
+    """Raise 403 when one more server of this flavor would pass the project's instances, cores or RAM limit,
+    counting what the hypervisors show and what is still being made."""
+    limits_now = quotas.limits(db, request.app.state.settings, auth.project_id)
+    used = _used(db, auth, view_items, since)
+    wanted = {"instances": 1, "cores": flavor.vcpus, "ram": flavor.ram_mb}
+    over = [k for k in ("instances", "cores", "ram") if not quotas.allows(limits_now[k], used[k], wanted[k])]
+    if over:
+        raise HTTPException(status_code=403, detail="Quota exceeded for %s: Requested %s, but already used %s of "
+                            "%s" % (", ".join(over), ", ".join(str(wanted[k]) for k in over),
+                                    ", ".join(str(used[k]) for k in over),
+                                    ", ".join(str(limits_now[k]) for k in over)))
+
+
+def _project_view(request: Request, db, auth) -> tuple[list, float]:
+    """The project's instances, read after the last job that changed servers ended, and when the read began."""
+    views = request.app.state.resources
+    if not views.available("instances"):
+        return [], 0
+    since = operations.last_ended(db, auth.project_id, "server")
+    view = views.for_project("instances", db.get(Project, auth.project_id), fresher_than=since)
+    return [i for i in view["items"] if i.get("uuid")], view.get("read_at", 0)
+
+
+@router.post("/v2.1/servers", status_code=202)
+@policy("member")
+def create_server(body: ServerCreate, request: Request, auth=Depends(current_auth), db=Depends(get_db)):
+    s = body.server
+    flavor = find_flavor(db, auth, _ref(s.flavorRef))
+    image = _image(request, db, auth, _ref(s.imageRef))
+    networks = _networks(request, db, auth, s.networks)
+    key = _find_keypair(db, auth.user_id, s.key_name).public_key if s.key_name else None
+    user_data = _user_data(s.user_data)
+    metadata = _metadata(s.metadata)
+    server_id = str(uuid.uuid4())
+    created = now().strftime("%Y-%m-%dT%H:%M:%SZ")
+    own = {"display_name": s.name, "user_id": auth.user_id, "created_at": created}
+    if s.key_name:
+        own["key_name"] = s.key_name
+    if s.availability_zone:
+        own["availability_zone"] = s.availability_zone
+    extra_vars = {
+        "server_id": server_id, "server_name": s.name,
+        "server_flavor": {"name": flavor.name, "vcpus": flavor.vcpus, "ram_mb": flavor.ram_mb,
+                          "disk_gb": flavor.disk_gb},
+        "server_image": image, "server_networks": networks,
+        "server_security_groups": [g.name for g in s.security_groups],
+        "server_metadata": dict(metadata, **own), "server_keys": [key] if key else [],
+    }
+    if user_data is not None:
+        extra_vars["server_user_data"] = user_data
+    shown = {"name": s.name, "flavor": flavor.id, "vcpus": flavor.vcpus, "ram_mb": flavor.ram_mb, "image": image,
+             "key_name": s.key_name, "metadata": metadata, "user_id": auth.user_id, "created": created,
+             "security_groups": [g.name for g in s.security_groups]}
+    items, read_at = _project_view(request, db, auth)
+    operations.launch(request, db, auth, "server", server_id, "create", extra_vars, shown,
+                      check=lambda: _quota_check(request, db, auth, flavor, items, read_at))
+    link = _root(request) + "/v2.1/servers/" + server_id
+    return {"server": {"id": server_id, "links": [{"rel": "self", "href": link}, {"rel": "bookmark", "href": link}],
+                       "OS-DCF:diskConfig": "MANUAL",
+                       "security_groups": [{"name": g.name} for g in s.security_groups] or [{"name": "default"}]}}
+
+
+def _find_server(request: Request, db, auth, server_id: str):
+    """The project's server: (its view item or None, its create operation or None); 404 when neither."""
+    items, read_at = _project_view(request, db, auth)
+    for item in items:
+        if item.get("uuid") == server_id:
+            return item, None
+    for pending in operations.pending(db, auth.project_id, "server", read_at):
+        if pending.operation.resource_id == server_id and pending.operation.action == "create" \
+                and (pending.in_flight or pending.failed):
+            return None, pending
+    raise HTTPException(status_code=404, detail="Instance %s could not be found." % server_id[:64])
+
+
+def _busy(db, auth, server_id: str):
+    for pending in operations.pending(db, auth.project_id, "server"):
+        if pending.operation.resource_id == server_id and pending.in_flight:
+            return pending
+    return None
+
+
+@router.delete("/v2.1/servers/{server_id}", status_code=204)
+@policy("member")
+def delete_server(server_id: str, request: Request, auth=Depends(current_auth), db=Depends(get_db)):
+    item, creating = _find_server(request, db, auth, server_id)
+    if creating is not None:
+        operations.cancel_create(db, creating)
+    name = (item or {}).get("metadata", {}).get("display_name") if item else creating.shown.get("name")
+    operations.launch(request, db, auth, "server", server_id, "delete", {"server_id": server_id},
+                      {"name": name or server_id})
+    return Response(status_code=204)
+
+
+class ServerAction(_Loose):
+    model_config = ConfigDict(extra="allow")
+
+
+# Nova's action, the state it needs (libvirt's), and the runbook's action.
+ACTIONS = {"os-start": ("start", ("shutoff",)), "os-stop": ("stop", ("running", "blocked", "idle", "paused")),
+           "reboot": ("reboot", ("running", "blocked", "idle"))}
+
+
+@router.post("/v2.1/servers/{server_id}/action", status_code=202)
+@policy("member")
+def server_action(server_id: str, body: ServerAction, request: Request, auth=Depends(current_auth),
+                  db=Depends(get_db)):
+    given = dict(body.model_extra or {})
+    if len(given) != 1 or next(iter(given)) not in ACTIONS:
+        raise HTTPException(status_code=400, detail="Invalid action: give one of %s (others are not supported)"
+                            % ", ".join(sorted(ACTIONS)))
+    name, options = next(iter(given.items()))
+    action, states = ACTIONS[name]
+    reboot_type = "soft"
+    if name == "reboot":
+        reboot_type = str((options or {}).get("type", "SOFT") if isinstance(options, dict) else "").lower()
+        if reboot_type not in ("soft", "hard"):
+            raise HTTPException(status_code=400, detail="Invalid input: reboot type is SOFT or HARD")
+    item, creating = _find_server(request, db, auth, server_id)
+    if item is None or _busy(db, auth, server_id) is not None or item.get("state") not in states:
+        state = item.get("state") if item else ("building" if creating.in_flight else "error")
+        raise HTTPException(status_code=409, detail="Cannot '%s' instance %s while it is in state %s"
+                            % (action, server_id, state))
+    operations.launch(request, db, auth, "server", server_id, action,
+                      {"server_id": server_id, "server_action": action, "server_reboot_type": reboot_type},
+                      {"name": (item.get("metadata") or {}).get("display_name")}, runbook_action="action")
+    return Response(status_code=202)

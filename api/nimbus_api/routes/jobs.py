@@ -152,7 +152,7 @@ def create_template(body: TemplateIn, request: Request, db=Depends(get_db)):
     return _template_out(template)
 
 
-def _launchable(template, auth):
+def launchable(template, auth):
     allowed = [p for p in template.allowed_projects.split(",") if p]
     if auth.is_admin:
         return True
@@ -163,14 +163,14 @@ def _launchable(template, auth):
 @policy("authenticated")
 def list_templates(auth=Depends(current_auth), db=Depends(get_db)):
     """The templates the caller may launch with this token."""
-    return [_template_out(t) for t in db.scalars(select(JobTemplate).order_by(JobTemplate.name)) if _launchable(t, auth)]
+    return [_template_out(t) for t in db.scalars(select(JobTemplate).order_by(JobTemplate.name)) if launchable(t, auth)]
 
 
 @router.get("/job_templates/{template_id}", response_model=TemplateOut)
 @policy("authenticated")
 def show_template(template_id: str, auth=Depends(current_auth), db=Depends(get_db)):
     template = db.get(JobTemplate, template_id)
-    if template is None or not _launchable(template, auth):
+    if template is None or not launchable(template, auth):
         raise identity.not_found("job template", template_id)
     return _template_out(template)
 
@@ -192,7 +192,7 @@ def delete_template(template_id: str, db=Depends(get_db)):
 def launch(project_id: str, template_id: str, body: LaunchIn, request: Request, auth=Depends(current_auth),
            db=Depends(get_db)):
     template = db.get(JobTemplate, template_id)
-    if template is None or not _launchable(template, auth):
+    if template is None or not launchable(template, auth):
         raise HTTPException(status_code=403, detail="this token may not launch job template %s" % template_id)
     if body.idempotency_key:
         earlier = _earlier(db, auth, project_id, template.id, body.idempotency_key)
@@ -227,6 +227,22 @@ def check_launch_vars(template, extra_vars) -> None:
 
 
 def _start(request, db, auth, template, project_id, extra_vars, credentials, key, relaunch_of=None):
+    job = new_job(db, auth, template, project_id, extra_vars, credentials, key, relaunch_of)
+    db.add(job)
+    try:
+        db.commit()
+    except IntegrityError:
+        db.rollback()
+        earlier = _earlier(db, auth, project_id, template.id, key)
+        if earlier is None:
+            raise
+        return _job_out(earlier)
+    request.app.state.queue.submit(job.id)
+    return _job_out(job)
+
+
+def new_job(db, auth, template, project_id, extra_vars, credentials, key=None, relaunch_of=None) -> Job:
+    """A pending job of the template for the project, its variables and credentials checked; not yet added."""
     check_launch_vars(template, extra_vars)
     for cred_id in credentials:
         cred = db.get(Credential, cred_id)
@@ -239,20 +255,9 @@ def _start(request, db, auth, template, project_id, extra_vars, credentials, key
                                 % (template.name, name))
         if cred.id not in credentials:
             credentials = list(credentials) + [cred.id]
-    job = Job(template_id=template.id, project_id=project_id, launched_by=auth.user_id, idempotency_key=key,
-              extra_vars=json.dumps(extra_vars), credential_ids=",".join(credentials),
-              targets=",".join(inventory_hosts(template.inventory)), relaunch_of=relaunch_of)
-    db.add(job)
-    try:
-        db.commit()
-    except IntegrityError:
-        db.rollback()
-        earlier = _earlier(db, auth, project_id, template.id, key)
-        if earlier is None:
-            raise
-        return _job_out(earlier)
-    request.app.state.queue.submit(job.id)
-    return _job_out(job)
+    return Job(template_id=template.id, project_id=project_id, launched_by=auth.user_id, idempotency_key=key,
+               extra_vars=json.dumps(extra_vars), credential_ids=",".join(credentials),
+               targets=",".join(inventory_hosts(template.inventory)), relaunch_of=relaunch_of)
 
 
 # Sequence numbers and paging offsets: within a signed 32-bit integer, which every database stores.
@@ -308,7 +313,7 @@ def delete_job(project_id: str, job_id: str, request: Request, db=Depends(get_db
 def relaunch(project_id: str, job_id: str, request: Request, auth=Depends(current_auth), db=Depends(get_db)):
     job = _job(db, project_id, job_id)
     template = db.get(JobTemplate, job.template_id)
-    if template is None or not _launchable(template, auth):
+    if template is None or not launchable(template, auth):
         raise HTTPException(status_code=403, detail="this token may not launch job template %s" % job.template_id)
     extra_vars = stored_object(job.extra_vars)
     if extra_vars is None:

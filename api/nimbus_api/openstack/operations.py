@@ -1,0 +1,163 @@
+"""What an OpenStack API request that changes something becomes: a job of a runbook playbook.
+
+A mutation is checked, then, under its project's lock, counted against the project's quotas with what is
+already being made, then queued as a job of the runbook's job template, with the caller's project as
+``nimbus_project`` (set by the service) and the request's values as data (launch variables, never
+templated). The answer is OpenStack's: ``202`` and the resource with the id chosen here, in ``BUILD``.
+
+Until the hosts show the result, the resource is what its :class:`~nimbus_api.models.Operation` says:
+building while the job is pending or running, ``ERROR`` with the job's fault when it failed, until the user
+deletes it. A resource view read before a job ended is read again (``ResourceViews.read``'s
+``fresher_than``), so a job's result shows as soon as it is done.
+
+The quota lock: one row per project is updated before anything is counted, so two requests of one project
+count one after the other (InnoDB locks the row until commit; SQLite's first write takes the database's
+write lock). Requests of different projects do not wait for each other on MariaDB.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from fastapi import HTTPException
+from sqlalchemy import or_, select, update
+
+from nimbus_api.models import FINISHED, Job, JobEvent, JobTemplate, Operation, Project
+from nimbus_api.routes.jobs import launchable, new_job
+
+# The job template each change runs; the api role registers them (``nimbus-api runbooks``).
+RUNBOOKS = {
+    ("server", "create"): "nimbus.server_create",
+    ("server", "delete"): "nimbus.server_delete",
+    ("server", "action"): "nimbus.server_action",
+}
+IN_FLIGHT = ("pending", "running")
+FAILED = ("failed", "error", "canceled")
+
+
+@dataclass
+class Pending:
+    """An operation as the API shows it: its record, and its job's state."""
+
+    operation: Operation
+    status: str  # the job's: pending, running, successful, failed, error, canceled (missing: "gone")
+    finished_at: datetime | None
+    explanation: str
+
+    @property
+    def shown(self) -> dict:
+        return json.loads(self.operation.shown or "{}")
+
+    @property
+    def in_flight(self) -> bool:
+        return self.status in IN_FLIGHT
+
+    @property
+    def failed(self) -> bool:
+        return self.status in FAILED
+
+
+def runbook(db, auth, resource: str, action: str) -> JobTemplate:
+    """The runbook's template, if this cloud has it and the caller may launch it."""
+    name = RUNBOOKS[(resource, action)]
+    template = db.scalar(select(JobTemplate).where(JobTemplate.name == name))
+    if template is None:
+        raise HTTPException(status_code=503, detail="This cloud cannot %s a %s yet: it has no job template %s "
+                            "(the api role registers it)." % (action, resource, name))
+    if not launchable(template, auth):
+        raise HTTPException(status_code=403, detail="Policy does not allow this project to %s a %s "
+                            "(job template %s)." % (action, resource, name))
+    return template
+
+
+def lock(db, model, ident: str) -> None:
+    """Hold the quota lock of a project (or a user, for key pairs) until this session commits or rolls back."""
+    db.commit()  # the lock must be the transaction's first statement: what is counted after it is current
+    db.execute(update(model).where(model.id == ident).values(enabled=model.enabled))
+
+
+def launch(request, db, auth, resource: str, resource_id: str, action: str, extra_vars: dict, shown: dict,
+           check=None, runbook_action: str | None = None) -> Operation:
+    """Queue the runbook for this change and record it.
+
+    ``check``: called under the project's lock before anything is written (the quota check); what it
+    raises is the answer, with nothing queued.
+    """
+    template = runbook(db, auth, resource, runbook_action or action)
+    lock(db, Project, auth.project_id)
+    try:
+        if check is not None:
+            check()
+        job = new_job(db, auth, template, auth.project_id, extra_vars, [])
+        db.add(job)
+        db.flush()
+        operation = Operation(resource=resource, resource_id=resource_id, action=action, project_id=auth.project_id,
+                              user_id=auth.user_id, job_id=job.id, shown=json.dumps(shown))
+        db.add(operation)
+        db.commit()
+    except BaseException:
+        db.rollback()
+        raise
+    request.app.state.queue.submit(job.id)
+    return operation
+
+
+def pending(db, project_id: str | None, resource: str, since: float = 0) -> list[Pending]:
+    """The operations that still say something about the project's resources (every project's for None):
+    those in flight, failed creates not dismissed, and those that ended after ``since`` (epoch seconds),
+    oldest first."""
+    ended_after = datetime.fromtimestamp(since, timezone.utc)
+    query = (select(Operation, Job.status, Job.finished_at, Job.explanation)
+             .outerjoin(Job, Operation.job_id == Job.id)
+             .where(Operation.resource == resource, Operation.dismissed.is_(False),
+                    or_(Job.status.in_(IN_FLIGHT), Job.finished_at > ended_after,
+                        (Operation.action == "create") & Job.status.in_(FAILED)))
+             .order_by(Operation.id))
+    if project_id is not None:
+        query = query.where(Operation.project_id == project_id)
+    return [Pending(op, status or "gone", finished, explanation or "") for op, status, finished, explanation
+            in db.execute(query)]
+
+
+def last_ended(db, project_id: str | None, resource: str) -> float:
+    """When the project's last job of this resource ended (epoch seconds; 0 for none): a view read before
+    that is read again."""
+    query = (select(Job.finished_at).join(Operation, Operation.job_id == Job.id)
+             .where(Operation.resource == resource, Job.status.in_(FINISHED))
+             .order_by(Job.finished_at.desc()).limit(1))
+    if project_id is not None:
+        query = query.where(Operation.project_id == project_id)
+    finished = db.scalar(query)
+    if finished is None:
+        return 0
+    if finished.tzinfo is None:  # SQLite gives naive datetimes back; they were stored in UTC
+        finished = finished.replace(tzinfo=timezone.utc)
+    return finished.timestamp()
+
+
+def fault(db, item: Pending) -> str:
+    """Why the operation's job failed, in a line: the failed task's message, else the job's explanation."""
+    if item.operation.job_id is None:
+        return "the job of this request was deleted"
+    for event in db.scalars(select(JobEvent).where(JobEvent.job_id == item.operation.job_id,
+                                                   JobEvent.event.in_(("runner_on_failed", "runner_on_unreachable",
+                                                                       "error")))
+                            .order_by(JobEvent.seq.desc()).limit(1)):
+        data = json.loads(event.data or "{}")
+        message = str((data.get("res") or {}).get("msg") or event.stdout or "")
+        task = data.get("task") or event.task
+        return ("%s: %s" % (task, message) if task else message)[:500] or item.status
+    return item.explanation[:500] or "the job ended %s" % item.status
+
+
+def cancel_create(db, item: Pending) -> None:
+    """A create the user deletes before it is done: its pending job is canceled, a running one asked to stop;
+    it is no longer shown or counted (the delete that follows removes what it made)."""
+    item.operation.dismissed = True
+    if item.operation.job_id and item.in_flight:
+        job = db.get(Job, item.operation.job_id)
+        job.cancel_requested = True
+        if job.status == "pending":
+            job.status = "canceled"

@@ -1,0 +1,101 @@
+"""The runbooks' job templates: what the OpenStack APIs launch, and how a cloud registers them.
+
+Each template names a playbook of the collection's ``playbooks/`` directory and the JSON Schema of the
+variables a request may give it; the operator gives the inventory (the hosts the runbooks act on) and the
+template variables (trusted, such as ``runbook_kernels``). ``nimbus-api runbooks`` registers them, and
+changes only what differs, so the api role can run it on every converge.
+"""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+from sqlalchemy import select
+
+from nimbus_api import variables
+from nimbus_api.models import JobTemplate
+from nimbus_api.runner import inventory_hosts
+
+UUID_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+_SERVER_ID = {"type": "string", "pattern": UUID_PATTERN}
+_STRINGS = {"type": "string", "maxLength": 255}
+
+
+def _schema(properties: dict, required: list[str]) -> dict:
+    return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
+
+
+TEMPLATES = {
+    "nimbus.server_create": {
+        "playbook": "server_create.yml",
+        "description": "Create a server: its ports, a hypervisor chosen by the scheduler, the instance (Nova's "
+                       "POST /servers)",
+        "schema": _schema({
+            "server_id": _SERVER_ID,
+            "server_name": {"type": "string", "minLength": 1, "maxLength": 255},
+            "server_flavor": _schema({"name": {"type": "string", "pattern": NAME_PATTERN},
+                                      "vcpus": {"type": "integer", "minimum": 1, "maximum": 1024},
+                                      "ram_mb": {"type": "integer", "minimum": 1},
+                                      "disk_gb": {"type": "integer", "minimum": 0}},
+                                     ["name", "vcpus", "ram_mb", "disk_gb"]),
+            "server_image": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$"},
+            "server_networks": {"type": "array", "maxItems": 8, "items": {"type": "string", "pattern": NAME_PATTERN}},
+            "server_security_groups": {"type": "array", "maxItems": 10,
+                                       "items": {"type": "string", "pattern": NAME_PATTERN}},
+            "server_keys": {"type": "array", "maxItems": 1, "items": {"type": "string", "maxLength": 16384}},
+            "server_user_data": {"type": "string", "maxLength": 65535},
+            "server_metadata": {"type": "object", "maxProperties": 140, "additionalProperties": _STRINGS},
+        }, ["server_id", "server_name", "server_flavor", "server_image"]),
+    },
+    "nimbus.server_delete": {
+        "playbook": "server_delete.yml",
+        "description": "Delete a server: its instance and its ports (Nova's DELETE /servers/{id})",
+        "schema": _schema({"server_id": _SERVER_ID}, ["server_id"]),
+    },
+    "nimbus.server_action": {
+        "playbook": "server_action.yml",
+        "description": "Start, stop or reboot a server (Nova's server actions os-start, os-stop, reboot)",
+        "schema": _schema({"server_id": _SERVER_ID,
+                           "server_action": {"enum": ["start", "stop", "reboot"]},
+                           "server_reboot_type": {"enum": ["soft", "hard"]}}, ["server_id", "server_action"]),
+    },
+}
+
+
+class RunbookError(ValueError):
+    """An inventory or template variables the runbooks cannot be registered with."""
+
+
+def register(db, inventory: str, extra_vars: dict, timeout: int = 1800) -> list[str]:
+    """Create or update every runbook's template with this inventory and these variables; the names of the
+    templates that changed. Jobs keep their templates: a template is updated in place, never replaced."""
+    try:
+        hosts = inventory_hosts(inventory)
+    except Exception as e:
+        raise RunbookError("the runbooks' inventory is not a YAML inventory: %s" % str(e)[:200])
+    if not hosts:
+        raise RunbookError("the runbooks' inventory names no host")
+    try:
+        variables.check_names(sorted(extra_vars), "runbook variables")
+        variables.check_value(extra_vars, "runbook variables")
+    except variables.VariableError as e:
+        raise RunbookError(str(e))
+    changed = []
+    for name, spec in TEMPLATES.items():
+        jsonschema.Draft202012Validator.check_schema(spec["schema"])
+        wanted = {"description": spec["description"], "playbook": spec["playbook"], "inventory": inventory,
+                  "extra_vars_schema": json.dumps(spec["schema"], sort_keys=True),
+                  "extra_vars": json.dumps(extra_vars, sort_keys=True), "launch_role": "member",
+                  "timeout": timeout}
+        template = db.scalar(select(JobTemplate).where(JobTemplate.name == name))
+        if template is None:
+            db.add(JobTemplate(name=name, allowed_projects="", credential_names="", **wanted))
+            changed.append(name)
+        elif any(getattr(template, k) != v for k, v in wanted.items()):
+            for key, value in wanted.items():
+                setattr(template, key, value)
+            changed.append(name)
+    db.commit()
+    return changed
