@@ -118,7 +118,7 @@ def cmd_runbooks(args, settings):
         raise SystemExit("nimbus-api runbooks: --vars must hold a YAML mapping")
     with _sessions(settings)() as db:
         try:
-            changed = runbooks.register(db, inventory, extra_vars)
+            changed = runbooks.register(db, inventory, extra_vars, settings.playbooks_dir)
         except runbooks.RunbookError as e:
             raise SystemExit("nimbus-api runbooks: %s" % e)
     return {"changed": bool(changed), "templates": changed}

@@ -86,8 +86,13 @@ def test_bootstrap_takes_over_the_identity_service_registered_before_keystone(ad
             "http://203.0.113.5:8080/compute/v2.1", "http://203.0.113.5:8080/identity/v3"]
 
 
-def test_runbooks_registers_the_templates_once(admin_cli, capsys, tmp_path):
+def test_runbooks_registers_the_templates_once(admin_cli, capsys, tmp_path, settings):
     admin_cli("migrate")
+    with pytest.raises(SystemExit) as missing:
+        admin_cli("runbooks", "--inventory", "/dev/null")
+    assert "server_action.yml, server_create.yml, server_delete.yml not in the playbooks directory" in str(missing.value)
+    for name in ("server_create.yml", "server_delete.yml", "server_action.yml"):
+        (settings.playbooks_dir / name).write_text("- hosts: all\n  tasks: []\n")
     inventory, extra = tmp_path / "hosts.yml", tmp_path / "vars.yml"
     inventory.write_text("compute:\n  hosts:\n    hv1:\n")
     extra.write_text("runbook_kernels: {}\n")
@@ -109,8 +114,10 @@ def test_runbooks_registers_the_templates_once(admin_cli, capsys, tmp_path):
     ("compute:\n  hosts:\n    hv1:\n", "ansible_connection: local\n", "reserved"),
     ("compute:\n  hosts:\n    hv1:\n", "- a list\n", "YAML mapping"),
 ])
-def test_runbooks_refuses_what_it_cannot_register(admin_cli, capsys, tmp_path, inventory, extra, message):
+def test_runbooks_refuses_what_it_cannot_register(admin_cli, capsys, tmp_path, settings, inventory, extra, message):
     admin_cli("migrate")
+    for name in ("server_create.yml", "server_delete.yml", "server_action.yml"):
+        (settings.playbooks_dir / name).write_text("- hosts: all\n  tasks: []\n")
     (tmp_path / "hosts.yml").write_text(inventory)
     (tmp_path / "vars.yml").write_text(extra or "{}\n")
     with pytest.raises(SystemExit) as refused:

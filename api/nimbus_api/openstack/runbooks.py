@@ -9,6 +9,7 @@ changes only what differs, so the api role can run it on every converge.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import jsonschema
 from sqlalchemy import select
@@ -68,9 +69,14 @@ class RunbookError(ValueError):
     """An inventory or template variables the runbooks cannot be registered with."""
 
 
-def register(db, inventory: str, extra_vars: dict, timeout: int = 1800) -> list[str]:
+def register(db, inventory: str, extra_vars: dict, playbooks_dir=None, timeout: int = 1800) -> list[str]:
     """Create or update every runbook's template with this inventory and these variables; the names of the
-    templates that changed. Jobs keep their templates: a template is updated in place, never replaced."""
+    templates that changed. Jobs keep their templates: a template is updated in place, never replaced.
+    ``playbooks_dir``: where the jobs find the playbooks; each runbook must be there."""
+    if playbooks_dir is not None:
+        missing = sorted(s["playbook"] for s in TEMPLATES.values() if not (Path(playbooks_dir) / s["playbook"]).is_file())
+        if missing:
+            raise RunbookError("%s not in the playbooks directory %s" % (", ".join(missing), playbooks_dir))
     try:
         hosts = inventory_hosts(inventory)
     except Exception as e:

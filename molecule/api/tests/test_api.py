@@ -126,6 +126,20 @@ def test_keystone_is_in_the_catalog_and_issues_v3_tokens_there(api):
     assert [e["url"] for s in r.json()["token"]["catalog"] if s["type"] == "identity" for e in s["endpoints"]] == [url]
 
 
+def test_compute_is_in_the_catalog_and_the_runbooks_are_registered(api):
+    catalog = api.get("/v1/catalog").json()
+    compute = [s for s in catalog if s["type"] == "compute"]
+    url = "http://%s:8080/compute/v2.1" % api.address
+    assert [(s["name"], [e["url"] for e in s["endpoints"]]) for s in compute] == [("nova", [url])]
+    names = {t["name"]: t for t in api.get("/v1/job_templates").json()}
+    assert {"nimbus.server_create", "nimbus.server_delete", "nimbus.server_action"} <= set(names)
+    create = names["nimbus.server_create"]
+    assert create["playbook"] == "server_create.yml" and "nimbus-api-1" in create["inventory"]
+    assert create["extra_vars"] == {"runbook_kernels": {"tiny.qcow2": {"kernel": "/boot/vmlinuz"}}}
+    # A second converge left them as they were (the idempotence step); the registration is read back here.
+    assert create["extra_vars_schema"]["properties"]["server_id"]["pattern"].startswith("^[0-9a-f]{8}")
+
+
 def test_state_is_the_service_users_alone(host):
     for path in ("/var/lib/nimbus-api", "/var/lib/nimbus-api/jobs"):
         state = host.file(path)
