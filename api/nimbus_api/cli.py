@@ -101,7 +101,21 @@ SERVICES = (
     {"name": "keystone", "type": "identity", "replaces": "nimbus", "path": "/identity/v3",
      "description": "nimbus.cloud identity (Keystone v3)"},
     {"name": "nova", "type": "compute", "path": "/compute/v2.1", "description": "nimbus.cloud compute (Nova v2.1)"},
+    {"name": "glance", "type": "image", "path": "/image", "description": "nimbus.cloud images (Glance v2, read only)"},
 )
+
+
+def cmd_demo(args, settings):
+    from nimbus_api import demo
+
+    password = sys.stdin.readline().rstrip("\n")
+    if len(password) < 8:
+        raise SystemExit("nimbus-api demo: give the demo user's password (8 characters or more) on stdin")
+    with _sessions(settings)() as db:
+        try:
+            return demo.seed(db, settings, args.project, args.user, password)
+        except ValueError as e:
+            raise SystemExit("nimbus-api demo: %s" % e)
 
 
 def cmd_runbooks(args, settings):
@@ -180,6 +194,11 @@ def parser() -> argparse.ArgumentParser:
     boot.add_argument("--public-url", help="register the identity service (keystone) in the catalog with its "
                       "public endpoint, URL/identity/v3")
     boot.set_defaults(func=cmd_bootstrap)
+    demo = sub.add_parser("demo", help="make the self-service demo project, its member user (password on stdin) "
+                          "and small flavors, if missing")
+    demo.add_argument("--project", default="demo")
+    demo.add_argument("--user", default="demo")
+    demo.set_defaults(func=cmd_demo)
     books = sub.add_parser("runbooks", help="register the runbooks' job templates (what the OpenStack APIs "
                            "launch) with the hosts they act on")
     books.add_argument("--inventory", type=argparse.FileType("r"), required=True,

@@ -35,7 +35,8 @@ VIEWS = {
     "instances": View("instance_info", "compute", "instances", "uri={{ nimbus_libvirt_uri | default('qemu:///system') }}"),
     "networks": View("network_info", "network:compute", "networks"),
     "volumes": View("volume_info", "storage:compute", "volumes"),
-    "images": View("image_info", "image:controller", "images"),
+    # The hypervisors' image caches (an image store host comes with the images-and-volumes work).
+    "images": View("image_info", "image:compute", "images"),
 }
 
 

@@ -62,9 +62,11 @@ def test_bootstrap_migrates_and_registers_the_identity_endpoint_once(admin_cli, 
     from nimbus_api.models import Endpoint, Service
     with cli._sessions(cli.get_settings())() as db:
         services = db.scalars(select(Service).order_by(Service.name)).all()
-        assert [(s.name, s.type) for s in services] == [("keystone", "identity"), ("nova", "compute")]
+        assert [(s.name, s.type) for s in services] == [("glance", "image"), ("keystone", "identity"),
+                                                        ("nova", "compute")]
         assert sorted((e.interface, e.url) for e in db.scalars(select(Endpoint))) == [
-            ("public", "https://cloud.example.test/compute/v2.1"), ("public", "https://cloud.example.test/identity/v3")]
+            ("public", "https://cloud.example.test/compute/v2.1"), ("public", "https://cloud.example.test/identity/v3"),
+            ("public", "https://cloud.example.test/image")]
 
 
 def test_bootstrap_takes_over_the_identity_service_registered_before_keystone(admin_cli, capsys):
@@ -83,7 +85,8 @@ def test_bootstrap_takes_over_the_identity_service_registered_before_keystone(ad
         assert [(s.id, s.name) for s in db.scalars(select(Service).where(Service.type == "identity"))] == \
             [("old", "keystone")]
         assert sorted(e.url for e in db.scalars(select(Endpoint))) == [
-            "http://203.0.113.5:8080/compute/v2.1", "http://203.0.113.5:8080/identity/v3"]
+            "http://203.0.113.5:8080/compute/v2.1", "http://203.0.113.5:8080/identity/v3",
+            "http://203.0.113.5:8080/image"]
 
 
 def test_runbooks_registers_the_templates_once(admin_cli, capsys, tmp_path, settings):
@@ -275,3 +278,21 @@ def test_check_settings_names_each_problem_and_never_a_value(monkeypatch, capsys
     problems = json.loads(out)["problems"]
     assert len(problems) == 1 and problems[0].startswith(problem)
     assert "k3y-that-is-secret" not in out and "p4ss-w0rd" not in out and "80x" not in out and "not json" not in out
+
+
+def test_demo_makes_the_self_service_project_once(admin_cli, capsys):
+    admin_cli("migrate")
+    with pytest.raises(SystemExit) as early:
+        admin_cli("demo", stdin="demo-password-1\n")
+    assert "run nimbus-api bootstrap first" in str(early.value)
+    admin_cli("bootstrap", "--password-stdin", stdin="first-password-1\n")
+    capsys.readouterr()
+    admin_cli("demo", stdin="demo-password-1\n")
+    first = last_json(capsys)
+    assert first["changed"] is True and "flavor m1.nano" in first["made"] and "member role" in first["made"]
+    admin_cli("demo", stdin="demo-password-1\n")
+    assert last_json(capsys)["made"] == []
+    admin_cli("demo", stdin="demo-password-2\n")
+    assert last_json(capsys)["made"] == ["password of demo"]
+    with pytest.raises(SystemExit):
+        admin_cli("demo", stdin="short\n")

@@ -36,7 +36,9 @@ def test_every_route_but_the_public_ones_needs_a_token(client, app):
               ("GET", "/identity"), ("GET", "/identity/"), ("GET", "/identity/v3"), ("GET", "/identity/v3/"),
               ("POST", "/identity/v3/auth/tokens"),
               # Nova v2.1: version documents.
-              ("GET", "/compute"), ("GET", "/compute/"), ("GET", "/compute/v2.1"), ("GET", "/compute/v2.1/")}
+              ("GET", "/compute"), ("GET", "/compute/"), ("GET", "/compute/v2.1"), ("GET", "/compute/v2.1/"),
+              # Glance v2: version documents.
+              ("GET", "/image"), ("GET", "/image/"), ("GET", "/image/versions")}
     routes = policy_routes(app)
     assert len(routes) > 50
     checked = 0

@@ -56,8 +56,9 @@ STANDINS = {
           <nimbus:instance xmlns:nimbus="https://nimbus.cloud/xmlns/instance/1"><nimbus:project>{{ nimbus_project }}</nimbus:project>
           <nimbus:flavor name="{{ server_flavor.name }}" vcpus="{{ server_flavor.vcpus }}" ram_mb="{{ server_flavor.ram_mb }}"
           disk_gb="{{ server_flavor.disk_gb }}"/><nimbus:image>{{ server_image }}</nimbus:image>
-          {% for k, v in server_metadata.items() %}<nimbus:meta key="{{ k | replace('&', '&amp;') | replace('<', '&lt;') | replace('"', '&quot;') }}">{{ v | replace('&', '&amp;') | replace('<', '&lt;') }}</nimbus:meta>{% endfor %}
-          </nimbus:instance></metadata><memory>{{ server_flavor.ram_mb * 1024 }}</memory><vcpu>{{ server_flavor.vcpus }}</vcpu><os><type>hvm</type></os></domain>
+          {% for k, v in server_metadata.items() %}<nimbus:meta key="{{ k | e }}">{{ v | e }}</nimbus:meta>{% endfor %}
+          </nimbus:instance></metadata><memory>{{ server_flavor.ram_mb * 1024 }}</memory>
+          <vcpu>{{ server_flavor.vcpus }}</vcpu><os><type>hvm</type></os></domain>
 """,
     "server_delete.yml": r"""
 - hosts: compute

@@ -23,6 +23,7 @@ from ansible_collections.nimbus.cloud.plugins.module_utils._compute import (
 )
 from ansible_collections.nimbus.cloud.plugins.module_utils._errors import NimbusError, ValidationError
 from ansible_collections.nimbus.cloud.plugins.module_utils._files import locked
+from ansible_collections.nimbus.cloud.plugins.module_utils._ipam import derive_id
 
 try:
     import libvirt
@@ -48,6 +49,36 @@ def load_settings(path=SETTINGS_FILE):
                           "role first)" % path)
     except ValueError as e:
         raise NimbusError("%s is not valid JSON: %s" % (path, e))
+
+
+IMAGE_FORMATS = ("qcow2", "raw")
+
+
+def cached_images(runner, settings, names=None):
+    """The images of a hypervisor's cache (regular files only), with the format qemu-img reads in each."""
+    root = settings["pools"]["images"]["path"]
+    try:
+        entries = sorted(os.listdir(root))
+    except FileNotFoundError:
+        return []
+    found = []
+    for name in entries:
+        path = os.path.join(root, name)
+        if (names is not None and name not in names) or name.startswith(".") or os.path.islink(path) \
+                or not os.path.isfile(path):
+            continue
+        result = runner.read(["qemu-img", "info", "--output=json", "--force-share", path], check_rc=False)
+        try:
+            info = json.loads(result.stdout) if result.rc == 0 else {}
+        except ValueError:
+            info = {}
+        if info.get("format") not in IMAGE_FORMATS:
+            continue
+        stat = os.stat(path)
+        found.append({"id": derive_id("image", name), "name": name, "file": name, "disk_format": info["format"],
+                      "size": stat.st_size, "virtual_size": int(info.get("virtual-size") or 0),
+                      "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stat.st_mtime))})
+    return found
 
 
 class Hypervisor:

@@ -20,7 +20,8 @@ TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not F
 # Keystone answers validation errors with 400, never FastAPI's 422.
 KEYSTONE_PREFIX = "/identity"
 NOVA_PREFIX = "/compute"
-OPENSTACK_PREFIXES = (KEYSTONE_PREFIX, NOVA_PREFIX)
+GLANCE_PREFIX = "/image"
+OPENSTACK_PREFIXES = (KEYSTONE_PREFIX, NOVA_PREFIX, GLANCE_PREFIX)
 # Nova's fault names by status (nova.api.openstack.wsgi); any other status is a computeFault.
 NOVA_FAULTS = {400: "badRequest", 401: "unauthorized", 403: "forbidden", 404: "itemNotFound", 405: "badMethod",
                409: "conflictingRequest", 413: "overLimit", 415: "badMediaType", 429: "overLimit",
@@ -34,6 +35,8 @@ def shaped(path: str, status: int, message: str) -> tuple[int, dict] | None:
         return status, {"error": {"code": status, "title": TITLES.get(status, "Error"), "message": message}}
     if path.startswith(NOVA_PREFIX):
         return status, {NOVA_FAULTS.get(status, "computeFault"): {"code": status, "message": message}}
+    if path == GLANCE_PREFIX or path.startswith(GLANCE_PREFIX + "/"):
+        return status, {"code": status, "title": TITLES.get(status, "Error"), "message": message}
     return None
 
 

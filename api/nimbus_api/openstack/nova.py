@@ -520,7 +520,10 @@ def _addresses(item: dict) -> dict:
     return out
 
 
-def server_view(request: Request, item: dict, auth, flavors_by_name: dict, detail: bool = True) -> dict:
+def server_view(request: Request, item: dict, auth, flavors_by_name: dict, detail: bool = True,
+                image_ids: dict | None = None) -> dict:
+    """Nova's view of a server. ``image_ids``: image file -> Glance id, to name the image as Glance does."""
+    image_ids = image_ids or {}
     server_id = item.get("uuid") or ""
     link = _root(request) + "/v2.1/servers/" + server_id
     links = [{"rel": "self", "href": link}, {"rel": "bookmark", "href": link}]
@@ -540,7 +543,7 @@ def server_view(request: Request, item: dict, auth, flavors_by_name: dict, detai
         "user_id": own.get("user_id", ""), "metadata": metadata, "links": links,
         "flavor": {"id": flavor_id, "links": [{"rel": "bookmark", "href": _root(request) + "/v2.1/flavors/"
                                                + flavor_id}]},
-        "image": {"id": item["image"], "links": []} if item.get("image") else "",
+        "image": {"id": image_ids.get(item["image"], item["image"]), "links": []} if item.get("image") else "",
         "addresses": _addresses(item), "key_name": own.get("key_name"),
         "hostId": hashlib.sha224((project + host).encode()).hexdigest() if host else "",
         "accessIPv4": "", "accessIPv6": "", "progress": 0, "config_drive": "",
@@ -642,6 +645,14 @@ def _name_matches(name: str, text: str, at_start: bool, at_end: bool) -> bool:
     return text in name
 
 
+def _image_ids(request: Request) -> dict:
+    """Image file -> its Glance id, from the images view (cached) when the cloud has one."""
+    views = request.app.state.resources
+    if not views.available("images"):
+        return {}
+    return {i.get("file") or i.get("name"): i["id"] for i in views.read("images")[0] if i.get("id")}
+
+
 def _flavors_by_name(db) -> dict:
     return {f.name: f for f in db.scalars(select(Flavor))}
 
@@ -660,7 +671,8 @@ def list_servers_detail(request: Request, name: str | None = None, status: str |
                         all_tenants: str | None = None, auth=Depends(current_auth), db=Depends(get_db)):
     items = _filtered(_servers(request, db, auth, all_tenants is not None), name, status)
     flavors = _flavors_by_name(db)
-    return {"servers": [server_view(request, i, auth, flavors) for i in items]}
+    images = _image_ids(request)
+    return {"servers": [server_view(request, i, auth, flavors, image_ids=images) for i in items]}
 
 
 @router.get("/v2.1/servers/{server_id}")
@@ -668,7 +680,7 @@ def list_servers_detail(request: Request, name: str | None = None, status: str |
 def show_server(server_id: str, request: Request, auth=Depends(current_auth), db=Depends(get_db)):
     for item in _servers(request, db, auth, all_tenants=auth.is_admin):
         if item.get("uuid") == server_id:
-            return {"server": server_view(request, item, auth, _flavors_by_name(db))}
+            return {"server": server_view(request, item, auth, _flavors_by_name(db), image_ids=_image_ids(request))}
     raise HTTPException(status_code=404, detail="Instance %s could not be found." % server_id[:64])
 
 
