@@ -29,6 +29,8 @@ class View:
     key: str  # the list in the module's result
     # Ad-hoc module arguments are templated per host, so the inventory can choose, e.g., the libvirt URI.
     args: str = ""
+    # Every project's (the hypervisors' image caches): not filtered by project.
+    public: bool = False
 
 
 VIEWS = {
@@ -36,7 +38,7 @@ VIEWS = {
     "networks": View("network_info", "network:compute", "networks"),
     "volumes": View("volume_info", "storage:compute", "volumes"),
     # The hypervisors' image caches (an image store host comes with the images-and-volumes work).
-    "images": View("image_info", "image:compute", "images"),
+    "images": View("image_info", "image:compute", "images", public=True),
 }
 
 
@@ -64,7 +66,8 @@ class ResourceViews:
             return {"kind": kind, "available": False, "items": [], "errors": []}
         items, errors, read_at = self.read(kind, fresher_than)
         # Shared and external networks are every project's, as in Neutron.
-        mine = [i for i in items if i.get("project") == project.id or i.get("shared") or i.get("external")]
+        mine = [i for i in items if VIEWS[kind].public or i.get("project") == project.id or i.get("shared")
+                or i.get("external")]
         return {"kind": kind, "available": True, "items": mine, "errors": errors, "read_at": read_at}
 
     def read(self, kind: str, fresher_than: float = 0):

@@ -320,3 +320,23 @@ compute:
       ansible_ssh_common_args: -o ConnectTimeout=5 -o StrictHostKeyChecking=no
 """.format(python=sys.executable, xml=tmp_path / "node.xml"))
     return settings.model_copy(update={"resources_inventory": inventory, "resources_ttl": 2})
+
+
+# The tiny test image as the images view lists it (image_info reads the hypervisors' caches; here the hosts are
+# libvirt's test driver, which has none).
+TINY_IMAGE = {"id": "5d2f9e67-0c1a-5b8e-9a77-2f1c3e4d5a6b", "name": "tiny.qcow2", "file": "tiny.qcow2",
+              "disk_format": "qcow2", "size": 1245184, "virtual_size": 16777216, "updated_at": "2026-11-30T12:00:00Z"}
+
+
+def with_images(app, images=(TINY_IMAGE,)):
+    """Give the app's resource views a fixed images kind; the other kinds stay the real views."""
+    from nimbus_api.resources import ResourceViews
+
+    class WithImages(ResourceViews):
+        def available(self, kind):
+            return kind == "images" or super().available(kind)
+
+        def read(self, kind, fresher_than=0):
+            return (list(images), [], 0.0) if kind == "images" else super().read(kind, fresher_than)
+
+    app.state.resources = WithImages(app.state.settings)

@@ -17,7 +17,7 @@ import time
 
 import httpx
 import pytest
-from conftest import Cloud, bootstrapped_app
+from conftest import Cloud, bootstrapped_app, with_images
 from fastapi.testclient import TestClient
 
 from nimbus_api.models import Job, Operation
@@ -90,6 +90,7 @@ def compute(views_settings, hypervisor, tmp_path):
         (views_settings.playbooks_dir / name).write_text(text)
     xml = hypervisor([("old-a", "placeholder")])
     app = bootstrapped_app(views_settings)
+    with_images(app)
     with TestClient(app) as client:
         cloud = Cloud(client)
         a, b = cloud.project("proj-a"), cloud.project("proj-b")
@@ -197,7 +198,7 @@ def test_bad_requests_queue_nothing(compute):
     cloud, app, p, t, tmp = compute
     a = t["member-a"]
     boot(cloud, a, "x", status=404, flavorRef="nope")
-    for image in ("../../etc/passwd", "/etc/shadow", "a b", ""):
+    for image in ("../../etc/passwd", "/etc/shadow", "a b", "", "other.qcow2"):
         boot(cloud, a, "x", status=400, imageRef=image)
     boot(cloud, a, "x", status=400, user_data="not base64!")
     boot(cloud, a, "x", status=400, metadata={"display_name": "spoofed"})

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -232,3 +233,50 @@ def test_openstack_command_lists_and_shows_servers(venv, compute, cloud, hypervi
     shown = json.loads(openstack(venv, env, "server", "show", "-f", "json", "app-1").stdout)
     assert shown["name"] == "app-1" and shown["status"] == "ACTIVE" and shown["project_id"] == project
     assert openstack(venv, env, "server", "show", "theirs", ok=False).returncode != 0
+
+
+IMAGE = {"id": "5d2f9e67-0c1a-5b8e-9a77-2f1c3e4d5a6b", "name": "nimbus-tiny.qcow2", "file": "nimbus-tiny.qcow2",
+         "disk_format": "qcow2", "size": 1245184, "virtual_size": 16777216, "updated_at": "2026-11-30T12:00:00Z"}
+
+
+def test_openstack_command_server_lifecycle(venv, compute, cloud, app, hypervisor, live_server, tmp_path):
+    """server create --wait, list, stop and delete --wait with the real command: Glance resolves the image, the
+    create is a job of the server runbook (the stand-ins of test_nova_server_changes, which edit the test
+    driver's file the instances view reads), BUILD then ACTIVE."""
+    from conftest import with_images
+    from nimbus_api.openstack import runbooks
+    from test_nova_server_changes import STANDINS
+
+    settings = app.state.settings
+    for name, text in STANDINS.items():
+        (settings.playbooks_dir / name).write_text(text)
+    xml = hypervisor([])
+    (tmp_path / "go").write_text("")
+    with app.state.sessions() as db:
+        runbooks.register(db, "compute:\n  hosts:\n    hv1:\n      ansible_connection: local\n"
+                          "      ansible_python_interpreter: %s\n" % sys.executable,
+                          {"standin_xml": str(xml), "standin_gate": str(tmp_path / "go")})
+    with_images(app, [IMAGE])
+    made = cloud.call("POST", "/v1/services", cloud.admin, json={"name": "glance", "type": "image"})
+    cloud.call("PUT", "/v1/services/%s/endpoints" % made.json()["id"], cloud.admin,
+               json={"interface": "public", "url": live_server + "/image"})
+    admin = os_env(compute, "admin", ADMIN_PASSWORD)
+    openstack(venv, admin, "flavor", "create", "--vcpus", "1", "--ram", "256", "--disk", "1", "--id", "1", "m1.nano")
+    project = cloud.project("self")
+    cloud.user("sam", password="member-password-2", roles=[(project, "member")])
+    env = os_env(compute, "sam", "member-password-2", "self")
+    assert [i["Name"] for i in json.loads(openstack(venv, env, "image", "list", "-f", "json").stdout)] == \
+        ["nimbus-tiny.qcow2"]
+    run = openstack(venv, env, "server", "create", "-f", "json", "--flavor", "m1.nano", "--image",
+                    "nimbus-tiny.qcow2", "--wait", "vm1", ok=False)
+    assert run.returncode == 0, openstack(venv, env, "server", "show", "-f", "json", "vm1", ok=False).stdout
+    created = json.loads(run.stdout)
+    assert (created["name"], created["status"], created["project_id"]) == ("vm1", "ACTIVE", project)
+    listed = json.loads(openstack(venv, env, "server", "list", "-f", "json").stdout)
+    assert [(s["Name"], s["Status"], s["Image"], s["Flavor"]) for s in listed] == [
+        ("vm1", "ACTIVE", "nimbus-tiny.qcow2", "m1.nano")]
+    openstack(venv, env, "server", "stop", "vm1")
+    app.state.queue.drain(30)
+    assert (tmp_path / "actions").read_text().split() == [created["id"], "stop", "soft"]
+    openstack(venv, env, "server", "delete", "--wait", "vm1")
+    assert json.loads(openstack(venv, env, "server", "list", "-f", "json").stdout) == []

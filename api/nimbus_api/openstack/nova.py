@@ -520,6 +520,11 @@ def _addresses(item: dict) -> dict:
     return out
 
 
+def display_name(item: dict) -> str:
+    """A server's name: the one it was given through the API (kept in its metadata), else its instance's."""
+    return str((item.get("metadata") or {}).get("display_name") or item.get("name") or "")
+
+
 def server_view(request: Request, item: dict, auth, flavors_by_name: dict, detail: bool = True,
                 image_ids: dict | None = None) -> dict:
     """Nova's view of a server. ``image_ids``: image file -> Glance id, to name the image as Glance does."""
@@ -528,7 +533,7 @@ def server_view(request: Request, item: dict, auth, flavors_by_name: dict, detai
     link = _root(request) + "/v2.1/servers/" + server_id
     links = [{"rel": "self", "href": link}, {"rel": "bookmark", "href": link}]
     if not detail:
-        return {"id": server_id, "name": item.get("name"), "links": links}
+        return {"id": server_id, "name": display_name(item), "links": links}
     status, vm_state, power = item.get("status") or STATUS.get(item.get("state") or "", UNKNOWN)
     flavor = item.get("flavor") or {}
     known = flavors_by_name.get(flavor.get("name"))
@@ -539,7 +544,7 @@ def server_view(request: Request, item: dict, auth, flavors_by_name: dict, detai
     # The inventory host the view read it on; libvirt's own name for the hypervisor may differ.
     host = item.get("host") or item.get("hypervisor") or ""
     view = {
-        "id": server_id, "name": own.get("display_name", item.get("name")), "status": status, "tenant_id": project,
+        "id": server_id, "name": display_name(item), "status": status, "tenant_id": project,
         "user_id": own.get("user_id", ""), "metadata": metadata, "links": links,
         "flavor": {"id": flavor_id, "links": [{"rel": "bookmark", "href": _root(request) + "/v2.1/flavors/"
                                                + flavor_id}]},
@@ -629,7 +634,7 @@ def _filtered(items: list[dict], name: str | None, status: str | None) -> list[d
             raise HTTPException(status_code=400, detail="Invalid name filter: give name characters, optionally "
                                 "anchored with ^ and $ (other regular expressions are not supported)")
         start, text, end = match.groups()
-        items = [i for i in items if _name_matches(i.get("name") or "", text, bool(start), bool(end))]
+        items = [i for i in items if _name_matches(display_name(i), text, bool(start), bool(end))]
     if status is not None:
         items = [i for i in items if STATUS.get(i.get("state") or "", UNKNOWN)[0] == status.upper()]
     return items

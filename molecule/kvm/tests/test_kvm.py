@@ -75,15 +75,15 @@ def test_an_unprivileged_user_only_reads(host):
     assert host.run("runuser -u nobody -- virsh -c qemu:///system hostname").rc != 0
 
 
-@pytest.mark.parametrize("pool,path", [
-    ("nimbus-instances", "/var/lib/nimbus/instances"), ("nimbus-images", "/var/lib/nimbus/images"),
+@pytest.mark.parametrize("pool,path,mode", [
+    ("nimbus-instances", "/var/lib/nimbus/instances", 0o711), ("nimbus-images", "/var/lib/nimbus/images", 0o755),
 ])
-def test_pools(host, pool, path):
+def test_pools(host, pool, path, mode):
     assert pool in host.check_output("virsh -q pool-list --name --autostart").split()
     assert pool in host.check_output("virsh -q pool-list --name --persistent").split()
     assert pool in host.check_output("virsh -q pool-list --name").split()  # active ones only
     assert "<path>%s</path>" % path in host.check_output("virsh pool-dumpxml %s", pool)
-    assert host.file(path).mode == 0o711
+    assert host.file(path).mode == mode
 
 
 def test_settings(host):
