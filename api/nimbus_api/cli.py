@@ -102,6 +102,8 @@ SERVICES = (
      "description": "nimbus.cloud identity (Keystone v3)"},
     {"name": "nova", "type": "compute", "path": "/compute/v2.1", "description": "nimbus.cloud compute (Nova v2.1)"},
     {"name": "glance", "type": "image", "path": "/image", "description": "nimbus.cloud images (Glance v2, read only)"},
+    {"name": "neutron", "type": "network", "path": "/networking",
+     "description": "nimbus.cloud networking (Neutron v2.0)"},
 )
 
 

@@ -204,6 +204,32 @@ class Operation(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
 
 
+class Record(Base):
+    """What an OpenStack API keeps of a resource beyond what its hosts hold: its display name and description
+    (hosts know API-made resources by their id, which is their name there), and attributes only the API uses."""
+
+    __tablename__ = "records"
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # network, subnet, ...
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    attrs: Mapped[str] = mapped_column(Text, default="{}")  # JSON
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
+class Segment(Base):
+    """A VXLAN VNI (or VLAN id) the API gave a tenant network: unique per type, so two networks never share one."""
+
+    __tablename__ = "segments"
+    __table_args__ = (UniqueConstraint("type", "segmentation_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    type: Mapped[str] = mapped_column(String(16))
+    segmentation_id: Mapped[int] = mapped_column(Integer)
+    network_id: Mapped[str] = mapped_column(String(64), unique=True)
+
+
 # --- jobs ---------------------------------------------------------------------
 
 JOB_STATES = ("pending", "running", "successful", "failed", "canceled", "error")

@@ -74,6 +74,14 @@ class Settings(BaseSettings):
     # Every project's limits where the cloud admin set none for it (quotas.py names the resources), as JSON:
     # NIMBUS_API_QUOTA_DEFAULTS='{"instances": 20}'.
     quota_defaults: dict[str, int] = {}
+    # The VXLAN VNIs the networking API gives tenant networks, "first:last" (provider networks the cloud admin
+    # makes name their own segment).
+    tenant_vni_range: str = Field(default="10000:19999", pattern=r"^[0-9]{1,8}:[0-9]{1,8}$")
+
+    @property
+    def tenant_vnis(self) -> tuple[int, int]:
+        first, last = (int(v) for v in self.tenant_vni_range.split(":"))
+        return first, last
 
     @field_validator("quota_defaults")
     @classmethod

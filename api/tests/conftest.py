@@ -330,13 +330,21 @@ TINY_IMAGE = {"id": "5d2f9e67-0c1a-5b8e-9a77-2f1c3e4d5a6b", "name": "tiny.qcow2"
 
 def with_images(app, images=(TINY_IMAGE,)):
     """Give the app's resource views a fixed images kind; the other kinds stay the real views."""
+    with_views(app, images=lambda: list(images))
+
+
+def with_views(app, **kinds):
+    """Give the app's resource views these kinds, each read from a function (called on every read, as a real
+    view re-reads its hosts); the other kinds stay the real views."""
     from nimbus_api.resources import ResourceViews
 
-    class WithImages(ResourceViews):
+    class Given(ResourceViews):
         def available(self, kind):
-            return kind == "images" or super().available(kind)
+            return kind in kinds or super().available(kind)
 
         def read(self, kind, fresher_than=0):
-            return (list(images), [], 0.0) if kind == "images" else super().read(kind, fresher_than)
+            if kind in kinds:
+                return kinds[kind](), [], time.time()
+            return super().read(kind, fresher_than)
 
-    app.state.resources = WithImages(app.state.settings)
+    app.state.resources = Given(app.state.settings)

@@ -12,6 +12,9 @@ import pytest
 from conftest import template
 
 from nimbus_api import cli, client
+from nimbus_api.openstack import runbooks
+
+RUNBOOK_PLAYBOOKS = sorted({t["playbook"] for t in runbooks.TEMPLATES.values()})
 
 
 @pytest.fixture
@@ -63,10 +66,10 @@ def test_bootstrap_migrates_and_registers_the_identity_endpoint_once(admin_cli, 
     with cli._sessions(cli.get_settings())() as db:
         services = db.scalars(select(Service).order_by(Service.name)).all()
         assert [(s.name, s.type) for s in services] == [("glance", "image"), ("keystone", "identity"),
-                                                        ("nova", "compute")]
+                                                        ("neutron", "network"), ("nova", "compute")]
         assert sorted((e.interface, e.url) for e in db.scalars(select(Endpoint))) == [
             ("public", "https://cloud.example.test/compute/v2.1"), ("public", "https://cloud.example.test/identity/v3"),
-            ("public", "https://cloud.example.test/image")]
+            ("public", "https://cloud.example.test/image"), ("public", "https://cloud.example.test/networking")]
 
 
 def test_bootstrap_takes_over_the_identity_service_registered_before_keystone(admin_cli, capsys):
@@ -86,15 +89,15 @@ def test_bootstrap_takes_over_the_identity_service_registered_before_keystone(ad
             [("old", "keystone")]
         assert sorted(e.url for e in db.scalars(select(Endpoint))) == [
             "http://203.0.113.5:8080/compute/v2.1", "http://203.0.113.5:8080/identity/v3",
-            "http://203.0.113.5:8080/image"]
+            "http://203.0.113.5:8080/image", "http://203.0.113.5:8080/networking"]
 
 
 def test_runbooks_registers_the_templates_once(admin_cli, capsys, tmp_path, settings):
     admin_cli("migrate")
     with pytest.raises(SystemExit) as missing:
         admin_cli("runbooks", "--inventory", "/dev/null")
-    assert "server_action.yml, server_create.yml, server_delete.yml not in the playbooks directory" in str(missing.value)
-    for name in ("server_create.yml", "server_delete.yml", "server_action.yml"):
+    assert ", ".join(RUNBOOK_PLAYBOOKS) + " not in the playbooks directory" in str(missing.value)
+    for name in RUNBOOK_PLAYBOOKS:
         (settings.playbooks_dir / name).write_text("- hosts: all\n  tasks: []\n")
     inventory, extra = tmp_path / "hosts.yml", tmp_path / "vars.yml"
     inventory.write_text("compute:\n  hosts:\n    hv1:\n")
@@ -102,13 +105,13 @@ def test_runbooks_registers_the_templates_once(admin_cli, capsys, tmp_path, sett
     argv = ("runbooks", "--inventory", str(inventory), "--vars", str(extra))
     admin_cli(*argv)
     first = last_json(capsys)
-    assert first["changed"] is True and sorted(first["templates"]) == [
-        "nimbus.server_action", "nimbus.server_create", "nimbus.server_delete"]
+    assert first["changed"] is True and sorted(first["templates"]) == sorted(runbooks.TEMPLATES)
+    assert "nimbus.server_create" in first["templates"] and "nimbus.network_create" in first["templates"]
     admin_cli(*argv)
     assert last_json(capsys) == {"changed": False, "templates": []}
     inventory.write_text("compute:\n  hosts:\n    hv1:\n    hv2:\n")
     admin_cli(*argv)
-    assert len(last_json(capsys)["templates"]) == 3
+    assert len(last_json(capsys)["templates"]) == len(runbooks.TEMPLATES)
 
 
 @pytest.mark.parametrize("inventory, extra, message", [
@@ -119,7 +122,7 @@ def test_runbooks_registers_the_templates_once(admin_cli, capsys, tmp_path, sett
 ])
 def test_runbooks_refuses_what_it_cannot_register(admin_cli, capsys, tmp_path, settings, inventory, extra, message):
     admin_cli("migrate")
-    for name in ("server_create.yml", "server_delete.yml", "server_action.yml"):
+    for name in RUNBOOK_PLAYBOOKS:
         (settings.playbooks_dir / name).write_text("- hosts: all\n  tasks: []\n")
     (tmp_path / "hosts.yml").write_text(inventory)
     (tmp_path / "vars.yml").write_text(extra or "{}\n")

@@ -4,6 +4,7 @@ live to its end, and list resources (real instance_info against libvirt's test d
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -125,3 +126,64 @@ def test_launch_errors_are_shown(page, live_server, cloud):
     page.fill("#var-count", "5")
     page.click("#launch-submit")
     page.wait_for_selector("#error:has-text('extra_vars.count')")
+
+
+def test_instances_launch_watch_and_delete(page, live_server, cloud, app, hypervisor, tmp_path):
+    """What a Horizon user looks for first: the project's instances, a Launch instance form (name, flavor, image,
+    key pair) and delete, on the compute and image APIs. The server runbooks are test_nova_server_changes's
+    stand-ins (they edit the test driver's file the instances view reads)."""
+    import sys
+
+    from conftest import TINY_IMAGE, with_views
+    from nimbus_api.openstack import runbooks
+    from test_nova_server_changes import STANDINS
+
+    for name, text in STANDINS.items():
+        (app.state.settings.playbooks_dir / name).write_text(text)
+    xml = hypervisor([])
+    with app.state.sessions() as db:
+        runbooks.register(db, "compute:\n  hosts:\n    hv1:\n      ansible_connection: local\n"
+                          "      ansible_python_interpreter: %s\n" % sys.executable,
+                          {"standin_xml": str(xml), "standin_gate": str(tmp_path / "go")})
+    networks = []
+    with_views(app, images=lambda: [TINY_IMAGE], networks=lambda: networks)
+    made = cloud.client.post("/compute/v2.1/flavors", headers={"X-Auth-Token": cloud.admin},
+                             json={"flavor": {"name": "m1.nano", "id": "1", "vcpus": 1, "ram": 256, "disk": 1}})
+    assert made.status_code == 200, made.text
+    a = cloud.project("proj-a")
+    cloud.user("member-a", roles=[(a, "member")])
+    networks.append({"name": "net-a", "project": a, "type": "vxlan", "mtu": 1450, "shared": False,
+                     "external": False, "port_count": 0,
+                     "subnets": [{"name": "sub-a", "network": "net-a", "project": a, "cidr": "10.9.0.0/24"}]})
+    log_in(page, live_server, "member-a", "proj-a")
+    page.click("a[href='#/networks']")
+    page.wait_for_selector("[data-network='net-a']:has-text('ACTIVE')")
+    assert "10.9.0.0/24" in page.inner_text("#view")
+    page.click("a[href='#/instances']")
+    page.wait_for_selector("#launch-instance")
+    assert page.inner_text("#view").count("None.") == 1
+    # A name that is markup stays text; the server waits in BUILD until the test lets its runbook go on.
+    hostile = "<img src=x onerror=alert(1)>"
+    page.click("#launch-instance")
+    page.fill("#instance-form [name=name]", hostile)
+    page.select_option("#instance-form [name=flavor]", "1")
+    page.select_option("#instance-form [name=image]", label="tiny.qcow2")
+    page.select_option("#instance-form [name=network]", "net-a")
+    page.click("#instance-submit")
+    page.wait_for_selector("[data-server='%s']:has-text('BUILD')" % hostile)
+    assert page.locator("#view img").count() == 0
+    (tmp_path / "go").write_text("")
+    page.wait_for_selector("[data-server='%s']:has-text('ACTIVE')" % hostile, timeout=60000)
+    arrived = [json.loads(f.read_text()) for f in xml.parent.glob("arrived-*.json")]
+    assert [(a["name"], a["networks"]) for a in arrived] == [(hostile, ["net-a"])]
+    # A bad launch shows the API's message.
+    page.click("#launch-instance")
+    page.fill("#instance-form [name=name]", "x")
+    page.evaluate("document.querySelector('#instance-form [name=image]').append(new Option('gone', 'gone.qcow2'))")
+    page.select_option("#instance-form [name=image]", "gone.qcow2")
+    page.click("#instance-submit")
+    page.wait_for_selector("#error:has-text('Image gone.qcow2 could not be found')")
+    page.click("a[href='#/instances']")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("[data-delete='%s']" % hostile)
+    page.wait_for_selector("#view p.empty", timeout=60000)

@@ -38,7 +38,9 @@ def test_every_route_but_the_public_ones_needs_a_token(client, app):
               # Nova v2.1: version documents.
               ("GET", "/compute"), ("GET", "/compute/"), ("GET", "/compute/v2.1"), ("GET", "/compute/v2.1/"),
               # Glance v2: version documents.
-              ("GET", "/image"), ("GET", "/image/"), ("GET", "/image/versions")}
+              ("GET", "/image"), ("GET", "/image/"), ("GET", "/image/versions"),
+              # Neutron v2.0: version document.
+              ("GET", "/networking"), ("GET", "/networking/")}
     routes = policy_routes(app)
     assert len(routes) > 50
     checked = 0

@@ -61,9 +61,13 @@ def test_reads_are_cached_briefly(views, hypervisor):
 
 def test_kinds_without_a_module_are_empty_and_marked(views):
     cloud, p, t = views
-    for kind in ("volumes", "images"):
-        view = get(cloud, t["a"], p["a"], kind)
-        assert view == {"kind": kind, "available": False, "items": [], "errors": [], "read_at": None}
+    view = get(cloud, t["a"], p["a"], "volumes")
+    assert view == {"kind": "volumes", "available": False, "items": [], "errors": [], "read_at": None}
+    # image_info exists: the view runs it, and says which hosts could not answer (these have no image cache).
+    images = get(cloud, t["a"], p["a"], "images")
+    assert images["available"] is True and images["items"] == []
+    assert {e["host"] for e in images["errors"]} == {"hv1", "hv2"}
+    assert "apply the nimbus.cloud.kvm role first" in next(e["msg"] for e in images["errors"] if e["host"] == "hv1")
     assert cloud.call("GET", "/v1/projects/%s/resources/flavors" % p["a"], t["a"]).status_code == 422
 
 

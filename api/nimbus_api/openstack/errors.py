@@ -21,7 +21,11 @@ TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not F
 KEYSTONE_PREFIX = "/identity"
 NOVA_PREFIX = "/compute"
 GLANCE_PREFIX = "/image"
-OPENSTACK_PREFIXES = (KEYSTONE_PREFIX, NOVA_PREFIX, GLANCE_PREFIX)
+NEUTRON_PREFIX = "/networking"
+OPENSTACK_PREFIXES = (KEYSTONE_PREFIX, NOVA_PREFIX, GLANCE_PREFIX, NEUTRON_PREFIX)
+# Neutron's exception names by status (neutron_lib.exceptions), what openstacksdk shows with the message.
+NEUTRON_TYPES = {400: "BadRequest", 401: "NotAuthorized", 403: "PolicyNotAuthorized", 404: "NotFound",
+                 405: "MethodNotAllowed", 409: "Conflict", 413: "RequestEntityTooLarge", 503: "ServiceUnavailable"}
 # Nova's fault names by status (nova.api.openstack.wsgi); any other status is a computeFault.
 NOVA_FAULTS = {400: "badRequest", 401: "unauthorized", 403: "forbidden", 404: "itemNotFound", 405: "badMethod",
                409: "conflictingRequest", 413: "overLimit", 415: "badMediaType", 429: "overLimit",
@@ -35,6 +39,9 @@ def shaped(path: str, status: int, message: str) -> tuple[int, dict] | None:
         return status, {"error": {"code": status, "title": TITLES.get(status, "Error"), "message": message}}
     if path.startswith(NOVA_PREFIX):
         return status, {NOVA_FAULTS.get(status, "computeFault"): {"code": status, "message": message}}
+    if path == NEUTRON_PREFIX or path.startswith(NEUTRON_PREFIX + "/"):
+        return status, {"NeutronError": {"type": NEUTRON_TYPES.get(status, "NeutronException"), "message": message,
+                                         "detail": ""}}
     if path == GLANCE_PREFIX or path.startswith(GLANCE_PREFIX + "/"):
         return status, {"code": status, "title": TITLES.get(status, "Error"), "message": message}
     return None

@@ -32,6 +32,10 @@ RUNBOOKS = {
     ("server", "create"): "nimbus.server_create",
     ("server", "delete"): "nimbus.server_delete",
     ("server", "action"): "nimbus.server_action",
+    ("network", "create"): "nimbus.network_create",
+    ("network", "delete"): "nimbus.network_delete",
+    ("subnet", "create"): "nimbus.subnet_create",
+    ("subnet", "delete"): "nimbus.subnet_delete",
 }
 IN_FLIGHT = ("pending", "running")
 FAILED = ("failed", "error", "canceled")
@@ -79,21 +83,23 @@ def lock(db, model, ident: str) -> None:
 
 
 def launch(request, db, auth, resource: str, resource_id: str, action: str, extra_vars: dict, shown: dict,
-           check=None, runbook_action: str | None = None) -> Operation:
+           check=None, runbook_action: str | None = None, project_id: str | None = None) -> Operation:
     """Queue the runbook for this change and record it.
 
-    ``check``: called under the project's lock before anything is written (the quota check); what it
-    raises is the answer, with nothing queued.
+    ``check``: called under the project's lock before anything is written (the quota check, records made
+    with the change); what it raises is the answer, with nothing queued. ``project_id``: the project the
+    change is for, when the cloud admin acts for another one (the job's ``nimbus_project``).
     """
     template = runbook(db, auth, resource, runbook_action or action)
-    lock(db, Project, auth.project_id)
+    project_id = project_id or auth.project_id
+    lock(db, Project, project_id)
     try:
         if check is not None:
             check()
-        job = new_job(db, auth, template, auth.project_id, extra_vars, [])
+        job = new_job(db, auth, template, project_id, extra_vars, [])
         db.add(job)
         db.flush()
-        operation = Operation(resource=resource, resource_id=resource_id, action=action, project_id=auth.project_id,
+        operation = Operation(resource=resource, resource_id=resource_id, action=action, project_id=project_id,
                               user_id=auth.user_id, job_id=job.id, shown=json.dumps(shown))
         db.add(operation)
         db.commit()

@@ -22,6 +22,8 @@ UUID_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 _SERVER_ID = {"type": "string", "pattern": UUID_PATTERN}
 _STRINGS = {"type": "string", "maxLength": 255}
+# An IPv4 address or network, as the API has already checked it.
+_ADDRESS = {"type": "string", "pattern": "^[0-9.]{7,15}(/[0-9]{1,2})?$"}
 
 
 def _schema(properties: dict, required: list[str]) -> dict:
@@ -54,6 +56,47 @@ TEMPLATES = {
         "playbook": "server_delete.yml",
         "description": "Delete a server: its instance and its ports (Nova's DELETE /servers/{id})",
         "schema": _schema({"server_id": _SERVER_ID}, ["server_id"]),
+    },
+    "nimbus.network_create": {
+        "playbook": "network_create.yml",
+        "description": "Create a network on every network and compute host (Neutron's POST /networks)",
+        "schema": _schema({
+            "network_id": {"type": "string", "pattern": NAME_PATTERN},
+            "network_type": {"enum": ["vxlan", "vlan", "flat"]},
+            "network_segmentation_id": {"type": "integer", "minimum": 1, "maximum": 16777215},
+            "network_physical_network": {"type": "string", "pattern": NAME_PATTERN},
+            "network_mtu": {"type": "integer", "minimum": 68, "maximum": 9000},
+            "network_shared": {"type": "boolean"},
+            "network_external": {"type": "boolean"},
+        }, ["network_id", "network_type"]),
+    },
+    "nimbus.network_delete": {
+        "playbook": "network_delete.yml",
+        "description": "Delete a network from every host (Neutron's DELETE /networks/{id})",
+        "schema": _schema({"network_id": {"type": "string", "pattern": NAME_PATTERN}}, ["network_id"]),
+    },
+    "nimbus.subnet_create": {
+        "playbook": "subnet_create.yml",
+        "description": "Create a subnet and its DHCP server on the network node (Neutron's POST /subnets)",
+        "schema": _schema({
+            "subnet_id": {"type": "string", "pattern": NAME_PATTERN},
+            "subnet_network": {"type": "string", "pattern": NAME_PATTERN},
+            "subnet_cidr": _ADDRESS,
+            "subnet_gateway": _ADDRESS,
+            "subnet_allocation_pools": {"type": "array", "maxItems": 16, "items": _schema(
+                {"start": _ADDRESS, "end": _ADDRESS}, ["start", "end"])},
+            "subnet_dns_servers": {"type": "array", "maxItems": 5, "items": _ADDRESS},
+            "subnet_host_routes": {"type": "array", "maxItems": 16, "items": _schema(
+                {"destination": _ADDRESS, "nexthop": _ADDRESS}, ["destination", "nexthop"])},
+            "subnet_enable_dhcp": {"type": "boolean"},
+        }, ["subnet_id", "subnet_network", "subnet_cidr"]),
+    },
+    "nimbus.subnet_delete": {
+        "playbook": "subnet_delete.yml",
+        "description": "Delete a subnet (Neutron's DELETE /subnets/{id})",
+        "schema": _schema({"subnet_id": {"type": "string", "pattern": NAME_PATTERN},
+                           "subnet_network": {"type": "string", "pattern": NAME_PATTERN}},
+                          ["subnet_id", "subnet_network"]),
     },
     "nimbus.server_action": {
         "playbook": "server_action.yml",

@@ -30,11 +30,17 @@ async function api(method, path, body) {
     throw new Error("not logged in");
   }
   const data = response.status === 204 ? null : await response.json().catch(() => null);
-  if (!response.ok) {
-    const detail = data && data.detail;
-    throw new Error(typeof detail === "string" ? detail : response.status + " " + JSON.stringify(detail));
-  }
+  if (!response.ok) throw new Error(errorMessage(response.status, data));
   return data;
+}
+
+// The service's own errors ({"detail": ...}) and the OpenStack APIs' ({"badRequest": {"message": ...}},
+// {"error": {"message": ...}}, {"message": ...}).
+function errorMessage(status, data) {
+  if (data && typeof data.detail === "string") return data.detail;
+  if (data && typeof data.message === "string") return data.message;
+  const inner = data && Object.values(data).find((v) => v && typeof v.message === "string");
+  return inner ? inner.message : status + " " + JSON.stringify(data && data.detail);
 }
 
 function projectPath(suffix) {
@@ -195,12 +201,86 @@ async function resourcesView() {
     view.errors.map((e) => el("p", {class: "error"}, e.host + ": " + e.msg)))));
 }
 
+// --- instances: the compute API (Nova), as the openstack command sees it ----------------------------
+
+const COMPUTE = "/compute/v2.1";
+const NETWORKING = "/networking/v2.0";
+
+async function networksView() {
+  const [{networks}, {subnets}] = await Promise.all([
+    api("GET", NETWORKING + "/networks"), api("GET", NETWORKING + "/subnets")]);
+  const cidrs = Object.fromEntries(subnets.map((s) => [s.id, s.cidr]));
+  show(el("h2", {}, "Networks"), table(networks, ["Name", "Status", "Subnets", "Shared", "External"], (n) => [
+    n.name, el("span", {class: "status " + n.status.toLowerCase(), "data-network": n.name}, n.status),
+    n.subnets.map((id) => cidrs[id] || id).join(", "), n.shared ? "yes" : "", n["router:external"] ? "yes" : ""]));
+}
+
+async function instancesView() {
+  const {servers} = await api("GET", COMPUTE + "/servers/detail");
+  const busy = servers.some((s) => s.status === "BUILD" || s.status === "REBOOT" || s["OS-EXT-STS:task_state"]);
+  show(el("h2", {}, "Instances"),
+    el("a", {href: "#/launch-instance", class: "button", id: "launch-instance"}, "Launch instance"),
+    table(servers, ["Name", "Status", "Flavor", "Image", "Addresses", ""], (s) => [
+      s.name, el("span", {class: "status " + s.status.toLowerCase(), "data-server": s.name}, s.status,
+        s["OS-EXT-STS:task_state"] ? " (" + s["OS-EXT-STS:task_state"] + ")" : ""),
+      s.flavor.id, s.image ? s.image.id : "",
+      Object.entries(s.addresses).map(([net, ips]) => net + ": " + ips.map((i) => i.addr).join(", ")).join("; "),
+      el("span", {}, s.fault ? el("small", {class: "error"}, s.fault.message) : null,
+        el("button", {"data-delete": s.name, onclick: () => deleteInstance(s)}, "Delete"))]));
+  // While something is changing, look again shortly (only while this view is the one shown).
+  if (busy) setTimeout(() => { if (window.location.hash === "#/instances") route(); }, 1500);
+}
+
+async function deleteInstance(server) {
+  if (!window.confirm("Delete instance " + server.name + "?")) return;
+  try {
+    await api("DELETE", COMPUTE + "/servers/" + server.id);
+    await route();
+  } catch (error) {
+    fail(error);
+  }
+}
+
+async function launchInstanceView() {
+  const [{flavors}, images, {keypairs}, {networks}] = await Promise.all([
+    api("GET", COMPUTE + "/flavors/detail"), api("GET", "/image/v2/images").catch(() => ({images: []})),
+    api("GET", COMPUTE + "/os-keypairs"), api("GET", NETWORKING + "/networks").catch(() => ({networks: []}))]);
+  const choose = (name, items, label, optional) => el("label", {}, name,
+    el("select", {name: name.toLowerCase().replace(" ", "_"), required: !optional},
+      (optional ? [el("option", {value: ""}, "(none)")] : []).concat(items.map((i) => el("option", {value: i[0]}, label(i))))));
+  const form = el("form", {id: "instance-form"},
+    el("label", {}, "Name", el("input", {name: "name", required: true, maxlength: 255})),
+    choose("Flavor", flavors.map((f) => [f.id, f]), ([, f]) => f.name + " (" + f.vcpus + " vCPU, " + f.ram + " MB)"),
+    choose("Image", images.images.map((i) => [i.id, i]), ([, i]) => i.name),
+    choose("Network", networks.filter((n) => n.status === "ACTIVE" && !n["router:external"]).map((n) => [n.id, n]),
+      ([, n]) => n.name, true),
+    choose("Key pair", keypairs.map((k) => [k.keypair.name, k]), ([name]) => name, true),
+    el("button", {type: "submit", id: "instance-submit"}, "Launch"));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const values = Object.fromEntries(new FormData(form));
+    const server = {name: values.name, flavorRef: values.flavor, imageRef: values.image,
+      networks: values.network ? [{uuid: values.network}] : "none"};
+    if (values.key_pair) server.key_name = values.key_pair;
+    try {
+      await api("POST", COMPUTE + "/servers", {server});
+      window.location.hash = "#/instances";
+    } catch (error) {
+      fail(error);
+    }
+  });
+  show(el("h2", {}, "Launch instance"), form);
+}
+
 // --- frame --------------------------------------------------------------------------------
 
 async function route() {
   const [, page, id] = (window.location.hash || "#/templates").split("/");
   try {
     if (page === "launch") await launchView(id);
+    else if (page === "instances") await instancesView();
+    else if (page === "networks") await networksView();
+    else if (page === "launch-instance") await launchInstanceView();
     else if (page === "jobs" && id) await jobView(id);
     else if (page === "jobs") await jobsView();
     else if (page === "resources") await resourcesView();
