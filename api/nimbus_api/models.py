@@ -302,6 +302,9 @@ class Job(Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     rc: Mapped[int | None] = mapped_column(Integer, nullable=True)
     relaunch_of: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # Jobs (ids, comma-separated) that must have ended before this one starts: a subnet's job waits for its
+    # network's, a server's for its networks'.
+    after: Mapped[str] = mapped_column(Text, default="", server_default="")
     # The worker (Celery node name, or host of the in-process queue) that ran the job.
     execution_node: Mapped[str | None] = mapped_column(String(255), nullable=True)
     # Refreshed by the worker while the job runs; a running job whose heartbeat stops is reaped as "error".

@@ -116,6 +116,12 @@ class JobRunner:
             db.rollback()
             return False
 
+    def waiting(self, db, job) -> bool:
+        """Whether a job this one comes after is still pending or running (then it waits, as for busy hosts)."""
+        earlier = [j for j in (job.after or "").split(",") if j]
+        return bool(earlier) and db.scalar(select(func.count(Job.id)).where(
+            Job.id.in_(earlier), Job.status.in_(("pending", "running")))) > 0
+
     def release(self, db, job_id):
         db.execute(delete(TargetLock).where(TargetLock.job_id == job_id))
         db.commit()
@@ -130,7 +136,7 @@ class JobRunner:
             job = db.get(Job, job_id)
             if job is None or job.status != "pending":
                 return job.status if job else "missing"
-            if not self.claim(db, job):
+            if self.waiting(db, job) or not self.claim(db, job):
                 return "pending"
             job.execution_node = node or socket.gethostname()
             job.heartbeat_at = now()

@@ -31,6 +31,11 @@ EDIT = r"""
       ansible.builtin.slurp:
         src: "{{ standin_networks }}"
       register: current
+    - name: A subnet needs its network on the hosts, as the real runbook checks
+      ansible.builtin.assert:
+        that: subnet_network in (current.content | b64decode | from_json | map(attribute='name'))
+        fail_msg: network {{ subnet_network }} is not a network of this project
+      when: subnet_network is defined
     - name: Write them back changed
       ansible.builtin.copy:
         dest: "{{ standin_networks }}"
@@ -206,3 +211,47 @@ def test_admin_only_attributes_quotas_and_a_failed_create(neutron):
     with app.state.sessions() as db:
         assert db.query(Job).count() == before + 1
         assert db.query(Operation).filter(Operation.resource == "network").count() == 4
+
+
+def test_a_subnet_made_at_once_waits_for_its_network(neutron):
+    """A client makes the subnet right after the network, while the network's job is still queued: the subnet's job
+    runs after the network's (its stand-in fails on a network the hosts do not have yet)."""
+    cloud, app, p, t, hosts = neutron
+    network = call(cloud, "POST", t["member-a"], "/networks", 201, json={"network": {"name": "quick"}})["network"]
+    subnet = call(cloud, "POST", t["member-a"], "/subnets", 201, json={"subnet": {
+        "network_id": network["id"], "cidr": "10.60.0.0/24"}})["subnet"]
+    settle(app)
+    assert call(cloud, "GET", t["member-a"], "/networks/" + network["id"], 200)["network"]["subnets"] == [subnet["id"]]
+    # And the other way round: the network's deletion waits for its subnet's.
+    call(cloud, "DELETE", t["member-a"], "/subnets/" + subnet["id"], 204)
+    call(cloud, "DELETE", t["member-a"], "/networks/" + network["id"], 204)
+    settle(app)
+    with app.state.sessions() as db:
+        jobs = {o.action + " " + o.resource: db.get(Job, o.job_id) for o in db.query(Operation)}
+    assert all(j.status == "successful" for j in jobs.values()), {k: j.status for k, j in jobs.items()}
+    assert jobs["create subnet"].after == jobs["create network"].id
+    assert jobs["delete network"].after == jobs["delete subnet"].id
+    order = sorted(jobs, key=lambda k: jobs[k].started_at)
+    assert order == ["create network", "create subnet", "delete subnet", "delete network"]
+    assert [n["name"] for n in json.loads(hosts.read_text())] == ["public"]
+
+
+def test_a_job_waits_while_a_job_it_comes_after_has_not_ended(neutron):
+    cloud, app, p, t, hosts = neutron
+    from nimbus_api.models import JobTemplate
+    runner = app.state.runner
+    with app.state.sessions() as db:
+        template = db.query(JobTemplate).filter(JobTemplate.name == "nimbus.network_delete").one()
+        first = Job(template_id=template.id, project_id=p["a"], launched_by="x", status="running",
+                    extra_vars="{}", targets="")
+        db.add(first)
+        db.flush()
+        second = Job(template_id=template.id, project_id=p["a"], launched_by="x", extra_vars="{}", targets="",
+                     after=first.id)
+        db.add(second)
+        db.commit()
+        assert runner.waiting(db, second) is True
+        assert runner.run(second.id) == "pending"
+        first.status = "failed"  # ended, however: the next one may go
+        db.commit()
+        assert runner.waiting(db, second) is False

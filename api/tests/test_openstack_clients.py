@@ -280,3 +280,67 @@ def test_openstack_command_server_lifecycle(venv, compute, cloud, app, hyperviso
     assert (tmp_path / "actions").read_text().split() == [created["id"], "stop", "soft"]
     openstack(venv, env, "server", "delete", "--wait", "vm1")
     assert json.loads(openstack(venv, env, "server", "list", "-f", "json").stdout) == []
+
+
+def test_openstack_command_networks_subnets_and_a_server_on_them(venv, compute, cloud, app, hypervisor, live_server,
+                                                                  tmp_path):
+    """network create/list/show/set/delete, subnet create/list/delete and server create --network with the real
+    command; the runbooks are the stand-ins of test_neutron and test_nova_server_changes."""
+    from conftest import with_views
+    from nimbus_api.openstack import runbooks
+    from test_neutron import STANDINS as NETWORK_STANDINS
+    from test_nova_server_changes import STANDINS as SERVER_STANDINS
+
+    settings = app.state.settings
+    for name, text in dict(NETWORK_STANDINS, **SERVER_STANDINS).items():
+        (settings.playbooks_dir / name).write_text(text)
+    xml = hypervisor([])
+    hosts = tmp_path / "networks.json"
+    hosts.write_text("[]")
+    (tmp_path / "go").write_text("")
+    with app.state.sessions() as db:
+        runbooks.register(db, "compute:\n  hosts:\n    hv1:\n      ansible_connection: local\n"
+                          "      ansible_python_interpreter: %s\n" % sys.executable,
+                          {"standin_xml": str(xml), "standin_gate": str(tmp_path / "go"),
+                           "standin_networks": str(hosts)})
+    with_views(app, images=lambda: [IMAGE], networks=lambda: json.loads(hosts.read_text()))
+    for name, kind, path in (("glance", "image", "/image"), ("neutron", "network", "/networking")):
+        made = cloud.call("POST", "/v1/services", cloud.admin, json={"name": name, "type": kind})
+        cloud.call("PUT", "/v1/services/%s/endpoints" % made.json()["id"], cloud.admin,
+                   json={"interface": "public", "url": live_server + path})
+    admin = os_env(compute, "admin", ADMIN_PASSWORD)
+    openstack(venv, admin, "flavor", "create", "--vcpus", "1", "--ram", "256", "--disk", "1", "--id", "1", "m1.nano")
+    project = cloud.project("netted")
+    cloud.user("nina", password="member-password-3", roles=[(project, "member")])
+    env = os_env(compute, "nina", "member-password-3", "netted")
+    made = json.loads(openstack(venv, env, "network", "create", "-f", "json", "private").stdout)
+    assert (made["name"], made["status"], made["project_id"]) == ("private", "BUILD", project)
+    app.state.queue.drain(30)
+    listed = json.loads(openstack(venv, env, "network", "list", "-f", "json").stdout)
+    assert [(n["Name"], n["ID"]) for n in listed] == [("private", made["id"])]
+    subnet = json.loads(openstack(venv, env, "subnet", "create", "-f", "json", "--network", "private",
+                                  "--subnet-range", "10.50.0.0/24", "private-subnet").stdout)
+    assert (subnet["cidr"], subnet["gateway_ip"], subnet["network_id"]) == ("10.50.0.0/24", "10.50.0.1", made["id"])
+    app.state.queue.drain(30)
+    shown = json.loads(openstack(venv, env, "network", "show", "-f", "json", "private").stdout)
+    assert shown["status"] == "ACTIVE" and shown["subnets"] == [subnet["id"]]
+    openstack(venv, env, "network", "set", "--name", "renamed", "private")
+    server = json.loads(openstack(venv, env, "server", "create", "-f", "json", "--flavor", "m1.nano", "--image",
+                                  "nimbus-tiny.qcow2", "--network", "renamed", "--wait", "on-net").stdout)
+    assert server["status"] == "ACTIVE"
+    arrived = json.loads((xml.parent / ("arrived-%s.json" % server["id"])).read_text())
+    assert arrived["networks"] == [made["id"]]
+    # Another project sees none of it.
+    elsewhere = cloud.project("elsewhere")
+    cloud.user("otto", password="member-password-4", roles=[(elsewhere, "member")])
+    other = os_env(compute, "otto", "member-password-4", "elsewhere")
+    assert json.loads(openstack(venv, other, "network", "list", "-f", "json").stdout) == []
+    assert json.loads(openstack(venv, other, "server", "list", "-f", "json").stdout) == []
+    assert openstack(venv, other, "network", "show", made["id"], ok=False).returncode != 0
+    assert openstack(venv, other, "network", "delete", made["id"], ok=False).returncode != 0
+    openstack(venv, env, "server", "delete", "--wait", "on-net")
+    openstack(venv, env, "subnet", "delete", "private-subnet")
+    app.state.queue.drain(30)
+    openstack(venv, env, "network", "delete", "renamed")
+    app.state.queue.drain(30)
+    assert json.loads(openstack(venv, env, "network", "list", "-f", "json").stdout) == []

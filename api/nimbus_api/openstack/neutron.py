@@ -391,7 +391,8 @@ def delete_network(network_id: str, request: Request, auth=Depends(current_auth)
         if op.operation.resource_id == network_id and op.operation.action == "create" and (op.in_flight or op.failed):
             operations.cancel_create(db, op)
     operations.launch(request, db, auth, "network", network_id, "delete", {"network_id": network_id},
-                      {"name": network["name"]}, project_id=network["project_id"] or auth.project_id)
+                      {"name": network["name"]}, project_id=network["project_id"] or auth.project_id,
+                      after=operations.network_work(db, [network_id]))
     return Response(status_code=204)
 
 
@@ -526,7 +527,7 @@ def create_subnet(body: SubnetCreate, request: Request, auth=Depends(current_aut
         db.add(Record(kind="subnet", id=subnet_id, project_id=project_id, name=s.name, description=s.description))
 
     operations.launch(request, db, auth, "subnet", subnet_id, "create", extra_vars, shown, check=check,
-                      project_id=project_id)
+                      project_id=project_id, after=operations.in_flight(db, "network", [network["id"]]))
     return {"subnet": _subnet_out(dict(shown, name=subnet_id), network, db.get(Record, ("subnet", subnet_id)))}
 
 
@@ -568,5 +569,6 @@ def delete_subnet(subnet_id: str, request: Request, auth=Depends(current_auth), 
                             "have an IP allocation from this subnet." % subnet_id)
     operations.launch(request, db, auth, "subnet", subnet_id, "delete",
                       {"subnet_id": subnet_id, "subnet_network": network["id"]},
-                      {"name": subnet["name"], "network_id": network["id"]}, project_id=subnet["project_id"])
+                      {"name": subnet["name"], "network_id": network["id"]}, project_id=subnet["project_id"],
+                      after=operations.in_flight(db, "subnet", [subnet_id]))
     return Response(status_code=204)

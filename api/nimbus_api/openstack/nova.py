@@ -851,7 +851,8 @@ def create_server(body: ServerCreate, request: Request, auth=Depends(current_aut
              "security_groups": [g.name for g in s.security_groups]}
     items, read_at = _project_view(request, db, auth)
     operations.launch(request, db, auth, "server", server_id, "create", extra_vars, shown,
-                      check=lambda: _quota_check(request, db, auth, flavor, items, read_at))
+                      check=lambda: _quota_check(request, db, auth, flavor, items, read_at),
+                      after=operations.network_work(db, networks))
     link = _root(request) + "/v2.1/servers/" + server_id
     return {"server": {"id": server_id, "links": [{"rel": "self", "href": link}, {"rel": "bookmark", "href": link}],
                        "OS-DCF:diskConfig": "MANUAL",
@@ -886,7 +887,7 @@ def delete_server(server_id: str, request: Request, auth=Depends(current_auth), 
         operations.cancel_create(db, creating)
     name = (item or {}).get("metadata", {}).get("display_name") if item else creating.shown.get("name")
     operations.launch(request, db, auth, "server", server_id, "delete", {"server_id": server_id},
-                      {"name": name or server_id})
+                      {"name": name or server_id}, after=operations.in_flight(db, "server", [server_id]))
     return Response(status_code=204)
 
 

@@ -83,12 +83,14 @@ def lock(db, model, ident: str) -> None:
 
 
 def launch(request, db, auth, resource: str, resource_id: str, action: str, extra_vars: dict, shown: dict,
-           check=None, runbook_action: str | None = None, project_id: str | None = None) -> Operation:
+           check=None, runbook_action: str | None = None, project_id: str | None = None,
+           after=()) -> Operation:
     """Queue the runbook for this change and record it.
 
     ``check``: called under the project's lock before anything is written (the quota check, records made
     with the change); what it raises is the answer, with nothing queued. ``project_id``: the project the
-    change is for, when the cloud admin acts for another one (the job's ``nimbus_project``).
+    change is for, when the cloud admin acts for another one (the job's ``nimbus_project``). ``after``: the
+    operations in flight this change needs done first (its job starts after theirs end).
     """
     template = runbook(db, auth, resource, runbook_action or action)
     project_id = project_id or auth.project_id
@@ -96,7 +98,8 @@ def launch(request, db, auth, resource: str, resource_id: str, action: str, extr
     try:
         if check is not None:
             check()
-        job = new_job(db, auth, template, project_id, extra_vars, [])
+        job = new_job(db, auth, template, project_id, extra_vars, [],
+                      after=[p.operation.job_id for p in after if p.operation.job_id])
         db.add(job)
         db.flush()
         operation = Operation(resource=resource, resource_id=resource_id, action=action, project_id=project_id,
@@ -112,14 +115,14 @@ def launch(request, db, auth, resource: str, resource_id: str, action: str, extr
 
 def pending(db, project_id: str | None, resource: str, since: float = 0) -> list[Pending]:
     """The operations that still say something about the project's resources (every project's for None):
-    those in flight, failed creates not dismissed, and those that ended after ``since`` (epoch seconds),
-    oldest first."""
-    ended_after = datetime.fromtimestamp(since, timezone.utc)
+    those in flight, failed creates not dismissed, and those that ended after ``since`` (epoch seconds: when
+    the view they are merged with was read; 0 for none), oldest first."""
+    says_something = [Job.status.in_(IN_FLIGHT), (Operation.action == "create") & Job.status.in_(FAILED)]
+    if since:
+        says_something.append(Job.finished_at > datetime.fromtimestamp(since, timezone.utc))
     query = (select(Operation, Job.status, Job.finished_at, Job.explanation)
              .outerjoin(Job, Operation.job_id == Job.id)
-             .where(Operation.resource == resource, Operation.dismissed.is_(False),
-                    or_(Job.status.in_(IN_FLIGHT), Job.finished_at > ended_after,
-                        (Operation.action == "create") & Job.status.in_(FAILED)))
+             .where(Operation.resource == resource, Operation.dismissed.is_(False), or_(*says_something))
              .order_by(Operation.id))
     if project_id is not None:
         query = query.where(Operation.project_id == project_id)
@@ -141,6 +144,19 @@ def last_ended(db, project_id: str | None, resource: str) -> float:
     if finished.tzinfo is None:  # SQLite gives naive datetimes back; they were stored in UTC
         finished = finished.replace(tzinfo=timezone.utc)
     return finished.timestamp()
+
+
+def in_flight(db, resource: str, resource_ids) -> list[Pending]:
+    """The operations in flight on these resources (any project's: the caller has checked access)."""
+    wanted = set(resource_ids)
+    return [p for p in pending(db, None, resource) if p.in_flight and p.operation.resource_id in wanted]
+
+
+def network_work(db, network_ids) -> list[Pending]:
+    """What is being done to these networks and their subnets: what a change that uses them waits for."""
+    wanted = set(network_ids)
+    subnets = [p for p in pending(db, None, "subnet") if p.in_flight and p.shown.get("network_id") in wanted]
+    return in_flight(db, "network", wanted) + subnets
 
 
 def fault(db, item: Pending) -> str:

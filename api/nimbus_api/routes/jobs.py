@@ -241,8 +241,9 @@ def _start(request, db, auth, template, project_id, extra_vars, credentials, key
     return _job_out(job)
 
 
-def new_job(db, auth, template, project_id, extra_vars, credentials, key=None, relaunch_of=None) -> Job:
-    """A pending job of the template for the project, its variables and credentials checked; not yet added."""
+def new_job(db, auth, template, project_id, extra_vars, credentials, key=None, relaunch_of=None, after=()) -> Job:
+    """A pending job of the template for the project, its variables and credentials checked; not yet added.
+    ``after``: jobs that must end before it starts."""
     check_launch_vars(template, extra_vars)
     for cred_id in credentials:
         cred = db.get(Credential, cred_id)
@@ -257,7 +258,8 @@ def new_job(db, auth, template, project_id, extra_vars, credentials, key=None, r
             credentials = list(credentials) + [cred.id]
     return Job(template_id=template.id, project_id=project_id, launched_by=auth.user_id, idempotency_key=key,
                extra_vars=json.dumps(extra_vars), credential_ids=",".join(credentials),
-               targets=",".join(inventory_hosts(template.inventory)), relaunch_of=relaunch_of)
+               targets=",".join(inventory_hosts(template.inventory)), relaunch_of=relaunch_of,
+               after=",".join(after))
 
 
 # Sequence numbers and paging offsets: within a signed 32-bit integer, which every database stores.

@@ -1,4 +1,5 @@
-"""records (what the OpenStack APIs keep of resources beyond their hosts) and segments (tenant networks' VNIs)
+"""records (what the OpenStack APIs keep of resources beyond their hosts), segments (tenant networks' VNIs), and
+the jobs a job waits for
 
 Revision ID: 0008
 Revises: 0007
@@ -40,7 +41,13 @@ def upgrade():
     )
 
 
+    with op.batch_alter_table("jobs") as batch:
+        batch.add_column(sa.Column("after", sa.Text(), server_default="", nullable=False))
+
+
 def downgrade():
+    with op.batch_alter_table("jobs") as batch:
+        batch.drop_column("after")
     op.drop_table("segments")
     op.drop_index("ix_records_project_id", table_name="records")
     op.drop_table("records")
