@@ -26,7 +26,7 @@ from starlette.datastructures import Headers
 
 from nimbus_api import identity, quotas
 from nimbus_api.deps import get_db
-from nimbus_api.models import Flavor, FlavorAccess, Keypair, Project, User, new_id, now
+from nimbus_api.models import Flavor, FlavorAccess, Keypair, Project, Record, User, new_id, now
 from nimbus_api.openstack import operations
 from nimbus_api.policy import PolicyRoute, current_auth, policy
 
@@ -506,12 +506,14 @@ STATUS = {"running": ("ACTIVE", "active", 1), "blocked": ("ACTIVE", "active", 1)
 UNKNOWN = ("UNKNOWN", "error", 0)
 
 
-def _addresses(item: dict) -> dict:
+def _addresses(item: dict, network_names: dict | None = None) -> dict:
     """Nova's addresses: per network, the port's fixed IPs with the NIC's MAC (a bare bridge NIC has none)."""
     out: dict[str, list] = {}
     for nic in item.get("nics") or []:
         port = nic.get("port") or {}
         network = port.get("network") or nic.get("bridge") or "unknown"
+        # Nova labels addresses with the network's name: the one given through the networking API, if any.
+        network = (network_names or {}).get(network, network)
         for fixed in port.get("fixed_ips") or []:
             if fixed.get("ip"):
                 out.setdefault(network, []).append({
@@ -526,8 +528,9 @@ def display_name(item: dict) -> str:
 
 
 def server_view(request: Request, item: dict, auth, flavors_by_name: dict, detail: bool = True,
-                image_ids: dict | None = None) -> dict:
-    """Nova's view of a server. ``image_ids``: image file -> Glance id, to name the image as Glance does."""
+                image_ids: dict | None = None, network_names: dict | None = None) -> dict:
+    """Nova's view of a server. ``image_ids``: image file -> Glance id, to name the image as Glance does;
+    ``network_names``: network id -> its name, for the addresses' labels."""
     image_ids = image_ids or {}
     server_id = item.get("uuid") or ""
     link = _root(request) + "/v2.1/servers/" + server_id
@@ -549,7 +552,7 @@ def server_view(request: Request, item: dict, auth, flavors_by_name: dict, detai
         "flavor": {"id": flavor_id, "links": [{"rel": "bookmark", "href": _root(request) + "/v2.1/flavors/"
                                                + flavor_id}]},
         "image": {"id": image_ids.get(item["image"], item["image"]), "links": []} if item.get("image") else "",
-        "addresses": _addresses(item), "key_name": own.get("key_name"),
+        "addresses": _addresses(item, network_names), "key_name": own.get("key_name"),
         "hostId": hashlib.sha224((project + host).encode()).hexdigest() if host else "",
         "accessIPv4": "", "accessIPv6": "", "progress": 0, "config_drive": "",
         "created": own.get("created_at"), "updated": own.get("created_at"),
@@ -658,6 +661,10 @@ def _image_ids(request: Request) -> dict:
     return {i.get("file") or i.get("name"): i["id"] for i in views.read("images")[0] if i.get("id")}
 
 
+def _network_names(db) -> dict:
+    return dict(db.execute(select(Record.id, Record.name).where(Record.kind == "network", Record.name != "")).all())
+
+
 def _flavors_by_name(db) -> dict:
     return {f.name: f for f in db.scalars(select(Flavor))}
 
@@ -676,8 +683,9 @@ def list_servers_detail(request: Request, name: str | None = None, status: str |
                         all_tenants: str | None = None, auth=Depends(current_auth), db=Depends(get_db)):
     items = _filtered(_servers(request, db, auth, all_tenants is not None), name, status)
     flavors = _flavors_by_name(db)
-    images = _image_ids(request)
-    return {"servers": [server_view(request, i, auth, flavors, image_ids=images) for i in items]}
+    images, names = _image_ids(request), _network_names(db)
+    return {"servers": [server_view(request, i, auth, flavors, image_ids=images, network_names=names)
+                        for i in items]}
 
 
 @router.get("/v2.1/servers/{server_id}")
@@ -685,7 +693,8 @@ def list_servers_detail(request: Request, name: str | None = None, status: str |
 def show_server(server_id: str, request: Request, auth=Depends(current_auth), db=Depends(get_db)):
     for item in _servers(request, db, auth, all_tenants=auth.is_admin):
         if item.get("uuid") == server_id:
-            return {"server": server_view(request, item, auth, _flavors_by_name(db), image_ids=_image_ids(request))}
+            return {"server": server_view(request, item, auth, _flavors_by_name(db), image_ids=_image_ids(request),
+                                          network_names=_network_names(db))}
     raise HTTPException(status_code=404, detail="Instance %s could not be found." % server_id[:64])
 
 
