@@ -348,3 +348,13 @@ def with_views(app, **kinds):
             return super().read(kind, fresher_than)
 
     app.state.resources = Given(app.state.settings)
+
+
+def register_runbooks(app, **template_vars):
+    """The runbooks' templates, on one local host (hv1) and with these template variables (the stand-ins'
+    files): what ``nimbus-api runbooks`` registers."""
+    from nimbus_api.openstack import runbooks
+
+    with app.state.sessions() as db:
+        runbooks.register(db, "compute:\n  hosts:\n    hv1:\n      ansible_connection: local\n"
+                          "      ansible_python_interpreter: %s\n" % sys.executable, template_vars)

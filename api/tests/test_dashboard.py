@@ -132,19 +132,13 @@ def test_instances_launch_watch_and_delete(page, live_server, cloud, app, hyperv
     """What a Horizon user looks for first: the project's instances, a Launch instance form (name, flavor, image,
     key pair) and delete, on the compute and image APIs. The server runbooks are test_nova_server_changes's
     stand-ins (they edit the test driver's file the instances view reads)."""
-    import sys
-
-    from conftest import TINY_IMAGE, with_views
-    from nimbus_api.openstack import runbooks
+    from conftest import TINY_IMAGE, register_runbooks, with_views
     from test_nova_server_changes import STANDINS
 
     for name, text in STANDINS.items():
         (app.state.settings.playbooks_dir / name).write_text(text)
     xml = hypervisor([])
-    with app.state.sessions() as db:
-        runbooks.register(db, "compute:\n  hosts:\n    hv1:\n      ansible_connection: local\n"
-                          "      ansible_python_interpreter: %s\n" % sys.executable,
-                          {"standin_xml": str(xml), "standin_gate": str(tmp_path / "go")})
+    register_runbooks(app, standin_xml=str(xml), standin_gate=str(tmp_path / "go"))
     networks = []
     with_views(app, images=lambda: [TINY_IMAGE], networks=lambda: networks)
     made = cloud.client.post("/compute/v2.1/flavors", headers={"X-Auth-Token": cloud.admin},

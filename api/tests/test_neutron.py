@@ -7,14 +7,12 @@ file the networks view reads (the real runbooks run on real hosts in the network
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
-from conftest import Cloud, bootstrapped_app, with_views
+from conftest import Cloud, bootstrapped_app, register_runbooks, with_views
 from fastapi.testclient import TestClient
 
 from nimbus_api.models import Job, Operation, Segment
-from nimbus_api.openstack import runbooks
 
 N = "/networking/v2.0"
 
@@ -81,10 +79,7 @@ def neutron(settings, tmp_path):
         cloud.user("member-a", roles=[(a, "member")])
         cloud.user("reader-a", roles=[(a, "reader")])
         cloud.user("member-b", roles=[(b, "member")])
-        with app.state.sessions() as db:
-            runbooks.register(db, "compute:\n  hosts:\n    hv1:\n      ansible_connection: local\n"
-                              "      ansible_python_interpreter: %s\n" % sys.executable,
-                              {"standin_networks": str(hosts)})
+        register_runbooks(app, standin_networks=str(hosts))
         tokens = {n: cloud.token(n, "password-123", p) for n, p in
                   (("member-a", "proj-a"), ("reader-a", "proj-a"), ("member-b", "proj-b"))}
         yield cloud, app, {"a": a, "b": b}, tokens, hosts

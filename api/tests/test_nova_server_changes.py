@@ -12,16 +12,14 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import json
-import sys
 import time
 
 import httpx
 import pytest
-from conftest import Cloud, bootstrapped_app, with_images
+from conftest import Cloud, bootstrapped_app, register_runbooks, with_images
 from fastapi.testclient import TestClient
 
 from nimbus_api.models import Job, Operation
-from nimbus_api.openstack import runbooks
 
 C = "/compute/v2.1"
 
@@ -97,10 +95,7 @@ def compute(views_settings, hypervisor, tmp_path):
         cloud.user("member-a", roles=[(a, "member")])
         cloud.user("reader-a", roles=[(a, "reader")])
         cloud.user("member-b", roles=[(b, "member")])
-        with app.state.sessions() as db:
-            runbooks.register(db, "compute:\n  hosts:\n    hv1:\n      ansible_connection: local\n"
-                              "      ansible_python_interpreter: %s\n" % sys.executable,
-                              {"standin_xml": str(xml), "standin_gate": str(tmp_path / "go")})
+        register_runbooks(app, standin_xml=str(xml), standin_gate=str(tmp_path / "go"))
         made = client.post(C + "/flavors", headers={"X-Auth-Token": cloud.admin},
                            json={"flavor": {"name": "m1.small", "id": "small", "vcpus": 2, "ram": 512, "disk": 1}})
         assert made.status_code == 200, made.text

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -243,8 +242,7 @@ def test_openstack_command_server_lifecycle(venv, compute, cloud, app, hyperviso
     """server create --wait, list, stop and delete --wait with the real command: Glance resolves the image, the
     create is a job of the server runbook (the stand-ins of test_nova_server_changes, which edit the test
     driver's file the instances view reads), BUILD then ACTIVE."""
-    from conftest import with_images
-    from nimbus_api.openstack import runbooks
+    from conftest import register_runbooks, with_images
     from test_nova_server_changes import STANDINS
 
     settings = app.state.settings
@@ -252,10 +250,7 @@ def test_openstack_command_server_lifecycle(venv, compute, cloud, app, hyperviso
         (settings.playbooks_dir / name).write_text(text)
     xml = hypervisor([])
     (tmp_path / "go").write_text("")
-    with app.state.sessions() as db:
-        runbooks.register(db, "compute:\n  hosts:\n    hv1:\n      ansible_connection: local\n"
-                          "      ansible_python_interpreter: %s\n" % sys.executable,
-                          {"standin_xml": str(xml), "standin_gate": str(tmp_path / "go")})
+    register_runbooks(app, standin_xml=str(xml), standin_gate=str(tmp_path / "go"))
     with_images(app, [IMAGE])
     made = cloud.call("POST", "/v1/services", cloud.admin, json={"name": "glance", "type": "image"})
     cloud.call("PUT", "/v1/services/%s/endpoints" % made.json()["id"], cloud.admin,
@@ -286,8 +281,7 @@ def test_openstack_command_networks_subnets_and_a_server_on_them(venv, compute, 
                                                                   tmp_path):
     """network create/list/show/set/delete, subnet create/list/delete and server create --network with the real
     command; the runbooks are the stand-ins of test_neutron and test_nova_server_changes."""
-    from conftest import with_views
-    from nimbus_api.openstack import runbooks
+    from conftest import register_runbooks, with_views
     from test_neutron import STANDINS as NETWORK_STANDINS
     from test_nova_server_changes import STANDINS as SERVER_STANDINS
 
@@ -298,11 +292,7 @@ def test_openstack_command_networks_subnets_and_a_server_on_them(venv, compute, 
     hosts = tmp_path / "networks.json"
     hosts.write_text("[]")
     (tmp_path / "go").write_text("")
-    with app.state.sessions() as db:
-        runbooks.register(db, "compute:\n  hosts:\n    hv1:\n      ansible_connection: local\n"
-                          "      ansible_python_interpreter: %s\n" % sys.executable,
-                          {"standin_xml": str(xml), "standin_gate": str(tmp_path / "go"),
-                           "standin_networks": str(hosts)})
+    register_runbooks(app, standin_xml=str(xml), standin_gate=str(tmp_path / "go"), standin_networks=str(hosts))
     with_views(app, images=lambda: [IMAGE], networks=lambda: json.loads(hosts.read_text()))
     for name, kind, path in (("glance", "image", "/image"), ("neutron", "network", "/networking")):
         made = cloud.call("POST", "/v1/services", cloud.admin, json={"name": name, "type": kind})

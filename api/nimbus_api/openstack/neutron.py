@@ -328,14 +328,22 @@ def create_network(body: NetworkCreate, request: Request, auth=Depends(current_a
 @router.get("/v2.0/networks")
 @policy("authenticated")
 def list_networks(request: Request, auth=Depends(current_auth), db=Depends(get_db)):
-    return {"networks": _fields(_filtered(_networks(request, db, auth), request), request)}
+    return {"networks": _listing(_networks(request, db, auth), request)}
+
+
+def _one(rows: list[dict], resource_id: str, what: str) -> dict:
+    for row in rows:
+        if row["id"] == resource_id:
+            return row
+    raise HTTPException(status_code=404, detail="%s %s could not be found." % (what, resource_id[:64]))
+
+
+def _listing(rows: list[dict], request: Request) -> list[dict]:
+    return _fields(_filtered(rows, request), request)
 
 
 def _find_network(request, db, auth, network_id: str) -> dict:
-    for network in _networks(request, db, auth):
-        if network["id"] == network_id:
-            return network
-    raise HTTPException(status_code=404, detail="Network %s could not be found." % network_id[:64])
+    return _one(_networks(request, db, auth), network_id, "Network")
 
 
 @router.get("/v2.0/networks/{network_id}")
@@ -541,14 +549,11 @@ def _route_destination(value: str):
 @router.get("/v2.0/subnets")
 @policy("authenticated")
 def list_subnets(request: Request, auth=Depends(current_auth), db=Depends(get_db)):
-    return {"subnets": _fields(_filtered(_subnets(request, db, auth), request), request)}
+    return {"subnets": _listing(_subnets(request, db, auth), request)}
 
 
 def _find_subnet(request, db, auth, subnet_id: str) -> dict:
-    for subnet in _subnets(request, db, auth):
-        if subnet["id"] == subnet_id:
-            return subnet
-    raise HTTPException(status_code=404, detail="Subnet %s could not be found." % subnet_id[:64])
+    return _one(_subnets(request, db, auth), subnet_id, "Subnet")
 
 
 @router.get("/v2.0/subnets/{subnet_id}")

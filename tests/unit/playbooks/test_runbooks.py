@@ -1,0 +1,41 @@
+"""The runbooks (the playbooks the API's job templates run) use what the API's workers have: ansible-core's
+ansible.builtin and this collection, nothing from other collections (the api role installs only nimbus.cloud
+next to ansible-core); and every runbook a template names exists, with its checks of the request first."""
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[3]
+PLAYBOOKS = REPO / "playbooks"
+RUNBOOKS = sorted(p for p in PLAYBOOKS.glob("*.yml") if p.name.split("_")[0] in ("server", "network", "subnet"))
+FQCN = re.compile(r"\b([a-z0-9_]+)\.([a-z0-9_]+)\.([a-z0-9_]+)\b")
+
+
+def runbook_files():
+    return RUNBOOKS + sorted((PLAYBOOKS / "tasks").glob("*.yml"))
+
+
+def test_there_are_runbooks():
+    assert {p.name for p in RUNBOOKS} >= {"server_create.yml", "server_delete.yml", "server_action.yml",
+                                          "network_create.yml", "network_delete.yml", "subnet_create.yml",
+                                          "subnet_delete.yml"}
+
+
+@pytest.mark.parametrize("path", runbook_files(), ids=lambda p: p.name)
+def test_only_builtin_and_this_collection(path):
+    text = path.read_text()
+    foreign = sorted({".".join(m) for m in FQCN.findall(text)
+                      if m[:2] not in (("ansible", "builtin"), ("nimbus", "cloud")) and not m[2].startswith("yml")})
+    # Dotted names that are not collections: addresses and files do not match three lowercase words.
+    assert foreign == [], "%s uses %s, which the API's workers do not have" % (path.name, ", ".join(foreign))
+
+
+@pytest.mark.parametrize("path", RUNBOOKS, ids=lambda p: p.name)
+def test_every_play_checks_the_request_first(path):
+    for play in yaml.safe_load(path.read_text()):
+        first = play["tasks"][0]
+        assert first.get("ansible.builtin.import_tasks", "").startswith("tasks/"), (path.name, play["name"])
+        assert "project" in (PLAYBOOKS / first["ansible.builtin.import_tasks"]).read_text()
