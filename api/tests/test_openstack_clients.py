@@ -278,7 +278,7 @@ def test_openstack_command_server_lifecycle(venv, compute, cloud, app, hyperviso
 
 
 def test_openstack_command_networks_subnets_and_a_server_on_them(venv, compute, cloud, app, hypervisor, live_server,
-                                                                  tmp_path):
+                                                                 tmp_path):
     """network create/list/show/set/delete, subnet create/list/delete and server create --network with the real
     command; the runbooks are the stand-ins of test_neutron and test_nova_server_changes."""
     from conftest import register_runbooks, with_views

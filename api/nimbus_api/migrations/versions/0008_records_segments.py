@@ -39,8 +39,6 @@ def upgrade():
         sa.UniqueConstraint("type", "segmentation_id"),
         sa.UniqueConstraint("network_id"),
     )
-
-
     with op.batch_alter_table("jobs") as batch:
         batch.add_column(sa.Column("after", sa.Text(), server_default="", nullable=False))
 
