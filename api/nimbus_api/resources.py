@@ -94,18 +94,21 @@ class ResourceViews:
                 host_pattern=view.hosts, inventory=str(self.settings.resources_inventory), quiet=True,
                 envvars=envvars, suppress_env_files=True, timeout=self.settings.resources_timeout)
             events = list(result.events)
-        items, errors, seen = [], [], set()
+        items, errors, seen = [], [], {}
         for event in events:
             data = event.get("event_data") or {}
             host, res = data.get("host"), data.get("res") or {}
             if event.get("event") == "runner_on_ok":
                 for item in res.get(view.key) or []:
-                    # A network is on every host that carries it: list it once, with those hosts.
+                    # A network is on every host that carries it: list it once. Only the network node holds its
+                    # subnets and ports, so what one host leaves empty another host's answer fills in.
                     ident = item.get("id") or item.get("uuid") or (host, item.get("name"))
-                    if ident in seen:
+                    kept = seen.get(ident)
+                    if kept is not None:
+                        kept.update({k: v for k, v in item.items() if v and not kept.get(k)})
                         continue
-                    seen.add(ident)
-                    items.append(dict(item, host=item.get("host") or host))
+                    seen[ident] = dict(item, host=item.get("host") or host)
+                    items.append(seen[ident])
             elif event.get("event") in ("runner_on_failed", "runner_on_unreachable"):
                 errors.append({"host": host, "msg": str(res.get("msg") or "failed")[:500]})
         return sorted(items, key=lambda i: str(i.get("name"))), errors

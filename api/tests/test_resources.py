@@ -75,3 +75,20 @@ def test_without_an_inventory_views_are_empty(cloud):
     project = cloud.project("lonely")
     r = cloud.call("GET", "/v1/projects/%s/resources/instances" % project, cloud.admin)
     assert r.status_code == 200 and r.json()["available"] is False
+
+
+def test_a_network_on_several_hosts_is_listed_once_with_the_network_nodes_subnets(settings, monkeypatch):
+    """Compute hosts carry a network with no subnets; the network node holds them: whichever answers first, the
+    one item has them."""
+    import types
+
+    from nimbus_api import resources
+
+    answers = [("compute-1", {"id": "n1", "name": "net", "subnets": [], "port_count": 0}),
+               ("net-1", {"id": "n1", "name": "net", "subnets": [{"name": "s1"}], "port_count": 2}),
+               ("compute-2", {"id": "n1", "name": "net", "subnets": [], "port_count": 0})]
+    events = [{"event": "runner_on_ok", "event_data": {"host": h, "res": {"networks": [i]}}} for h, i in answers]
+    monkeypatch.setattr(resources.ansible_runner, "run", lambda **kw: types.SimpleNamespace(events=events))
+    items, errors = resources.ResourceViews(settings)._run(resources.VIEWS["networks"])
+    assert errors == [] and len(items) == 1
+    assert (items[0]["subnets"], items[0]["port_count"], items[0]["host"]) == ([{"name": "s1"}], 2, "compute-1")
