@@ -31,6 +31,8 @@ class View:
     args: str = ""
     # Every project's (the hypervisors' image caches): not filtered by project.
     public: bool = False
+    # Defined by name on every host that uses it, with no id of its own: one item per name.
+    one_per_name: bool = False
 
 
 VIEWS = {
@@ -39,6 +41,9 @@ VIEWS = {
     "volumes": View("volume_info", "storage:compute", "volumes"),
     # The hypervisors' image caches (an image store host comes with the images-and-volumes work).
     "images": View("image_info", "image:compute", "images", public=True),
+    # The network node holds every port (their addresses), and the compute hosts the security groups.
+    "ports": View("port_info", "network[0]", "ports"),
+    "security_groups": View("security_group_info", "compute", "security_groups", one_per_name=True),
 }
 
 
@@ -102,7 +107,8 @@ class ResourceViews:
                 for item in res.get(view.key) or []:
                     # A network is on every host that carries it: list it once. Only the network node holds its
                     # subnets and ports, so what one host leaves empty another host's answer fills in.
-                    ident = item.get("id") or item.get("uuid") or (host, item.get("name"))
+                    ident = (item.get("name") if view.one_per_name
+                             else item.get("id") or item.get("uuid") or (host, item.get("name")))
                     kept = seen.get(ident)
                     if kept is not None:
                         kept.update({k: v for k, v in item.items() if v and not kept.get(k)})

@@ -1,4 +1,5 @@
-"""Neutron v2.0 under ``/networking``: networks and subnets.
+"""Neutron v2.0 under ``/networking``: networks and subnets, and what the other Neutron modules share (ports:
+neutron_ports.py, security groups: neutron_security.py).
 
 The hosts hold the networks (the networks resource view: ``network_info`` on the network and compute hosts);
 a network or subnet made through this API is known there by its id, which is its name on the hosts, and its
@@ -35,14 +36,16 @@ EXTENSIONS = (("external-net", "Neutron external network", "Adds the router:exte
               ("net-mtu", "Network MTU", "Exposes the MTU of a network"),
               ("project-id", "project_id field enabled", "Accepts project_id next to tenant_id"),
               ("standard-attr-description", "standard-attr-description", "Descriptions on resources"),
-              ("quotas", "Quota management support", "Per-project quotas"))
+              ("quotas", "Quota management support", "Per-project quotas"),
+              ("security-group", "security-group", "Security groups and their rules (IPv4)"),
+              ("port-security", "Port Security", "Whether a port is filtered"))
 
 
 def _root(request: Request) -> str:
     return str(request.base_url).rstrip("/") + PREFIX
 
 
-class _Loose(BaseModel):
+class Loose(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
 
@@ -62,7 +65,7 @@ def versions(request: Request):
 def resources(request: Request):
     return {"resources": [{"name": name, "collection": name + "s",
                            "links": [{"rel": "self", "href": _root(request) + "/v2.0/" + name + "s"}]}
-                          for name in ("network", "subnet")]}
+                          for name in ("network", "subnet", "port", "security-group", "security-group-rule")]}
 
 
 def _extension(alias, name, description):
@@ -87,8 +90,24 @@ def extension(alias: str):
 
 # --- what the hosts hold, with what the API keeps --------------------------------------------
 
-def _records(db, kind: str) -> dict[str, Record]:
+def records(db, kind: str) -> dict[str, Record]:
     return {r.id: r for r in db.scalars(select(Record).where(Record.kind == kind))}
+
+
+def view_of(request: Request, db, auth, kind: str, resources: tuple[str, ...]) -> tuple[list[dict], float]:
+    """A resource view's items the token may see (every project's for the cloud admin), read after the last
+    job that changed ``resources`` ended, and when the read began."""
+    views = request.app.state.resources
+    if not views.available(kind):
+        return [], 0
+    since = max(operations.last_ended(db, None, resource) for resource in resources)
+    if auth.is_admin:
+        items, _errors, read_at = views.read(kind, since)
+        return items, read_at
+    if auth.project_id is None:
+        return [], 0
+    view = views.for_project(kind, db.get(Project, auth.project_id), fresher_than=since)
+    return view["items"], view.get("read_at", 0)
 
 
 def _view(request: Request, db, auth) -> tuple[list[dict], float]:
@@ -130,7 +149,7 @@ def _networks(request: Request, db, auth) -> list[dict]:
     """Every network the token may see: the hosts', those being made or whose making failed, with the changes
     in flight."""
     items, read_at = _view(request, db, auth)
-    records = _records(db, "network")
+    known = records(db, "network")
     project = None if auth.is_admin else auth.project_id
     pending = operations.pending(db, project, "network", read_at)
     subnet_ops = operations.pending(db, project, "subnet", read_at)
@@ -140,7 +159,7 @@ def _networks(request: Request, db, auth) -> list[dict]:
             building_subnets.setdefault(op.shown.get("network_id"), []).append(op.operation.resource_id)
     out = {}
     for item in items:
-        out[item["name"]] = _network_out(item, records.get(item["name"]), auth,
+        out[item["name"]] = _network_out(item, known.get(item["name"]), auth,
                                          pending_subnets=building_subnets.get(item["name"], ()))
     for op in pending:
         network_id = op.operation.resource_id
@@ -154,7 +173,7 @@ def _networks(request: Request, db, auth) -> list[dict]:
                     "external": shown.get("external"), "mtu": shown.get("mtu"), "type": shown.get("type"),
                     "physical_network": shown.get("physical_network"),
                     "segmentation_id": shown.get("segmentation_id"), "subnets": []}
-            view = _network_out(item, records.get(network_id), auth, "BUILD" if op.in_flight else "ERROR",
+            view = _network_out(item, known.get(network_id), auth, "BUILD" if op.in_flight else "ERROR",
                                 building_subnets.get(network_id, ()))
             if op.failed:
                 view["description"] = (view["description"] + " " if view["description"] else "") + \
@@ -163,7 +182,7 @@ def _networks(request: Request, db, auth) -> list[dict]:
     return list(out.values())
 
 
-def _filtered(rows: list[dict], request: Request) -> list[dict]:
+def filtered(rows: list[dict], request: Request) -> list[dict]:
     """Neutron's equality filters (?name=...&shared=true), on the fields a row has; repeated values are ORed."""
     wanted = {}
     for key, value in request.query_params.multi_items():
@@ -183,7 +202,7 @@ def _text(value) -> str:
     return "" if value is None else str(value)
 
 
-def _fields(rows: list[dict], request: Request) -> list[dict]:
+def fields(rows: list[dict], request: Request) -> list[dict]:
     fields = request.query_params.getlist("fields")
     if not fields:
         return rows
@@ -192,7 +211,7 @@ def _fields(rows: list[dict], request: Request) -> list[dict]:
 
 # --- networks ---------------------------------------------------------------------------------
 
-class NetworkBody(_Loose):
+class NetworkBody(Loose):
     name: str = Field(default="", max_length=255)
     description: str = Field(default="", max_length=255)
     admin_state_up: bool = True
@@ -207,15 +226,15 @@ class NetworkBody(_Loose):
     tenant_id: str | None = Field(default=None, max_length=64)
 
 
-class NetworkCreate(_Loose):
+class NetworkCreate(Loose):
     network: NetworkBody
 
 
-class NetworkUpdate(_Loose):
+class NetworkUpdate(Loose):
     network: dict
 
 
-def _target_project(db, auth, body) -> str:
+def target_project(db, auth, body) -> str:
     """The project a new resource is for: the token's, or any project for the cloud admin."""
     wanted = body.project_id or body.tenant_id
     if wanted and wanted != auth.project_id:
@@ -275,7 +294,7 @@ def _quota(request, db, auth, project_id: str, kind: str):
 @policy("member")
 def create_network(body: NetworkCreate, request: Request, auth=Depends(current_auth), db=Depends(get_db)):
     n = body.network
-    project_id = _target_project(db, auth, n)
+    project_id = target_project(db, auth, n)
     admin_only = [k for k, v in (("shared", n.shared), ("router:external", n.external),
                                  ("provider:network_type", n.network_type)) if v]
     if admin_only and not auth.is_admin:
@@ -328,28 +347,28 @@ def create_network(body: NetworkCreate, request: Request, auth=Depends(current_a
 @router.get("/v2.0/networks")
 @policy("authenticated")
 def list_networks(request: Request, auth=Depends(current_auth), db=Depends(get_db)):
-    return {"networks": _listing(_networks(request, db, auth), request)}
+    return {"networks": listing(_networks(request, db, auth), request)}
 
 
-def _one(rows: list[dict], resource_id: str, what: str) -> dict:
+def one(rows: list[dict], resource_id: str, what: str) -> dict:
     for row in rows:
         if row["id"] == resource_id:
             return row
     raise HTTPException(status_code=404, detail="%s %s could not be found." % (what, resource_id[:64]))
 
 
-def _listing(rows: list[dict], request: Request) -> list[dict]:
-    return _fields(_filtered(rows, request), request)
+def listing(rows: list[dict], request: Request) -> list[dict]:
+    return fields(filtered(rows, request), request)
 
 
-def _find_network(request, db, auth, network_id: str) -> dict:
-    return _one(_networks(request, db, auth), network_id, "Network")
+def find_network(request, db, auth, network_id: str) -> dict:
+    return one(_networks(request, db, auth), network_id, "Network")
 
 
 @router.get("/v2.0/networks/{network_id}")
 @policy("authenticated")
 def show_network(network_id: str, request: Request, auth=Depends(current_auth), db=Depends(get_db)):
-    return {"network": _fields([_find_network(request, db, auth, network_id)], request)[0]}
+    return {"network": fields([find_network(request, db, auth, network_id)], request)[0]}
 
 
 def _owned(network: dict, auth) -> None:
@@ -359,37 +378,42 @@ def _owned(network: dict, auth) -> None:
                             % network["id"])
 
 
-@router.put("/v2.0/networks/{network_id}")
-@policy("member")
-def update_network(network_id: str, body: NetworkUpdate, request: Request, auth=Depends(current_auth),
-                   db=Depends(get_db)):
-    network = _find_network(request, db, auth, network_id)
-    _owned(network, auth)
-    unsupported = sorted(set(body.network) - {"name", "description"})
+def update_record(db, kind: str, shown: dict, given: dict, project_id: str) -> None:
+    """A PUT of name and description: kept here (the hosts know a resource by its id)."""
+    unsupported = sorted(set(given) - {"name", "description"})
     if unsupported:
         raise HTTPException(status_code=400, detail="Only name and description change (not %s)"
                             % ", ".join(k[:32] for k in unsupported))
     for key in ("name", "description"):
-        value = body.network.get(key)
+        value = given.get(key)
         if value is not None and (not isinstance(value, str) or len(value) > 255):
             raise HTTPException(status_code=400, detail="Invalid input for %s" % key)
-    record = db.get(Record, ("network", network_id))
+    record = db.get(Record, (kind, shown["id"]))
     if record is None:
-        record = Record(kind="network", id=network_id, project_id=network["project_id"] or auth.project_id,
-                        name=network["name"], description=network["description"])
+        record = Record(kind=kind, id=shown["id"], project_id=project_id, name=shown["name"],
+                        description=shown["description"])
         db.add(record)
     for key in ("name", "description"):
-        if body.network.get(key) is not None:
-            setattr(record, key, body.network[key])
+        if given.get(key) is not None:
+            setattr(record, key, given[key])
     record.updated_at = now()
     db.commit()
-    return {"network": _find_network(request, db, auth, network_id)}
+
+
+@router.put("/v2.0/networks/{network_id}")
+@policy("member")
+def update_network(network_id: str, body: NetworkUpdate, request: Request, auth=Depends(current_auth),
+                   db=Depends(get_db)):
+    network = find_network(request, db, auth, network_id)
+    _owned(network, auth)
+    update_record(db, "network", network, body.network, network["project_id"] or auth.project_id)
+    return {"network": find_network(request, db, auth, network_id)}
 
 
 @router.delete("/v2.0/networks/{network_id}", status_code=204)
 @policy("member")
 def delete_network(network_id: str, request: Request, auth=Depends(current_auth), db=Depends(get_db)):
-    network = _find_network(request, db, auth, network_id)
+    network = find_network(request, db, auth, network_id)
     _owned(network, auth)
     items, _read_at = _view(request, db, auth)
     if any(i["name"] == network_id and i.get("port_count") for i in items):
@@ -406,17 +430,17 @@ def delete_network(network_id: str, request: Request, auth=Depends(current_auth)
 
 # --- subnets ----------------------------------------------------------------------------------
 
-class Pool(_Loose):
+class Pool(Loose):
     start: str = Field(max_length=64)
     end: str = Field(max_length=64)
 
 
-class Route(_Loose):
+class Route(Loose):
     destination: str = Field(max_length=64)
     nexthop: str = Field(max_length=64)
 
 
-class SubnetBody(_Loose):
+class SubnetBody(Loose):
     network_id: str = Field(max_length=64)
     cidr: str = Field(max_length=64)
     ip_version: int = 4
@@ -431,11 +455,11 @@ class SubnetBody(_Loose):
     tenant_id: str | None = Field(default=None, max_length=64)
 
 
-class SubnetCreate(_Loose):
+class SubnetCreate(Loose):
     subnet: SubnetBody
 
 
-def _address(value: str, what: str) -> str:
+def address(value: str, what: str) -> str:
     try:
         address = ipaddress.ip_address(value)
     except ValueError:
@@ -462,17 +486,17 @@ def _subnet_out(subnet: dict, network: dict, record: Record | None) -> dict:
     }
 
 
-def _subnets(request: Request, db, auth) -> list[dict]:
+def subnets(request: Request, db, auth) -> list[dict]:
     items, read_at = _view(request, db, auth)
     networks = {n["id"]: n for n in _networks(request, db, auth)}
-    records = _records(db, "subnet")
+    known = records(db, "subnet")
     out = {}
     for item in items:
         network = networks.get(item["name"])
         for subnet in item.get("subnets") or []:
             if network is not None and (auth.is_admin or network["project_id"] == auth.project_id
                                         or network["shared"]):
-                out[subnet["name"]] = _subnet_out(subnet, network, records.get(subnet["name"]))
+                out[subnet["name"]] = _subnet_out(subnet, network, known.get(subnet["name"]))
     project = None if auth.is_admin else auth.project_id
     for op in operations.pending(db, project, "subnet", read_at):
         if op.operation.resource_id in out or op.operation.action != "create" or not op.in_flight:
@@ -481,7 +505,7 @@ def _subnets(request: Request, db, auth) -> list[dict]:
         network = networks.get(shown.get("network_id"))
         if network is not None:
             out[op.operation.resource_id] = _subnet_out(dict(shown, name=op.operation.resource_id),
-                                                        network, records.get(op.operation.resource_id))
+                                                        network, known.get(op.operation.resource_id))
     return list(out.values())
 
 
@@ -491,7 +515,7 @@ def create_subnet(body: SubnetCreate, request: Request, auth=Depends(current_aut
     s = body.subnet
     if s.ip_version != 4:
         raise HTTPException(status_code=400, detail="Only IPv4 subnets are supported")
-    network = _find_network(request, db, auth, s.network_id)
+    network = find_network(request, db, auth, s.network_id)
     _owned(network, auth)
     try:
         cidr = ipaddress.ip_network(s.cidr, strict=True)
@@ -499,7 +523,7 @@ def create_subnet(body: SubnetCreate, request: Request, auth=Depends(current_aut
         raise HTTPException(status_code=400, detail="Invalid input for cidr: %r is not a network address" % s.cidr[:64])
     if cidr.version != 4 or not 8 <= cidr.prefixlen <= 30:
         raise HTTPException(status_code=400, detail="Invalid input for cidr: an IPv4 network of /8 to /30")
-    for existing in _subnets(request, db, auth):
+    for existing in subnets(request, db, auth):
         if existing["network_id"] == network["id"] and existing["cidr"] and \
                 cidr.overlaps(ipaddress.ip_network(existing["cidr"])):
             raise HTTPException(status_code=400, detail="Invalid input for cidr: %s overlaps with subnet %s"
@@ -508,21 +532,21 @@ def create_subnet(body: SubnetCreate, request: Request, auth=Depends(current_aut
     extra_vars = {"subnet_id": subnet_id, "subnet_network": network["id"], "subnet_cidr": str(cidr),
                   "subnet_enable_dhcp": s.enable_dhcp}
     if s.gateway_ip:
-        gateway = _address(s.gateway_ip, "gateway_ip")
+        gateway = address(s.gateway_ip, "gateway_ip")
         if ipaddress.ip_address(gateway) not in cidr:
             raise HTTPException(status_code=400, detail="Invalid input for gateway_ip: not in %s" % cidr)
         extra_vars["subnet_gateway"] = gateway
     elif s.gateway_ip == "":
         extra_vars["subnet_gateway"] = str(next(cidr.hosts()))
     if s.allocation_pools:
-        extra_vars["subnet_allocation_pools"] = [{"start": _address(p.start, "allocation_pools"),
-                                                  "end": _address(p.end, "allocation_pools")}
+        extra_vars["subnet_allocation_pools"] = [{"start": address(p.start, "allocation_pools"),
+                                                  "end": address(p.end, "allocation_pools")}
                                                  for p in s.allocation_pools]
     if s.dns_nameservers:
-        extra_vars["subnet_dns_servers"] = [_address(d, "dns_nameservers") for d in s.dns_nameservers]
+        extra_vars["subnet_dns_servers"] = [address(d, "dns_nameservers") for d in s.dns_nameservers]
     if s.host_routes:
         extra_vars["subnet_host_routes"] = [{"destination": str(_route_destination(r.destination)),
-                                             "nexthop": _address(r.nexthop, "host_routes")} for r in s.host_routes]
+                                             "nexthop": address(r.nexthop, "host_routes")} for r in s.host_routes]
     project_id = network["project_id"] or auth.project_id
     shown = {"network_id": network["id"], "cidr": str(cidr), "gateway": extra_vars.get("subnet_gateway"),
              "allocation_pools": extra_vars.get("subnet_allocation_pools", []),
@@ -549,24 +573,24 @@ def _route_destination(value: str):
 @router.get("/v2.0/subnets")
 @policy("authenticated")
 def list_subnets(request: Request, auth=Depends(current_auth), db=Depends(get_db)):
-    return {"subnets": _listing(_subnets(request, db, auth), request)}
+    return {"subnets": listing(subnets(request, db, auth), request)}
 
 
 def _find_subnet(request, db, auth, subnet_id: str) -> dict:
-    return _one(_subnets(request, db, auth), subnet_id, "Subnet")
+    return one(subnets(request, db, auth), subnet_id, "Subnet")
 
 
 @router.get("/v2.0/subnets/{subnet_id}")
 @policy("authenticated")
 def show_subnet(subnet_id: str, request: Request, auth=Depends(current_auth), db=Depends(get_db)):
-    return {"subnet": _fields([_find_subnet(request, db, auth, subnet_id)], request)[0]}
+    return {"subnet": fields([_find_subnet(request, db, auth, subnet_id)], request)[0]}
 
 
 @router.delete("/v2.0/subnets/{subnet_id}", status_code=204)
 @policy("member")
 def delete_subnet(subnet_id: str, request: Request, auth=Depends(current_auth), db=Depends(get_db)):
     subnet = _find_subnet(request, db, auth, subnet_id)
-    network = _find_network(request, db, auth, subnet["network_id"])
+    network = find_network(request, db, auth, subnet["network_id"])
     _owned(network, auth)
     items, _read_at = _view(request, db, auth)
     if any(i["name"] == network["id"] and i.get("port_count") for i in items):

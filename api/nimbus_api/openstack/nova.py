@@ -506,14 +506,14 @@ STATUS = {"running": ("ACTIVE", "active", 1), "blocked": ("ACTIVE", "active", 1)
 UNKNOWN = ("UNKNOWN", "error", 0)
 
 
-def _addresses(item: dict, network_names: dict | None = None) -> dict:
+def _addresses(item: dict, display_names: dict | None = None) -> dict:
     """Nova's addresses: per network, the port's fixed IPs with the NIC's MAC (a bare bridge NIC has none)."""
     out: dict[str, list] = {}
     for nic in item.get("nics") or []:
         port = nic.get("port") or {}
         network = port.get("network") or nic.get("bridge") or "unknown"
         # Nova labels addresses with the network's name: the one given through the networking API, if any.
-        network = (network_names or {}).get(network, network)
+        network = (display_names or {}).get(network, network)
         for fixed in port.get("fixed_ips") or []:
             if fixed.get("ip"):
                 out.setdefault(network, []).append({
@@ -528,9 +528,9 @@ def display_name(item: dict) -> str:
 
 
 def server_view(request: Request, item: dict, auth, flavors_by_name: dict, detail: bool = True,
-                image_ids: dict | None = None, network_names: dict | None = None) -> dict:
+                image_ids: dict | None = None, display_names: dict | None = None) -> dict:
     """Nova's view of a server. ``image_ids``: image file -> Glance id, to name the image as Glance does;
-    ``network_names``: network id -> its name, for the addresses' labels."""
+    ``display_names``: network and security group id -> its name, for the addresses' labels and the groups."""
     image_ids = image_ids or {}
     server_id = item.get("uuid") or ""
     link = _root(request) + "/v2.1/servers/" + server_id
@@ -552,7 +552,7 @@ def server_view(request: Request, item: dict, auth, flavors_by_name: dict, detai
         "flavor": {"id": flavor_id, "links": [{"rel": "bookmark", "href": _root(request) + "/v2.1/flavors/"
                                                + flavor_id}]},
         "image": {"id": image_ids.get(item["image"], item["image"]), "links": []} if item.get("image") else "",
-        "addresses": _addresses(item, network_names), "key_name": own.get("key_name"),
+        "addresses": _addresses(item, display_names), "key_name": own.get("key_name"),
         "hostId": hashlib.sha224((project + host).encode()).hexdigest() if host else "",
         "accessIPv4": "", "accessIPv6": "", "progress": 0, "config_drive": "",
         "created": own.get("created_at"), "updated": own.get("created_at"),
@@ -562,7 +562,7 @@ def server_view(request: Request, item: dict, auth, flavors_by_name: dict, detai
         "OS-SRV-USG:launched_at": own.get("created_at") if status != "BUILD" else None,
         "OS-SRV-USG:terminated_at": None,
         "os-extended-volumes:volumes_attached": [], "security_groups": [
-            {"name": name} for name in sorted({g for nic in item.get("nics") or []
+            {"name": name} for name in sorted({(display_names or {}).get(g, g) for nic in item.get("nics") or []
                                                for g in ((nic.get("port") or {}).get("security_groups") or [])})],
     }
     if item.get("fault"):
@@ -661,8 +661,9 @@ def _image_ids(request: Request) -> dict:
     return {i.get("file") or i.get("name"): i["id"] for i in views.read("images")[0] if i.get("id")}
 
 
-def _network_names(db) -> dict:
-    return dict(db.execute(select(Record.id, Record.name).where(Record.kind == "network", Record.name != "")).all())
+def _display_names(db) -> dict:
+    named = select(Record.id, Record.name).where(Record.kind.in_(("network", "security_group")), Record.name != "")
+    return dict(db.execute(named).all())
 
 
 def _flavors_by_name(db) -> dict:
@@ -683,8 +684,8 @@ def list_servers_detail(request: Request, name: str | None = None, status: str |
                         all_tenants: str | None = None, auth=Depends(current_auth), db=Depends(get_db)):
     items = _filtered(_servers(request, db, auth, all_tenants is not None), name, status)
     flavors = _flavors_by_name(db)
-    images, names = _image_ids(request), _network_names(db)
-    return {"servers": [server_view(request, i, auth, flavors, image_ids=images, network_names=names)
+    images, names = _image_ids(request), _display_names(db)
+    return {"servers": [server_view(request, i, auth, flavors, image_ids=images, display_names=names)
                         for i in items]}
 
 
@@ -694,7 +695,7 @@ def show_server(server_id: str, request: Request, auth=Depends(current_auth), db
     for item in _servers(request, db, auth, all_tenants=auth.is_admin):
         if item.get("uuid") == server_id:
             return {"server": server_view(request, item, auth, _flavors_by_name(db), image_ids=_image_ids(request),
-                                          network_names=_network_names(db))}
+                                          display_names=_display_names(db))}
     raise HTTPException(status_code=404, detail="Instance %s could not be found." % server_id[:64])
 
 
@@ -716,7 +717,7 @@ class ServerNetwork(_Loose):
 
 
 class SecurityGroupRef(_Loose):
-    name: str = Field(pattern=NETWORK_NAME.pattern)
+    name: str = Field(min_length=1, max_length=255)  # a group's name or id
 
 
 class ServerBody(_Loose):
@@ -726,7 +727,7 @@ class ServerBody(_Loose):
     networks: list[ServerNetwork] | str | None = None
     key_name: str | None = Field(default=None, pattern=NAME)
     user_data: str | None = Field(default=None, max_length=MAX_USER_DATA)
-    security_groups: list[SecurityGroupRef] = Field(default=[], max_length=10)
+    security_groups: list[SecurityGroupRef] | None = Field(default=None, max_length=10)
     metadata: dict[str, str] = Field(default={}, max_length=128)
     min_count: int = Field(default=1, ge=1, le=1)
     max_count: int = Field(default=1, ge=1, le=1)
@@ -761,28 +762,41 @@ def _image(request: Request, db, auth, ref: str) -> str:
     return ref
 
 
-def _networks(request: Request, db, auth, asked) -> list[str]:
-    """The networks (their names on the hosts) a server's NICs go on, from the networks view: the project's
-    own, shared and external ones, by id or by name."""
-    if asked is None or asked == "auto":
-        return []
-    if asked == "none":
+def _networks(request: Request, db, auth, asked) -> list:
+    """The server's NICs, in order, as the runbook takes them: the name on the hosts of a network to make a
+    port on (the project's own, shared and external networks, by id or by name), or ``{network, port}`` for a
+    free port of the project the request names."""
+    from nimbus_api.openstack import neutron_ports  # noqa: PLC0415 - the networking API imports this module
+
+    if asked is None or asked in ("auto", "none"):
         return []
     if isinstance(asked, str):
         raise HTTPException(status_code=400, detail="networks must be a list, 'auto' or 'none'")
     if len(asked) > 8:
         raise HTTPException(status_code=400, detail="At most 8 networks per server")
     known = request.app.state.resources.for_project("networks", db.get(Project, auth.project_id))["items"]
-    names = []
+    nics = []
     for n, net in enumerate(asked):
-        if net.port or net.fixed_ip:
-            raise HTTPException(status_code=400, detail="networks[%d]: ports and fixed IPs come with the "
-                                "networking API; give the network's uuid" % n)
+        if net.fixed_ip:
+            raise HTTPException(status_code=400, detail="networks[%d]: a fixed IP comes with a port: create the "
+                                "port with it and give the port" % n)
+        if net.port:
+            port = neutron_ports.find_port(request, db, auth, net.port)
+            if port["project_id"] != auth.project_id or port["device_id"] or port["status"] == "ERROR":
+                raise HTTPException(status_code=409, detail="Port %s is in use, failed or not this project's"
+                                    % net.port[:64])
+            if net.uuid and net.uuid != port["network_id"]:
+                raise HTTPException(status_code=400, detail="networks[%d]: port %s is not on network %s"
+                                    % (n, net.port[:64], net.uuid[:64]))
+            nics.append({"network": port["network_id"], "port": port["id"]})
+            continue
         found = [i for i in known if net.uuid and net.uuid in (i.get("id"), i.get("name"))]
         if not found:
             raise HTTPException(status_code=400, detail="Network %s could not be found." % (net.uuid or "")[:64])
-        names.append(found[0]["name"])
-    return names
+        nics.append(found[0]["name"])
+    if len({nic["port"] for nic in nics if isinstance(nic, dict)}) < sum(isinstance(nic, dict) for nic in nics):
+        raise HTTPException(status_code=400, detail="A port is given twice")
+    return nics
 
 
 def _user_data(text: str | None) -> str | None:
@@ -804,9 +818,11 @@ def _metadata(given: dict) -> dict:
     return given
 
 
-def _quota_check(request: Request, db, auth, flavor: Flavor, view_items: list, since: float):
+def _quota_check(request: Request, db, auth, flavor: Flavor, view_items: list, since: float, new_ports: int = 0):
     """Raise 403 when one more server of this flavor would pass the project's instances, cores or RAM limit,
-    counting what the hypervisors show and what is still being made."""
+    or its new ports the ports limit, counting what the hosts show and what is still being made."""
+    from nimbus_api.openstack import neutron_ports  # noqa: PLC0415 - the networking API imports this module
+
     limits_now = quotas.limits(db, request.app.state.settings, auth.project_id)
     used = _used(db, auth, view_items, since)
     wanted = {"instances": 1, "cores": flavor.vcpus, "ram": flavor.ram_mb}
@@ -816,6 +832,9 @@ def _quota_check(request: Request, db, auth, flavor: Flavor, view_items: list, s
                             "%s" % (", ".join(over), ", ".join(str(wanted[k]) for k in over),
                                     ", ".join(str(used[k]) for k in over),
                                     ", ".join(str(limits_now[k]) for k in over)))
+    refused = neutron_ports.check_quota(request, db, auth, auth.project_id, new_ports) if new_ports else None
+    if refused:
+        raise HTTPException(status_code=403, detail=refused)
 
 
 def _project_view(request: Request, db, auth) -> tuple[list, float]:
@@ -834,7 +853,14 @@ def create_server(body: ServerCreate, request: Request, auth=Depends(current_aut
     s = body.server
     flavor = find_flavor(db, auth, _ref(s.flavorRef))
     image = _image(request, db, auth, _ref(s.imageRef))
+    from nimbus_api.openstack import neutron_security  # noqa: PLC0415 - the networking API imports this module
+
     networks = _networks(request, db, auth, s.networks)
+    new_ports = sum(1 for nic in networks if isinstance(nic, str))
+    # The groups of the ports the server makes: those named, else the project's default group.
+    refs = None if s.security_groups is None else [g.name for g in s.security_groups]
+    groups = neutron_security.group_names(request, db, auth, auth.project_id, refs) if new_ports or refs else []
+    group_names = [g.name for g in s.security_groups] if s.security_groups else (["default"] if groups else [])
     key = _find_keypair(db, auth.user_id, s.key_name).public_key if s.key_name else None
     user_data = _user_data(s.user_data)
     metadata = _metadata(s.metadata)
@@ -850,22 +876,24 @@ def create_server(body: ServerCreate, request: Request, auth=Depends(current_aut
         "server_flavor": {"name": flavor.name, "vcpus": flavor.vcpus, "ram_mb": flavor.ram_mb,
                           "disk_gb": flavor.disk_gb},
         "server_image": image, "server_networks": networks,
-        "server_security_groups": [g.name for g in s.security_groups],
+        "server_security_groups": groups,
         "server_metadata": dict(metadata, **own), "server_keys": [key] if key else [],
     }
     if user_data is not None:
         extra_vars["server_user_data"] = user_data
     shown = {"name": s.name, "flavor": flavor.id, "vcpus": flavor.vcpus, "ram_mb": flavor.ram_mb, "image": image,
              "key_name": s.key_name, "metadata": metadata, "user_id": auth.user_id, "created": created,
-             "security_groups": [g.name for g in s.security_groups]}
+             "security_groups": group_names}
     items, read_at = _project_view(request, db, auth)
     operations.launch(request, db, auth, "server", server_id, "create", extra_vars, shown,
-                      check=lambda: _quota_check(request, db, auth, flavor, items, read_at),
-                      after=operations.network_work(db, networks))
+                      check=lambda: _quota_check(request, db, auth, flavor, items, read_at, new_ports),
+                      after=operations.network_work(db, [n["network"] if isinstance(n, dict) else n for n in networks])
+                      + operations.in_flight(db, "port", [n["port"] for n in networks if isinstance(n, dict)])
+                      + operations.in_flight(db, "security_group", groups))
     link = _root(request) + "/v2.1/servers/" + server_id
     return {"server": {"id": server_id, "links": [{"rel": "self", "href": link}, {"rel": "bookmark", "href": link}],
                        "OS-DCF:diskConfig": "MANUAL",
-                       "security_groups": [{"name": g.name} for g in s.security_groups] or [{"name": "default"}]}}
+                       "security_groups": [{"name": name} for name in group_names]}}
 
 
 def _find_server(request: Request, db, auth, server_id: str):

@@ -36,6 +36,10 @@ RUNBOOKS = {
     ("network", "delete"): "nimbus.network_delete",
     ("subnet", "create"): "nimbus.subnet_create",
     ("subnet", "delete"): "nimbus.subnet_delete",
+    ("port", "create"): "nimbus.port_create",
+    ("port", "delete"): "nimbus.port_delete",
+    ("security_group", "create"): "nimbus.security_group_create",
+    ("security_group", "delete"): "nimbus.security_group_delete",
 }
 IN_FLIGHT = ("pending", "running")
 FAILED = ("failed", "error", "canceled")

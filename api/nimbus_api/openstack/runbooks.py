@@ -22,6 +22,7 @@ UUID_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 _SERVER_ID = {"type": "string", "pattern": UUID_PATTERN}
 _STRINGS = {"type": "string", "maxLength": 255}
+_NAME = {"type": "string", "pattern": NAME_PATTERN}
 # An IPv4 address or network, as the API has already checked it.
 _ADDRESS = {"type": "string", "pattern": "^[0-9.]{7,15}(/[0-9]{1,2})?$"}
 
@@ -44,7 +45,9 @@ TEMPLATES = {
                                       "disk_gb": {"type": "integer", "minimum": 0}},
                                      ["name", "vcpus", "ram_mb", "disk_gb"]),
             "server_image": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$"},
-            "server_networks": {"type": "array", "maxItems": 8, "items": {"type": "string", "pattern": NAME_PATTERN}},
+            # A network (a port is made on it), or a port made before and the network it is on.
+            "server_networks": {"type": "array", "maxItems": 8, "items": {"anyOf": [
+                _NAME, _schema({"network": _NAME, "port": _NAME}, ["network", "port"])]}},
             "server_security_groups": {"type": "array", "maxItems": 10,
                                        "items": {"type": "string", "pattern": NAME_PATTERN}},
             "server_keys": {"type": "array", "maxItems": 1, "items": {"type": "string", "maxLength": 16384}},
@@ -97,6 +100,45 @@ TEMPLATES = {
         "schema": _schema({"subnet_id": {"type": "string", "pattern": NAME_PATTERN},
                            "subnet_network": {"type": "string", "pattern": NAME_PATTERN}},
                           ["subnet_id", "subnet_network"]),
+    },
+    "nimbus.port_create": {
+        "playbook": "port_create.yml",
+        "description": "Create a port and hold its addresses on the network node (Neutron's POST /ports)",
+        "schema": _schema({
+            "port_id": _NAME, "port_network": _NAME,
+            "port_fixed_ips": {"type": "array", "maxItems": 8, "items": _schema(
+                {"subnet": _NAME, "ip": _ADDRESS}, [])},
+            "port_mac": {"type": "string", "pattern": "^[0-9a-f]{2}(:[0-9a-f]{2}){5}$"},
+            "port_security_groups": {"type": "array", "maxItems": 10, "items": _NAME},
+            "port_security": {"type": "boolean"},
+        }, ["port_id", "port_network"]),
+    },
+    "nimbus.port_delete": {
+        "playbook": "port_delete.yml",
+        "description": "Delete a port no server or router uses (Neutron's DELETE /ports/{id})",
+        "schema": _schema({"port_id": _NAME, "port_network": _NAME}, ["port_id", "port_network"]),
+    },
+    "nimbus.security_group_create": {
+        "playbook": "security_group_create.yml",
+        "description": "Create a security group or set its rules on every compute host (Neutron's POST "
+                       "/security-groups, and rule changes)",
+        "schema": _schema({
+            "security_group_id": _NAME,
+            "security_group_description": _STRINGS,
+            "security_group_rules": {"type": "array", "maxItems": 100, "items": _schema({
+                "direction": {"enum": ["ingress", "egress"]},
+                "protocol": {"type": "string", "pattern": "^(any|icmp|tcp|udp|[0-9]{1,3})$"},
+                "port_range_min": {"type": ["integer", "null"], "minimum": 0, "maximum": 65535},
+                "port_range_max": {"type": ["integer", "null"], "minimum": 0, "maximum": 65535},
+                "remote_ip_prefix": {"anyOf": [_ADDRESS, {"type": "null"}]},
+                "remote_group": {"anyOf": [_NAME, {"type": "null"}]},
+            }, ["direction", "protocol"])},
+        }, ["security_group_id"]),
+    },
+    "nimbus.security_group_delete": {
+        "playbook": "security_group_delete.yml",
+        "description": "Delete a security group from every compute host (Neutron's DELETE /security-groups/{id})",
+        "schema": _schema({"security_group_id": _NAME}, ["security_group_id"]),
     },
     "nimbus.server_action": {
         "playbook": "server_action.yml",
