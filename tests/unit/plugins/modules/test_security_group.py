@@ -188,3 +188,24 @@ def test_records_of_older_releases_are_read_without_a_change(host, run_module):
     path.write_text(json.dumps(record))
     result, failed = run_module(SecurityGroupModule, WEB)
     assert not failed and not result["changed"]
+
+
+def test_info_lists_what_the_groups_enforce(host, run_module):
+    """security_group_info reads the records the module wrote: the enforced rules, never the given ones."""
+    from ansible_collections.nimbus.cloud.plugins.modules.security_group_info import SecurityGroupInfoModule
+
+    for name, project in (("web", "demo"), ("db", "demo"), ("other", "ops")):
+        result, failed = run_module(SecurityGroupModule, {"name": name, "project": project, "description": "{{ x }}",
+                                                          "rules": [{"protocol": "tcp", "port_range_min": 22}]})
+        assert not failed, result
+    result, failed = run_module(SecurityGroupInfoModule, {"project": "demo"})
+    assert not failed and not result["changed"]
+    assert [g["name"] for g in result["security_groups"]] == ["db", "web"]
+    web = result["security_groups"][1]
+    assert set(web) == {"name", "project", "description", "allow_all_egress", "rules"}
+    assert web["description"] == "{{ x }}" and web["allow_all_egress"] is True
+    assert {r["direction"] for r in web["rules"]} == {"ingress", "egress"}  # the implied egress rule is enforced
+    result, _failed = run_module(SecurityGroupInfoModule, {"name": ["other", "missing"]})
+    assert [g["project"] for g in result["security_groups"]] == ["ops"]
+    result, _failed = run_module(SecurityGroupInfoModule, {"name": ["missing"]})
+    assert result["security_groups"] == []
