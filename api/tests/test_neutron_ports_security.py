@@ -13,10 +13,9 @@ import json
 import pytest
 from conftest import TINY_IMAGE, Cloud, bootstrapped_app, register_runbooks, with_views
 from fastapi.testclient import TestClient
+from test_neutron import call, settle
 
 from nimbus_api.models import Job, Operation
-
-N = "/networking/v2.0"
 
 EDIT = r"""
 - hosts: compute
@@ -83,16 +82,6 @@ def neutron(settings, tmp_path):
         tokens = {n: cloud.token(n, "password-123", p) for n, p in
                   (("member-a", "proj-a"), ("reader-a", "proj-a"), ("member-b", "proj-b"))}
         yield cloud, app, {"a": a, "b": b}, tokens, files
-
-
-def call(cloud, method, token, path, status, **kw):
-    r = cloud.client.request(method, N + path, headers={"X-Auth-Token": token}, **kw)
-    assert r.status_code == status, r.text
-    return r.json() if r.content else None
-
-
-def settle(app):
-    app.state.queue.drain(60)
 
 
 def on_hosts(files, kind):

@@ -419,9 +419,7 @@ def delete_network(network_id: str, request: Request, auth=Depends(current_auth)
     if any(i["name"] == network_id and i.get("port_count") for i in items):
         raise HTTPException(status_code=409, detail="Unable to complete operation on network %s. There are one or "
                             "more ports still in use on the network." % network_id)
-    for op in operations.pending(db, network["project_id"], "network"):
-        if op.operation.resource_id == network_id and op.operation.action == "create" and (op.in_flight or op.failed):
-            operations.cancel_create(db, op)
+    operations.cancel_creates(db, network["project_id"], "network", network_id)
     operations.launch(request, db, auth, "network", network_id, "delete", {"network_id": network_id},
                       {"name": network["name"]}, project_id=network["project_id"] or auth.project_id,
                       after=operations.network_work(db, [network_id]))

@@ -247,9 +247,7 @@ def delete_port(port_id: str, request: Request, auth=Depends(current_auth), db=D
     if port["device_id"]:
         raise HTTPException(status_code=409, detail="Port %s is in use by %s %s: delete that first"
                             % (port_id, port["device_owner"] or "device", port["device_id"]))
-    for op in operations.pending(db, port["project_id"], "port"):
-        if op.operation.resource_id == port_id and op.operation.action == "create" and (op.in_flight or op.failed):
-            operations.cancel_create(db, op)
+    operations.cancel_creates(db, port["project_id"], "port", port_id)
     operations.launch(request, db, auth, "port", port_id, "delete",
                       {"port_id": port_id, "port_network": port["network_id"]}, {"name": port["name"]},
                       project_id=port["project_id"], after=operations.in_flight(db, "port", [port_id]))

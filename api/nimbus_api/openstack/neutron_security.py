@@ -294,9 +294,7 @@ def delete_group(group_id: str, request: Request, auth=Depends(current_auth), db
     if naming:
         raise HTTPException(status_code=409, detail="Security group %s is named by the rules of %s"
                             % (group_id, ", ".join(naming[:5])))
-    for op in operations.pending(db, group["project_id"], "security_group"):
-        if op.operation.resource_id == group_id and op.operation.action == "create" and (op.in_flight or op.failed):
-            operations.cancel_create(db, op)
+    operations.cancel_creates(db, group["project_id"], "security_group", group_id)
 
     def forget():
         # The default group is made again the next time the project needs one.

@@ -187,3 +187,12 @@ def cancel_create(db, item: Pending) -> None:
         job.cancel_requested = True
         if job.status == "pending":
             job.status = "canceled"
+
+
+def cancel_creates(db, project_id: str, resource: str, resource_id: str) -> None:
+    """Before a deletion: the resource's create still in flight, or failed and shown, is canceled and no
+    longer shown (the deletion removes what it made)."""
+    for item in pending(db, project_id, resource):
+        if item.operation.resource_id == resource_id and item.operation.action == "create" \
+                and (item.in_flight or item.failed):
+            cancel_create(db, item)
