@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from nimbus_api.db import make_engine, make_sessionmaker, migrate, private_dirs
 from nimbus_api.middleware import RequestGuard, SecurityHeaders
 from nimbus_api.openstack import errors as openstack_errors
-from nimbus_api.openstack import glance, keystone, neutron, neutron_ports, neutron_security, nova
+from nimbus_api.openstack import glance, keystone, neutron, neutron_ports, neutron_routers, neutron_security, nova
 from nimbus_api.policy import PolicyRoute, policy
 from nimbus_api.resources import ResourceViews
 from nimbus_api.routes import auth, catalog, credentials, dashboard, identity, jobs, resources
@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
     app.state.queue = make_queue(settings, app.state.runner)
     app.state.resources = ResourceViews(settings)
     for module in (auth, identity, catalog, credentials, jobs, resources, dashboard, keystone, nova, glance, neutron,
-                   neutron_ports, neutron_security):
+                   neutron_ports, neutron_security, neutron_routers):
         app.include_router(module.router)
     openstack_errors.install(app, http_exception_handler, request_validation_exception_handler)
     app.mount("/ui/static", StaticFiles(directory=str(dashboard.STATIC)), name="static")

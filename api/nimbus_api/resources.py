@@ -44,6 +44,8 @@ VIEWS = {
     # The network node holds every port (their addresses), and the compute hosts the security groups.
     "ports": View("port_info", "network[0]", "ports"),
     "security_groups": View("security_group_info", "compute", "security_groups", one_per_name=True),
+    "routers": View("router_info", "network[0]", "routers"),
+    "floating_ips": View("router_info", "network[0]", "floating_ips"),
 }
 
 

@@ -1,5 +1,5 @@
 """Neutron v2.0 under ``/networking``: networks and subnets, and what the other Neutron modules share (ports:
-neutron_ports.py, security groups: neutron_security.py).
+neutron_ports.py, security groups: neutron_security.py, routers and floating IPs: neutron_routers.py).
 
 The hosts hold the networks (the networks resource view: ``network_info`` on the network and compute hosts);
 a network or subnet made through this API is known there by its id, which is its name on the hosts, and its
@@ -38,7 +38,9 @@ EXTENSIONS = (("external-net", "Neutron external network", "Adds the router:exte
               ("standard-attr-description", "standard-attr-description", "Descriptions on resources"),
               ("quotas", "Quota management support", "Per-project quotas"),
               ("security-group", "security-group", "Security groups and their rules (IPv4)"),
-              ("port-security", "Port Security", "Whether a port is filtered"))
+              ("port-security", "Port Security", "Whether a port is filtered"),
+              ("router", "Neutron L3 Router", "Routers with an external gateway (SNAT) and floating IPs"),
+              ("ext-gw-mode", "Neutron L3 Configurable external gateway mode", "enable_snat on a router's gateway"))
 
 
 def _root(request: Request) -> str:
@@ -65,7 +67,8 @@ def versions(request: Request):
 def resources(request: Request):
     return {"resources": [{"name": name, "collection": name + "s",
                            "links": [{"rel": "self", "href": _root(request) + "/v2.0/" + name + "s"}]}
-                          for name in ("network", "subnet", "port", "security-group", "security-group-rule")]}
+                          for name in ("network", "subnet", "port", "security-group", "security-group-rule", "router",
+                                       "floatingip")]}
 
 
 def _extension(alias, name, description):
@@ -492,8 +495,9 @@ def subnets(request: Request, db, auth) -> list[dict]:
     for item in items:
         network = networks.get(item["name"])
         for subnet in item.get("subnets") or []:
+            # As in Neutron, a project sees the subnets of shared and external networks too.
             if network is not None and (auth.is_admin or network["project_id"] == auth.project_id
-                                        or network["shared"]):
+                                        or network["shared"] or network["router:external"]):
                 out[subnet["name"]] = _subnet_out(subnet, network, known.get(subnet["name"]))
     project = None if auth.is_admin else auth.project_id
     for op in operations.pending(db, project, "subnet", read_at):

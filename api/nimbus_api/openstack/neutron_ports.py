@@ -28,9 +28,21 @@ router = APIRouter(prefix=neutron.PREFIX, tags=["neutron"], route_class=PolicyRo
 MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 
 
+# The collection's ids (plugins/module_utils/_ipam.py derive_id): the port module derives a port's id from its
+# network and name, the same on every host and run.
+_HOST_IDS = uuid.UUID("5b1f0c3e-2a7d-5c4e-9a61-6e696d627573")
+# Ports named after their router, one per network: known here by their host id, their names repeat.
+ROUTER_OWNERS = ("network:router_interface", "network:router_gateway")
+
+
+def host_port_id(network: str, name: str) -> str:
+    """The id the port module gives port ``name`` of ``network``."""
+    return str(uuid.uuid5(_HOST_IDS, "/".join(("port", network, name))))
+
+
 def _view(request: Request, db, auth) -> tuple[list[dict], float]:
-    # Servers make and remove ports too.
-    return neutron.view_of(request, db, auth, "ports", ("port", "server"))
+    # Servers, routers and floating IPs make and remove ports too.
+    return neutron.view_of(request, db, auth, "ports", ("port", "server", "router", "floating_ip"))
 
 
 def _status(item: dict) -> str:
@@ -38,7 +50,9 @@ def _status(item: dict) -> str:
 
 
 def _port_out(item: dict, record: Record | None, status: str | None = None) -> dict:
-    port_id = item["name"]
+    """A port as Neutron shows it, with ``_host_name`` and ``_host_id`` (its name and id on the network node)
+    for the changes that name it; ``public`` drops them."""
+    port_id = item["id"] if item.get("device_owner") in ROUTER_OWNERS and item.get("id") else item["name"]
     project = item.get("project") or ""
     if record is not None:
         name = record.name
@@ -59,14 +73,22 @@ def _port_out(item: dict, record: Record | None, status: str | None = None) -> d
         "dns_name": item.get("hostname") or "", "tags": [], "revision_number": 0,
         "created_at": record.created_at.strftime("%Y-%m-%dT%H:%M:%SZ") if record else None,
         "updated_at": record.updated_at.strftime("%Y-%m-%dT%H:%M:%SZ") if record else None,
+        "_host_name": item["name"], "_host_id": item.get("id"),
     }
+
+
+def public(row: dict) -> dict:
+    return {k: v for k, v in row.items() if not k.startswith("_")}
 
 
 def ports(request: Request, db, auth) -> list[dict]:
     """Every port the token may see: the network node's, and those being made or whose making failed."""
     items, read_at = _view(request, db, auth)
     records = neutron.records(db, "port")
-    out = {item["name"]: _port_out(item, records.get(item["name"])) for item in items}
+    out = {}
+    for item in items:
+        row = _port_out(item, records.get(item["name"]))
+        out[row["id"]] = row
     project = None if auth.is_admin else auth.project_id
     for op in operations.pending(db, project, "port", read_at):
         port_id = op.operation.resource_id
@@ -209,20 +231,20 @@ def create_port(body: PortCreate, request: Request, auth=Depends(current_auth), 
         after += operations.in_flight(db, "security_group", groups)
     operations.launch(request, db, auth, "port", port_id, "create", extra_vars, shown, check=check,
                       project_id=project_id, after=after)
-    return {"port": _port_out(dict(shown, name=port_id, project=project_id), db.get(Record, ("port", port_id)),
-                              "DOWN")}
+    return {"port": public(_port_out(dict(shown, name=port_id, project=project_id), db.get(Record, ("port", port_id)),
+                                     "DOWN"))}
 
 
 @router.get("/v2.0/ports")
 @policy("authenticated")
 def list_ports(request: Request, auth=Depends(current_auth), db=Depends(get_db)):
-    return {"ports": neutron.listing(ports(request, db, auth), request)}
+    return {"ports": neutron.listing([public(p) for p in ports(request, db, auth)], request)}
 
 
 @router.get("/v2.0/ports/{port_id}")
 @policy("authenticated")
 def show_port(port_id: str, request: Request, auth=Depends(current_auth), db=Depends(get_db)):
-    return {"port": neutron.fields([find_port(request, db, auth, port_id)], request)[0]}
+    return {"port": neutron.fields([public(find_port(request, db, auth, port_id))], request)[0]}
 
 
 def _owned(port: dict, auth) -> None:
@@ -236,7 +258,7 @@ def update_port(port_id: str, body: PortUpdate, request: Request, auth=Depends(c
     port = find_port(request, db, auth, port_id)
     _owned(port, auth)
     neutron.update_record(db, "port", port, body.port, port["project_id"] or auth.project_id)
-    return {"port": find_port(request, db, auth, port_id)}
+    return {"port": public(find_port(request, db, auth, port_id))}
 
 
 @router.delete("/v2.0/ports/{port_id}", status_code=204)

@@ -788,7 +788,7 @@ def _networks(request: Request, db, auth, asked) -> list:
             if net.uuid and net.uuid != port["network_id"]:
                 raise HTTPException(status_code=400, detail="networks[%d]: port %s is not on network %s"
                                     % (n, net.port[:64], net.uuid[:64]))
-            nics.append({"network": port["network_id"], "port": port["id"]})
+            nics.append({"network": port["network_id"], "port": port["_host_name"]})
             continue
         found = [i for i in known if net.uuid and net.uuid in (i.get("id"), i.get("name"))]
         if not found:

@@ -40,6 +40,10 @@ RUNBOOKS = {
     ("port", "delete"): "nimbus.port_delete",
     ("security_group", "create"): "nimbus.security_group_create",
     ("security_group", "delete"): "nimbus.security_group_delete",
+    ("router", "create"): "nimbus.router_create",
+    ("router", "delete"): "nimbus.router_delete",
+    ("floating_ip", "create"): "nimbus.floating_ip_create",
+    ("floating_ip", "delete"): "nimbus.floating_ip_delete",
 }
 IN_FLIGHT = ("pending", "running")
 FAILED = ("failed", "error", "canceled")

@@ -140,6 +140,38 @@ TEMPLATES = {
         "description": "Delete a security group from every compute host (Neutron's DELETE /security-groups/{id})",
         "schema": _schema({"security_group_id": _NAME}, ["security_group_id"]),
     },
+    "nimbus.router_create": {
+        "playbook": "router_create.yml",
+        "description": "Create a router or set its interfaces and gateway on the network node (Neutron's POST "
+                       "/routers, its gateway, add_router_interface, remove_router_interface)",
+        "schema": _schema({
+            "router_id": _NAME,
+            "router_interfaces": {"type": "array", "maxItems": 32, "items": _schema(
+                {"network": _NAME, "subnet": _NAME}, ["network", "subnet"])},
+            "router_external_network": {"anyOf": [_NAME, {"const": ""}]},
+            "router_external_fixed_ip": _ADDRESS,
+            "router_enable_snat": {"type": "boolean"},
+        }, ["router_id"]),
+    },
+    "nimbus.router_delete": {
+        "playbook": "router_delete.yml",
+        "description": "Delete a router with no interface left (Neutron's DELETE /routers/{id})",
+        "schema": _schema({"router_id": _NAME}, ["router_id"]),
+    },
+    "nimbus.floating_ip_create": {
+        "playbook": "floating_ip_create.yml",
+        "description": "Create a floating IP or point it at a port (Neutron's POST /floatingips and its PUT)",
+        "schema": _schema({
+            "floating_ip_id": _NAME, "floating_ip_router": _NAME, "floating_ip_address": _ADDRESS,
+            "floating_ip_port": {"anyOf": [_NAME, {"const": ""}]}, "floating_ip_port_network": _NAME,
+            "floating_ip_fixed_ip": _ADDRESS,
+        }, ["floating_ip_id", "floating_ip_router"]),
+    },
+    "nimbus.floating_ip_delete": {
+        "playbook": "floating_ip_delete.yml",
+        "description": "Delete a floating IP (Neutron's DELETE /floatingips/{id})",
+        "schema": _schema({"floating_ip_id": _NAME}, ["floating_ip_id"]),
+    },
     "nimbus.server_action": {
         "playbook": "server_action.yml",
         "description": "Start, stop or reboot a server (Nova's server actions os-start, os-stop, reboot)",

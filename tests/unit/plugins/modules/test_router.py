@@ -317,3 +317,26 @@ def test_a_failed_check_leaves_the_records_alone(cloud, run_module):
     result, failed = run_module(RouterModule, {"name": "r1", "external_network": "demo-net"}, check_mode=True)
     assert failed and "network demo-net is not external" in result["msg"]
     assert (tmp_path / "routers" / "r1.json").read_text() == record
+
+
+def test_router_info_lists_routers_and_their_floating_ips(cloud, run_module):
+    from ansible_collections.nimbus.cloud.plugins.modules.router_info import RouterInfoModule
+
+    for args in ({"name": "r1", "project": "demo", "interfaces": [{"network": "demo-net", "subnet": "demo-subnet"}],
+                  "external_network": "public"},
+                 {"name": "r2", "project": "ops", "interfaces": [{"network": "other-net", "subnet": "other-subnet"}],
+                  "external_network": "public2"}):
+        result, failed = run_module(RouterModule, args)
+        assert not failed, result
+    result, failed = run_module(FloatingIpModule, {"name": "f1", "router": "r1", "project": "demo"})
+    assert not failed, result
+    listed, failed = run_module(RouterInfoModule, {})
+    assert not failed and not listed["changed"]
+    assert [r["name"] for r in listed["routers"]] == ["r1", "r2"]
+    r1 = listed["routers"][0]
+    assert r1["external_gateway"]["network"] == "public" and r1["interfaces"][0]["ip"] == "10.20.0.1"
+    assert [(f["name"], f["router"], f["network"]) for f in listed["floating_ips"]] == [("f1", "r1", "public")]
+    mine, _failed = run_module(RouterInfoModule, {"project": "ops"})
+    assert [r["name"] for r in mine["routers"]] == ["r2"] and mine["floating_ips"] == []
+    named, _failed = run_module(RouterInfoModule, {"name": ["r1", "missing"]})
+    assert [r["name"] for r in named["routers"]] == ["r1"] and len(named["floating_ips"]) == 1
