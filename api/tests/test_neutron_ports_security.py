@@ -89,9 +89,14 @@ def on_hosts(files, kind):
 
 
 def jobs_of(app, resource):
+    """The (action, variables) of each job queued for this kind of resource, oldest first."""
     with app.state.sessions() as db:
         return [(op.action, json.loads(db.get(Job, op.job_id).extra_vars)) for op in
                 db.query(Operation).filter(Operation.resource == resource).order_by(Operation.id)]
+
+
+def job_vars(app, resource):
+    return [variables for _action, variables in jobs_of(app, resource)]
 
 
 def test_each_project_has_one_default_group(neutron):
@@ -106,7 +111,7 @@ def test_each_project_has_one_default_group(neutron):
     assert [g["id"] for g in call(cloud, "GET", t["reader-a"], "/security-groups", 200)["security_groups"]] \
         == [default["id"]]
     settle(app)
-    assert [a for a, _ in jobs_of(app, "security_group")] == ["create"]
+    assert [action for action, _vars in jobs_of(app, "security_group")] == ["create"]
     held = on_hosts(files, "groups")[default["id"]]
     assert (held["project"], held["allow_all_egress"]) == (p["a"], False)
     assert {r["direction"] for r in held["rules"]} == {"ingress", "egress"}
@@ -150,7 +155,7 @@ def test_a_group_and_its_rules(neutron):
                   200)["security_group_rules"]
     assert [r["id"] for r in listed] == [ssh["id"]]
     # Changes of one group run one after the other.
-    vars_seen = [v["security_group_rules"] for _, v in jobs_of(app, "security_group") if v["security_group_id"] == group_id]
+    vars_seen = [v["security_group_rules"] for v in job_vars(app, "security_group") if v["security_group_id"] == group_id]
     assert [len(r) for r in vars_seen] == [1, 2, 1]
     call(cloud, "DELETE", t["member-a"], "/security-groups/" + group_id, 204)
     settle(app)
@@ -239,7 +244,7 @@ def test_a_port_made_used_by_a_server_and_deleted(neutron):
         "name": "db1", "flavorRef": flavor(app), "imageRef": TINY_IMAGE["id"], "networks": [{"port": port_id}]}})
     assert r.status_code == 202, r.text
     settle(app)
-    _, server_vars = jobs_of(app, "server")[0]
+    server_vars = job_vars(app, "server")[0]
     assert server_vars["server_networks"] == [{"network": "net-a", "port": port_id}]
     assert server_vars["server_security_groups"] == []  # the server makes no port, so needs no group
     # Plugged in (as the runbook leaves it), it is not deleted here, nor given to another server.
@@ -303,7 +308,7 @@ def test_a_server_on_a_network_gets_the_groups_it_names(neutron):
         "name": "vm2", "flavorRef": flavor(app), "imageRef": TINY_IMAGE["id"], "networks": [{"uuid": "net-a"}]}})
     assert r.status_code == 202, r.text
     settle(app)
-    (_, first), (_, second) = jobs_of(app, "server")
+    first, second = job_vars(app, "server")
     assert first["server_security_groups"] == [web]
     default = [g["id"] for g in call(cloud, "GET", t["member-a"], "/security-groups?name=default", 200)["security_groups"]]
     assert second["server_security_groups"] == default

@@ -14,8 +14,7 @@ import pytest
 from conftest import Cloud, bootstrapped_app, register_runbooks, with_views
 from fastapi.testclient import TestClient
 from test_neutron import call, settle
-
-from nimbus_api.models import Job, Operation
+from test_neutron_ports_security import job_vars, jobs_of
 from nimbus_api.openstack.neutron_ports import host_port_id
 
 READ = r"""
@@ -110,12 +109,6 @@ def on_hosts(files, kind):
     return {i["name"]: i for i in json.loads(files[kind].read_text())}
 
 
-def jobs_of(app, resource):
-    with app.state.sessions() as db:
-        return [(op.action, json.loads(db.get(Job, op.job_id).extra_vars)) for op in
-                db.query(Operation).filter(Operation.resource == resource).order_by(Operation.id)]
-
-
 def make_router(cloud, token, **body):
     return call(cloud, "POST", token, "/routers", 201, json={"router": dict({"name": "r {{ 1 }}"}, **body)})["router"]
 
@@ -138,7 +131,7 @@ def test_a_router_its_gateway_and_interfaces(neutron):
     held = on_hosts(files, "routers")[router_id]
     assert [i["subnet"] for i in held["interfaces"]] == ["net-a-subnet", "net-a2-subnet"]
     assert held["external_gateway"]["network"] == "public" and held["project"] == p["a"]
-    runs = [v.get("router_interfaces", []) for _, v in jobs_of(app, "router")]
+    runs = [v.get("router_interfaces", []) for v in job_vars(app, "router")]
     assert [len(r) for r in runs] == [0, 1, 2]
     shown = call(cloud, "GET", t["member-a"], "/routers/" + router_id, 200)["router"]
     assert (shown["status"], shown["external_gateway_info"]["external_fixed_ips"][0]["ip_address"]) == \
@@ -183,7 +176,7 @@ def test_floating_ips_are_carried_by_the_projects_router(neutron):
     assert (fip["router_id"], fip["port_id"], fip["status"], fip["description"]) == \
         (router_id, "port-a", "DOWN", "{{ 7 * 7 }}")
     settle(app)
-    _, create_vars = jobs_of(app, "floating_ip")[0]
+    create_vars = job_vars(app, "floating_ip")[0]
     assert (create_vars["floating_ip_router"], create_vars["floating_ip_port"],
             create_vars["floating_ip_port_network"]) == (router_id, "port-a", "net-a")
     shown = call(cloud, "GET", t["member-a"], "/floatingips/" + fip["id"], 200)["floatingip"]
@@ -210,7 +203,7 @@ def test_floating_ips_are_carried_by_the_projects_router(neutron):
     settle(app)
     shown = call(cloud, "GET", t["member-a"], "/floatingips/" + fip["id"], 200)["floatingip"]
     assert (shown["port_id"], shown["status"]) == (None, "DOWN")
-    assert jobs_of(app, "floating_ip")[-1][1]["floating_ip_port"] == ""
+    assert job_vars(app, "floating_ip")[-1]["floating_ip_port"] == ""
     assert call(cloud, "GET", t["member-b"], "/floatingips", 200)["floatingips"] == []
     assert call(cloud, "GET", t["member-b"], "/routers", 200)["routers"] == []
     call(cloud, "DELETE", t["member-b"], "/floatingips/" + fip["id"], 404)
@@ -230,7 +223,7 @@ def test_router_and_floating_ip_quotas(neutron):
     call(cloud, "POST", t["member-a"], "/routers", 409, json={"router": {"name": "two"}})
     call(cloud, "POST", t["member-a"], "/floatingips", 201, json={"floatingip": {"floating_network_id": "public"}})
     call(cloud, "POST", t["member-a"], "/floatingips", 409, json={"floatingip": {"floating_network_id": "public"}})
-    assert [v["floating_ip_router"] for _, v in jobs_of(app, "floating_ip")] == [router_id]
+    assert [v["floating_ip_router"] for v in job_vars(app, "floating_ip")] == [router_id]
 
 
 def test_router_ports_show_as_neutron_shows_them(neutron):
@@ -247,3 +240,14 @@ def test_router_ports_show_as_neutron_shows_them(neutron):
         [(host_port_id("net-a", "router-" + router_id), router_id, "ACTIVE")]
     assert not any(k.startswith("_") for k in listed[0])
     call(cloud, "DELETE", t["member-a"], "/ports/" + listed[0]["id"], 409)
+
+
+def test_a_servers_floating_ip_shows_in_its_addresses():
+    from nimbus_api.openstack.nova import _addresses
+
+    item = {"nics": [{"mac": "fa:16:3e:00:00:01", "port": {"id": "host-id-a", "network": "net-a",
+                                                           "fixed_ips": [{"subnet": "s", "ip": "10.1.0.9"}]}}]}
+    shown = _addresses(item, {"net-a": "private"}, {("host-id-a", "10.1.0.9"): "172.24.4.20",
+                                                    ("other", "10.1.0.9"): "172.24.4.21"})
+    assert [(a["addr"], a["OS-EXT-IPS:type"]) for a in shown["private"]] == \
+        [("10.1.0.9", "fixed"), ("172.24.4.20", "floating")]

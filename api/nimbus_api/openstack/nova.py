@@ -27,7 +27,7 @@ from starlette.datastructures import Headers
 from nimbus_api import identity, quotas
 from nimbus_api.deps import get_db
 from nimbus_api.models import Flavor, FlavorAccess, Keypair, Project, Record, User, new_id, now
-from nimbus_api.openstack import operations
+from nimbus_api.openstack import neutron, neutron_ports, neutron_security, operations
 from nimbus_api.policy import PolicyRoute, current_auth, policy
 
 PREFIX = "/compute"
@@ -506,9 +506,11 @@ STATUS = {"running": ("ACTIVE", "active", 1), "blocked": ("ACTIVE", "active", 1)
 UNKNOWN = ("UNKNOWN", "error", 0)
 
 
-def _addresses(item: dict, display_names: dict | None = None) -> dict:
-    """Nova's addresses: per network, the port's fixed IPs with the NIC's MAC (a bare bridge NIC has none)."""
+def _addresses(item: dict, display_names: dict | None = None, floating: dict | None = None) -> dict:
+    """Nova's addresses: per network, the port's fixed IPs with the NIC's MAC (a bare bridge NIC has none), each
+    followed by the floating IP that leads to it (``floating``: (host port id, fixed IP) -> floating IP)."""
     out: dict[str, list] = {}
+    floating = floating or {}
     for nic in item.get("nics") or []:
         port = nic.get("port") or {}
         network = port.get("network") or nic.get("bridge") or "unknown"
@@ -519,6 +521,10 @@ def _addresses(item: dict, display_names: dict | None = None) -> dict:
                 out.setdefault(network, []).append({
                     "version": 6 if ":" in fixed["ip"] else 4, "addr": fixed["ip"], "OS-EXT-IPS:type": "fixed",
                     "OS-EXT-IPS-MAC:mac_addr": nic.get("mac")})
+                address = floating.get((port.get("id"), fixed["ip"]))
+                if address:
+                    out[network].append({"version": 4, "addr": address, "OS-EXT-IPS:type": "floating",
+                                         "OS-EXT-IPS-MAC:mac_addr": nic.get("mac")})
     return out
 
 
@@ -528,7 +534,8 @@ def display_name(item: dict) -> str:
 
 
 def server_view(request: Request, item: dict, auth, flavors_by_name: dict, detail: bool = True,
-                image_ids: dict | None = None, display_names: dict | None = None) -> dict:
+                image_ids: dict | None = None, display_names: dict | None = None,
+                floating: dict | None = None) -> dict:
     """Nova's view of a server. ``image_ids``: image file -> Glance id, to name the image as Glance does;
     ``display_names``: network and security group id -> its name, for the addresses' labels and the groups."""
     image_ids = image_ids or {}
@@ -552,7 +559,7 @@ def server_view(request: Request, item: dict, auth, flavors_by_name: dict, detai
         "flavor": {"id": flavor_id, "links": [{"rel": "bookmark", "href": _root(request) + "/v2.1/flavors/"
                                                + flavor_id}]},
         "image": {"id": image_ids.get(item["image"], item["image"]), "links": []} if item.get("image") else "",
-        "addresses": _addresses(item, display_names), "key_name": own.get("key_name"),
+        "addresses": _addresses(item, display_names, floating), "key_name": own.get("key_name"),
         "hostId": hashlib.sha224((project + host).encode()).hexdigest() if host else "",
         "accessIPv4": "", "accessIPv6": "", "progress": 0, "config_drive": "",
         "created": own.get("created_at"), "updated": own.get("created_at"),
@@ -661,6 +668,12 @@ def _image_ids(request: Request) -> dict:
     return {i.get("file") or i.get("name"): i["id"] for i in views.read("images")[0] if i.get("id")}
 
 
+def _floating(request: Request, db, auth) -> dict:
+    """(host port id, fixed IP) -> floating IP, for the addresses of the servers the token may see."""
+    items, _read_at = neutron.view_of(request, db, auth, "floating_ips", ("floating_ip", "router"))
+    return {(i.get("port_id"), i.get("fixed_ip")): i.get("floating_ip") for i in items if i.get("port_id")}
+
+
 def _display_names(db) -> dict:
     named = select(Record.id, Record.name).where(Record.kind.in_(("network", "security_group")), Record.name != "")
     return dict(db.execute(named).all())
@@ -684,9 +697,9 @@ def list_servers_detail(request: Request, name: str | None = None, status: str |
                         all_tenants: str | None = None, auth=Depends(current_auth), db=Depends(get_db)):
     items = _filtered(_servers(request, db, auth, all_tenants is not None), name, status)
     flavors = _flavors_by_name(db)
-    images, names = _image_ids(request), _display_names(db)
-    return {"servers": [server_view(request, i, auth, flavors, image_ids=images, display_names=names)
-                        for i in items]}
+    images, names, floating = _image_ids(request), _display_names(db), _floating(request, db, auth)
+    return {"servers": [server_view(request, i, auth, flavors, image_ids=images, display_names=names,
+                                    floating=floating) for i in items]}
 
 
 @router.get("/v2.1/servers/{server_id}")
@@ -695,7 +708,7 @@ def show_server(server_id: str, request: Request, auth=Depends(current_auth), db
     for item in _servers(request, db, auth, all_tenants=auth.is_admin):
         if item.get("uuid") == server_id:
             return {"server": server_view(request, item, auth, _flavors_by_name(db), image_ids=_image_ids(request),
-                                          display_names=_display_names(db))}
+                                          display_names=_display_names(db), floating=_floating(request, db, auth))}
     raise HTTPException(status_code=404, detail="Instance %s could not be found." % server_id[:64])
 
 
@@ -766,8 +779,6 @@ def _networks(request: Request, db, auth, asked) -> list:
     """The server's NICs, in order, as the runbook takes them: the name on the hosts of a network to make a
     port on (the project's own, shared and external networks, by id or by name), or ``{network, port}`` for a
     free port of the project the request names."""
-    from nimbus_api.openstack import neutron_ports  # noqa: PLC0415 - the networking API imports this module
-
     if asked is None or asked in ("auto", "none"):
         return []
     if isinstance(asked, str):
@@ -821,8 +832,6 @@ def _metadata(given: dict) -> dict:
 def _quota_check(request: Request, db, auth, flavor: Flavor, view_items: list, since: float, new_ports: int = 0):
     """Raise 403 when one more server of this flavor would pass the project's instances, cores or RAM limit,
     or its new ports the ports limit, counting what the hosts show and what is still being made."""
-    from nimbus_api.openstack import neutron_ports  # noqa: PLC0415 - the networking API imports this module
-
     limits_now = quotas.limits(db, request.app.state.settings, auth.project_id)
     used = _used(db, auth, view_items, since)
     wanted = {"instances": 1, "cores": flavor.vcpus, "ram": flavor.ram_mb}
@@ -853,8 +862,6 @@ def create_server(body: ServerCreate, request: Request, auth=Depends(current_aut
     s = body.server
     flavor = find_flavor(db, auth, _ref(s.flavorRef))
     image = _image(request, db, auth, _ref(s.imageRef))
-    from nimbus_api.openstack import neutron_security  # noqa: PLC0415 - the networking API imports this module
-
     networks = _networks(request, db, auth, s.networks)
     new_ports = sum(1 for nic in networks if isinstance(nic, str))
     # The groups of the ports the server makes: those named, else the project's default group.

@@ -10,7 +10,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[3]
 PLAYBOOKS = REPO / "playbooks"
-RUNBOOKS = sorted(p for p in PLAYBOOKS.glob("*.yml") if p.name.split("_")[0] in ("server", "network", "subnet", "port", "security"))
+RUNBOOK_KINDS = ("server", "network", "subnet", "port", "security", "router", "floating")
+RUNBOOKS = sorted(p for p in PLAYBOOKS.glob("*.yml") if p.name.split("_")[0] in RUNBOOK_KINDS)
 FQCN = re.compile(r"\b([a-z0-9_]+)\.([a-z0-9_]+)\.([a-z0-9_]+)\b")
 
 
@@ -22,7 +23,9 @@ def test_there_are_runbooks():
     assert {p.name for p in RUNBOOKS} >= {"server_create.yml", "server_delete.yml", "server_action.yml",
                                           "network_create.yml", "network_delete.yml", "subnet_create.yml",
                                           "subnet_delete.yml", "port_create.yml", "port_delete.yml",
-                                          "security_group_create.yml", "security_group_delete.yml"}
+                                          "security_group_create.yml", "security_group_delete.yml",
+                                          "router_create.yml", "router_delete.yml", "floating_ip_create.yml",
+                                          "floating_ip_delete.yml"}
 
 
 @pytest.mark.parametrize("path", runbook_files(), ids=lambda p: p.name)

@@ -402,3 +402,19 @@ def test_saving_is_a_step_through_the_gate(tmp_path):
     step.apply(Gate(check_mode=False))
     assert [s.name for s in store.load().subnets] == ["s1"]
     assert step == SaveIpam(store, store.load()) and step != SaveIpam(store, Ipam("net1"))
+
+
+def test_the_api_derives_port_ids_as_the_port_module_does():
+    """The API names a router's interface port by the id the port module gives it, with the same uuid5 namespace
+    and the same parts (its host_port_id), without running a module."""
+    import re
+    import uuid
+    from pathlib import Path
+
+    from ansible_collections.nimbus.cloud.plugins.module_utils._ipam import ID_NAMESPACE, derive_id
+
+    text = (Path(__file__).resolve().parents[4] / "api" / "nimbus_api" / "openstack" / "neutron_ports.py").read_text()
+    namespace = re.search(r'_HOST_IDS = uuid\.UUID\("([0-9a-f-]+)"\)', text).group(1)
+    assert uuid.UUID(namespace) == ID_NAMESPACE
+    assert 'uuid.uuid5(_HOST_IDS, "/".join(("port", network, name)))' in text
+    assert str(uuid.uuid5(uuid.UUID(namespace), "port/demo-net/router-r1")) == derive_id("port", "demo-net", "router-r1")
