@@ -35,7 +35,7 @@ EDIT = r"""
 """
 STANDINS = {
     "port_create.yml": EDIT.format(kind="ports", change=(
-        "items + [{'name': port_id, 'network': port_network, 'project': nimbus_project, 'mac':"
+        "items + [{'name': port_id, 'id': port_id, 'network': port_network, 'project': nimbus_project, 'mac':"
         " port_mac | default('fa:16:3e:00:00:09'), 'fixed_ips': port_fixed_ips | default([{'subnet': 'subnet-1',"
         " 'ip': '10.1.0.9'}]), 'device_owner': '', 'device_id': '', 'security_groups':"
         " port_security_groups | default([]), 'port_security': port_security}]")),

@@ -334,3 +334,73 @@ def test_openstack_command_networks_subnets_and_a_server_on_them(venv, compute, 
     openstack(venv, env, "network", "delete", "renamed")
     app.state.queue.drain(30)
     assert json.loads(openstack(venv, env, "network", "list", "-f", "json").stdout) == []
+
+
+def test_openstack_command_security_groups_ports_routers_and_floating_ips(venv, compute, cloud, app, live_server,
+                                                                          tmp_path):
+    """security group and rule create/list/delete, port create with a fixed IP and a group, router create, gateway
+    and interface, floating ip create on the port, and their deletions, with the real command; the runbooks are
+    the stand-ins of test_neutron_ports_security and test_neutron_routers."""
+    from conftest import register_runbooks, with_views
+    from test_neutron_ports_security import STANDINS as PORT_STANDINS
+    from test_neutron_routers import STANDINS as ROUTER_STANDINS
+    from test_neutron_routers import network
+
+    settings = app.state.settings
+    for name, text in dict(PORT_STANDINS, **ROUTER_STANDINS).items():
+        (settings.playbooks_dir / name).write_text(text)
+    files = {kind: tmp_path / (kind + ".json") for kind in ("ports", "groups", "routers", "fips")}
+    for path in files.values():
+        path.write_text("[]")
+    project = cloud.project("routed")
+    cloud.user("rita", password="member-password-5", roles=[(project, "member")])
+    networks = [network("public", "", "172.24.4.0/24", external=True), network("private", project, "10.60.0.0/24")]
+    register_runbooks(app, **{"standin_" + k: str(v) for k, v in files.items()})
+    with_views(app, networks=lambda: networks, **{view: (lambda path=files[kind]: json.loads(path.read_text()))
+                                                  for view, kind in (("ports", "ports"), ("security_groups", "groups"),
+                                                                     ("routers", "routers"), ("floating_ips", "fips"))})
+    made = cloud.call("POST", "/v1/services", cloud.admin, json={"name": "neutron", "type": "network"})
+    cloud.call("PUT", "/v1/services/%s/endpoints" % made.json()["id"], cloud.admin,
+               json={"interface": "public", "url": live_server + "/networking"})
+    env = os_env(compute, "rita", "member-password-5", "routed")
+
+    def run(*args):
+        return json.loads(openstack(venv, env, *args, "-f", "json").stdout)
+
+    assert [g["Name"] for g in run("security", "group", "list")] == ["default"]
+    web = run("security", "group", "create", "--description", "web servers", "web")
+    rule = run("security", "group", "rule", "create", "--protocol", "tcp", "--dst-port", "22", "--remote-ip",
+               "192.0.2.0/24", "web")
+    assert (rule["port_range_min"], rule["port_range_max"], rule["remote_ip_prefix"]) == (22, 22, "192.0.2.0/24")
+    app.state.queue.drain(30)
+    assert rule["id"] in {r["ID"] for r in run("security", "group", "rule", "list", "web")}
+    port = run("port", "create", "--network", "private", "--fixed-ip", "subnet=private-subnet,ip-address=10.60.0.50",
+               "--security-group", "web", "p1")
+    app.state.queue.drain(30)
+    shown = run("port", "show", "p1")
+    assert (shown["id"], shown["security_group_ids"], shown["status"]) == (port["id"], [web["id"]], "DOWN")
+    assert json.loads(files["ports"].read_text())[0]["fixed_ips"] == [{"subnet": "private-subnet",
+                                                                       "ip": "10.60.0.50"}]
+    router = run("router", "create", "r1")
+    openstack(venv, env, "router", "set", "--external-gateway", "public", "r1")
+    openstack(venv, env, "router", "add", "subnet", "r1", "private-subnet")
+    app.state.queue.drain(30)
+    shown = run("router", "show", "r1")
+    assert (shown["id"], shown["status"], shown["external_gateway_info"]["network_id"]) == \
+        (router["id"], "ACTIVE", "public")
+    fip = run("floating", "ip", "create", "--port", "p1", "public")
+    app.state.queue.drain(30)
+    listed = run("floating", "ip", "list")
+    assert [(f["ID"], f["Floating IP Address"], f["Port"]) for f in listed] == [(fip["id"], "172.24.4.20", port["id"])]
+    openstack(venv, env, "floating", "ip", "delete", fip["id"])
+    openstack(venv, env, "router", "remove", "subnet", "r1", "private-subnet")
+    openstack(venv, env, "router", "unset", "--external-gateway", "r1")
+    app.state.queue.drain(30)
+    openstack(venv, env, "router", "delete", "r1")
+    openstack(venv, env, "port", "delete", "p1")
+    openstack(venv, env, "security", "group", "rule", "delete", rule["id"])
+    app.state.queue.drain(30)
+    openstack(venv, env, "security", "group", "delete", "web")
+    app.state.queue.drain(30)
+    assert run("router", "list") == [] and run("port", "list") == [] and run("floating", "ip", "list") == []
+    assert [g["Name"] for g in run("security", "group", "list")] == ["default"]

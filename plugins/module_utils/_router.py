@@ -349,15 +349,16 @@ def plan_kernel(router, fips, kernel, networks):
         steps += [Command(["ip", "-n", ns, "addr", "del", a, "dev", inside]) for a in sorted(have - wanted)]
     if "lo" not in ns_links or not ns_links["lo"].up:
         steps.append(Command(["ip", "-n", ns, "link", "set", "lo", "up"]))
+    routes = kernel.default_route if kernel.namespace else []
+    nexthop = router.gateway.get("nexthop") if router.gateway else None
+    if not nexthop and routes:
+        # Before the gateway's link goes: the kernel drops the route with it, and a later delete would fail.
+        steps.append(Command(["ip", "-n", ns, "route", "del", "default"]))
     inside_names = {leg[1] for leg in legs}
     steps += [Command(["ip", "-n", ns, "link", "del", name]) for name in sorted(ns_links)
               if name.startswith(("qr-", "qg-")) and name not in inside_names]
-    routes = kernel.default_route if kernel.namespace else []
-    nexthop = router.gateway.get("nexthop") if router.gateway else None
     if nexthop and routes != [nexthop]:
         steps.append(Command(["ip", "-n", ns, "route", "replace", "default", "via", nexthop]))
-    elif not nexthop and routes:
-        steps.append(Command(["ip", "-n", ns, "route", "del", "default"]))
     # Neighbours still hold the MAC of the interface that had these addresses
     # before (a recreated namespace): tell them, as Neutron does.
     steps += [Command(["ip", "netns", "exec", ns, "arping", "-q", "-U", "-c", "1", "-w", "1", "-I", dev, address],

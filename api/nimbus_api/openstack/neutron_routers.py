@@ -331,7 +331,7 @@ def delete_router(router_id: str, request: Request, auth=Depends(current_auth), 
 # --- floating IPs --------------------------------------------------------------------------------
 
 def _fip_states(request: Request, db, auth) -> dict[str, dict]:
-    items, read_at = neutron.view_of(request, db, auth, "floating_ips", ("floating_ip", "router"))
+    items, read_at = neutron.view_of(request, db, auth, "floating_ips", ("floating_ip", "router", "server"))
     out = {i["name"]: dict(i, status="ACTIVE" if i.get("port_id") else "DOWN") for i in items}
     project = None if auth.is_admin else auth.project_id
     for op in operations.pending(db, project, "floating_ip", read_at):

@@ -670,7 +670,7 @@ def _image_ids(request: Request) -> dict:
 
 def _floating(request: Request, db, auth) -> dict:
     """(host port id, fixed IP) -> floating IP, for the addresses of the servers the token may see."""
-    items, _read_at = neutron.view_of(request, db, auth, "floating_ips", ("floating_ip", "router"))
+    items, _read_at = neutron.view_of(request, db, auth, "floating_ips", ("floating_ip", "router", "server"))
     return {(i.get("port_id"), i.get("fixed_ip")): i.get("floating_ip") for i in items if i.get("port_id")}
 
 

@@ -8,6 +8,7 @@ repeat must change nothing.
 """
 
 import copy
+import ipaddress
 import json
 import os
 import re
@@ -37,6 +38,10 @@ NETWORKS = {
                     subnets=[dict(name="public2-subnet", cidr="203.0.113.0/24",
                                   pools=[{"start": "203.0.113.10", "end": "203.0.113.20"}])]),
 }
+class CommandFailed(Exception):
+    """What the kernel refuses: the command fails with this message."""
+
+
 NAT_RULE = re.compile(r'^add rule ip nimbus-nat (\S+) (.*) comment "(\w+)"$')
 
 
@@ -125,13 +130,14 @@ class Node:
             self._set(self.links[argv[3]], argv[4:])
         elif argv[:3] == ["ip", "link", "del"]:
             peer_ns, peer = self.links.pop(argv[3])["peer"]
-            self.namespaces.get(peer_ns, {"links": {}})["links"].pop(peer, None)
+            if peer_ns in self.namespaces:
+                self._drop_link(self.namespaces[peer_ns], peer)
         elif argv[1] == "-n":
             space, rest = self.namespaces[argv[2]], argv[3:]
             if rest[:2] == ["link", "set"]:
                 self._set(space["links"][rest[2]], rest[3:])
             elif rest[:2] == ["link", "del"]:
-                del space["links"][rest[2]]
+                self._drop_link(space, rest[2])
                 self.links = {n: v for n, v in self.links.items() if v.get("peer") != (argv[2], rest[2])}
             elif rest[:2] == ["addr", "add"]:
                 space["addrs"].setdefault(rest[4], []).append(rest[2])
@@ -140,11 +146,20 @@ class Node:
             elif rest[:3] == ["route", "replace", "default"]:
                 space["route"] = [rest[4]]
             elif rest[:3] == ["route", "del", "default"]:
+                if not space["route"]:
+                    raise CommandFailed("RTNETLINK answers: No such process")
                 space["route"] = []
             else:
                 raise KeyError(argv)
         else:
             raise KeyError(argv)
+
+    @staticmethod
+    def _drop_link(space, name):
+        """The kernel's way: a link's addresses, and the routes through them, go with it."""
+        space["links"].pop(name, None)
+        networks = [ipaddress.ip_interface(a).network for a in space["addrs"].pop(name, [])]
+        space["route"] = [g for g in space["route"] if not any(ipaddress.ip_address(g) in n for n in networks)]
 
     @staticmethod
     def _set(link, args):
@@ -204,7 +219,10 @@ def cloud(monkeypatch, tmp_path):
         if node.is_read(argv):
             out = node.read(argv, data)
             return (0, out, "") if out is not None else (1, "", "No such file or directory")
-        node.change(argv, data)
+        try:
+            node.change(argv, data)
+        except CommandFailed as e:
+            return 2, "", str(e)
         return 0, "", ""
 
     original_change, original_apply = CommandRunner.change, CommandRunner.apply
