@@ -181,3 +181,55 @@ def test_instances_launch_watch_and_delete(page, live_server, cloud, app, hyperv
     page.once("dialog", lambda dialog: dialog.accept())
     page.click("[data-delete='%s']" % hostile)
     page.wait_for_selector("#view p.empty", timeout=60000)
+
+
+def test_security_groups_create_rules_and_delete(page, live_server, cloud, app, tmp_path):
+    """The project's security groups and their rules on the networking API: the default group made on first sight,
+    a group created, a rule added and deleted, the group deleted; markup in a name stays text. The runbooks are
+    test_neutron_ports_security's stand-ins (they edit the file the security groups view reads)."""
+    from conftest import register_runbooks, with_views
+    from test_neutron_ports_security import STANDINS
+
+    for name, text in STANDINS.items():
+        (app.state.settings.playbooks_dir / name).write_text(text)
+    held = tmp_path / "groups.json"
+    held.write_text("[]")
+    register_runbooks(app, standin_groups=str(held), standin_ports=str(tmp_path / "ports.json"))
+    with_views(app, security_groups=lambda: json.loads(held.read_text()), ports=lambda: [])
+    a = cloud.project("proj-a")
+    cloud.user("member-a", roles=[(a, "member")])
+    log_in(page, live_server, "member-a", "proj-a")
+    page.click("a[href='#/security-groups']")
+    page.wait_for_selector("[data-group='default']")
+    hostile = "<img src=x onerror=alert(1)>"
+    page.fill("#group-form [name=name]", hostile)
+    page.click("#group-submit")
+    page.wait_for_selector("[data-group='%s']" % hostile)
+    assert page.locator("#view img").count() == 0
+    form = "[data-rule-form='%s']" % hostile
+    page.select_option(form + " [name=protocol]", "tcp")
+    page.fill(form + " [name=port_range_min]", "22")
+    page.fill(form + " [name=remote_ip_prefix]", "192.0.2.0/24")
+    page.click(form + " button[type=submit]")
+    page.wait_for_selector("[data-group='%s'] td:has-text('192.0.2.0/24')" % hostile)
+    app.state.queue.drain(30)
+    mine = [g for g in json.loads(held.read_text()) if g["project"] == a and g["name"] != default_id(a)]
+    assert [(r["protocol"], r["port_range_min"]) for r in mine[0]["rules"] if r["direction"] == "ingress"] == [("tcp", 22)]
+    # A rule the API refuses shows its message.
+    page.select_option(form + " [name=protocol]", "icmp")
+    page.fill(form + " [name=port_range_min]", "300")
+    page.click(form + " button[type=submit]")
+    page.wait_for_selector("#error:has-text('ICMP')")
+    page.click("[data-group='%s'] tr:has-text('192.0.2.0/24') [data-delete-rule]" % hostile)
+    page.wait_for_selector("[data-group='%s'] td:has-text('192.0.2.0/24')" % hostile, state="detached")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("[data-delete-group='%s']" % hostile)
+    page.wait_for_selector("[data-group='%s']" % hostile, state="detached")
+    app.state.queue.drain(30)
+    assert [g["name"] for g in json.loads(held.read_text())] == [default_id(a)]
+
+
+def default_id(project_id):
+    from nimbus_api.openstack.neutron_security import default_id as made
+
+    return made(project_id)

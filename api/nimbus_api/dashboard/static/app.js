@@ -215,6 +215,67 @@ async function networksView() {
     n.subnets.map((id) => cidrs[id] || id).join(", "), n.shared ? "yes" : "", n["router:external"] ? "yes" : ""]));
 }
 
+// --- security groups: the networking API's groups and rules, as Horizon shows them ---------------------
+
+function ruleText(r) {
+  const ports = r.port_range_min === null ? "any" : r.port_range_min === r.port_range_max || r.port_range_max === null
+    ? String(r.port_range_min) : r.port_range_min + "-" + r.port_range_max;
+  return [r.direction, r.protocol || "any", ports];
+}
+
+async function securityGroupsView() {
+  const {security_groups: groups} = await api("GET", NETWORKING + "/security-groups");
+  const names = Object.fromEntries(groups.map((g) => [g.id, g.name]));
+  const create = el("form", {id: "group-form"},
+    el("label", {}, "Name", el("input", {name: "name", required: true, maxlength: 255})),
+    el("label", {}, "Description", el("input", {name: "description", maxlength: 255})),
+    el("button", {type: "submit", id: "group-submit"}, "Create security group"));
+  create.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const values = Object.fromEntries(new FormData(create));
+    await change(() => api("POST", NETWORKING + "/security-groups", {security_group: values}));
+  });
+  show(el("h2", {}, "Security groups"), create, groups.map((g) => el("section", {"data-group": g.name},
+    el("h3", {}, g.name, " ", el("small", {}, g.description),
+      g.name === "default" ? null : el("button", {"data-delete-group": g.name, onclick: () => {
+        if (window.confirm("Delete security group " + g.name + "?")) change(() => api("DELETE", NETWORKING + "/security-groups/" + g.id));
+      }}, "Delete group")),
+    table(g.security_group_rules, ["Direction", "Protocol", "Ports", "Remote", ""], (r) => ruleText(r).concat([
+      r.remote_group_id ? "group " + (names[r.remote_group_id] || r.remote_group_id) : r.remote_ip_prefix,
+      el("button", {"data-delete-rule": r.id, onclick: () => change(() => api("DELETE", NETWORKING + "/security-group-rules/" + r.id))},
+        "Delete rule")])),
+    ruleForm(g))));
+}
+
+function ruleForm(group) {
+  const form = el("form", {class: "rule-form", "data-rule-form": group.name},
+    el("select", {name: "direction"}, el("option", {value: "ingress"}, "ingress"), el("option", {value: "egress"}, "egress")),
+    el("select", {name: "protocol"}, ["tcp", "udp", "icmp", "any"].map((p) => el("option", {value: p}, p))),
+    el("input", {name: "port_range_min", type: "number", min: 0, max: 65535, placeholder: "port (or ICMP type)"}),
+    el("input", {name: "port_range_max", type: "number", min: 0, max: 65535, placeholder: "to port"}),
+    el("input", {name: "remote_ip_prefix", placeholder: "remote CIDR (any)", maxlength: 64}),
+    el("button", {type: "submit"}, "Add rule"));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const values = Object.fromEntries(new FormData(form));
+    const rule = {security_group_id: group.id, direction: values.direction, protocol: values.protocol === "any" ? null : values.protocol};
+    for (const key of ["port_range_min", "port_range_max"]) if (values[key] !== "") rule[key] = Number(values[key]);
+    if (values.remote_ip_prefix) rule.remote_ip_prefix = values.remote_ip_prefix;
+    await change(() => api("POST", NETWORKING + "/security-group-rules", {security_group_rule: rule}));
+  });
+  return form;
+}
+
+// A change through the API, then the view again (or the API's message).
+async function change(call) {
+  try {
+    await call();
+    await route();
+  } catch (error) {
+    fail(error);
+  }
+}
+
 async function instancesView() {
   const {servers} = await api("GET", COMPUTE + "/servers/detail");
   const busy = servers.some((s) => s.status === "BUILD" || s.status === "REBOOT" || s["OS-EXT-STS:task_state"]);
@@ -242,9 +303,10 @@ async function deleteInstance(server) {
 }
 
 async function launchInstanceView() {
-  const [{flavors}, images, {keypairs}, {networks}] = await Promise.all([
+  const [{flavors}, images, {keypairs}, {networks}, {security_groups: groups}] = await Promise.all([
     api("GET", COMPUTE + "/flavors/detail"), api("GET", "/image/v2/images").catch(() => ({images: []})),
-    api("GET", COMPUTE + "/os-keypairs"), api("GET", NETWORKING + "/networks").catch(() => ({networks: []}))]);
+    api("GET", COMPUTE + "/os-keypairs"), api("GET", NETWORKING + "/networks").catch(() => ({networks: []})),
+    api("GET", NETWORKING + "/security-groups").catch(() => ({security_groups: []}))]);
   const choose = (name, items, label, optional) => el("label", {}, name,
     el("select", {name: name.toLowerCase().replace(" ", "_"), required: !optional},
       (optional ? [el("option", {value: ""}, "(none)")] : []).concat(items.map((i) => el("option", {value: i[0]}, label(i))))));
@@ -255,6 +317,8 @@ async function launchInstanceView() {
     choose("Network", networks.filter((n) => n.status === "ACTIVE" && !n["router:external"]).map((n) => [n.id, n]),
       ([, n]) => n.name, true),
     choose("Key pair", keypairs.map((k) => [k.keypair.name, k]), ([name]) => name, true),
+    // Left at (none), the server's ports go in the project's default group.
+    choose("Security group", groups.map((g) => [g.id, g]), ([, g]) => g.name, true),
     el("button", {type: "submit", id: "instance-submit"}, "Launch"));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -262,6 +326,7 @@ async function launchInstanceView() {
     const server = {name: values.name, flavorRef: values.flavor, imageRef: values.image,
       networks: values.network ? [{uuid: values.network}] : "none"};
     if (values.key_pair) server.key_name = values.key_pair;
+    if (values.security_group) server.security_groups = [{name: values.security_group}];
     try {
       await api("POST", COMPUTE + "/servers", {server});
       window.location.hash = "#/instances";
@@ -280,6 +345,7 @@ async function route() {
     if (page === "launch") await launchView(id);
     else if (page === "instances") await instancesView();
     else if (page === "networks") await networksView();
+    else if (page === "security-groups") await securityGroupsView();
     else if (page === "launch-instance") await launchInstanceView();
     else if (page === "jobs" && id) await jobView(id);
     else if (page === "jobs") await jobsView();
