@@ -92,9 +92,11 @@ def ports(request: Request, db, auth) -> list[dict]:
     project = None if auth.is_admin else auth.project_id
     for op in operations.pending(db, project, "port", read_at):
         port_id = op.operation.resource_id
+        if op.operation.action == "delete":
+            if op.in_flight:  # gone for the API's users once the delete is accepted, as in Neutron
+                out.pop(port_id, None)
+            continue
         if port_id in out:
-            if op.in_flight and op.operation.action == "delete":
-                out[port_id]["status"] = "DOWN"
             continue
         if op.operation.action == "create" and (op.in_flight or op.failed):
             item = dict(op.shown, name=port_id, project=op.operation.project_id)

@@ -47,6 +47,8 @@ def _router_states(request: Request, db, auth) -> dict[str, dict]:
     for op in operations.pending(db, project, "router", read_at):
         router_id = op.operation.resource_id
         if op.operation.action == "delete":
+            if op.in_flight:  # gone for the API's users once the delete is accepted, as in Neutron
+                out.pop(router_id, None)
             continue
         if op.in_flight or (op.failed and op.operation.action == "create" and router_id not in out):
             shown = op.shown
@@ -337,6 +339,8 @@ def _fip_states(request: Request, db, auth) -> dict[str, dict]:
     for op in operations.pending(db, project, "floating_ip", read_at):
         fip_id = op.operation.resource_id
         if op.operation.action == "delete":
+            if op.in_flight:
+                out.pop(fip_id, None)
             continue
         if op.in_flight or (op.failed and op.operation.action == "create" and fip_id not in out):
             held = out.get(fip_id, {})

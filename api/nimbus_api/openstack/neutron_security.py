@@ -84,8 +84,8 @@ def _states(request: Request, db, auth) -> dict[str, dict]:
     for op in operations.pending(db, project, "security_group", read_at):
         group_id = op.operation.resource_id
         if op.operation.action == "delete":
-            if op.in_flight and group_id in out:
-                out[group_id]["status"] = "DELETING"
+            if op.in_flight:  # gone for the API's users once the delete is accepted, as in Neutron
+                out.pop(group_id, None)
             continue
         if op.in_flight or (op.failed and op.operation.action == "create" and group_id not in out):
             out[group_id] = {"project": op.operation.project_id, "rules": op.shown.get("rules") or [],
