@@ -78,6 +78,7 @@ def _port_out(item: dict, record: Record | None, status: str | None = None) -> d
 
 
 def public(row: dict) -> dict:
+    """A row as the API answers it: without the fields it keeps for itself (``_host_name``, ...)."""
     return {k: v for k, v in row.items() if not k.startswith("_")}
 
 

@@ -96,10 +96,6 @@ def routers(request: Request, db, auth) -> dict[str, dict]:
     return out
 
 
-def _public(row: dict) -> dict:
-    return {k: v for k, v in row.items() if not k.startswith("_")}
-
-
 def _find_router(request: Request, db, auth, router_id: str) -> dict:
     found = routers(request, db, auth).get(router_id)
     if found is None:
@@ -200,14 +196,14 @@ class InterfaceBody(neutron.Loose):
 @router.get("/v2.0/routers")
 @policy("authenticated")
 def list_routers(request: Request, auth=Depends(current_auth), db=Depends(get_db)):
-    rows = [_public(r) for r in routers(request, db, auth).values()]
+    rows = [neutron_ports.public(r) for r in routers(request, db, auth).values()]
     return {"routers": neutron.listing(rows, request)}
 
 
 @router.get("/v2.0/routers/{router_id}")
 @policy("authenticated")
 def show_router(router_id: str, request: Request, auth=Depends(current_auth), db=Depends(get_db)):
-    return {"router": neutron.fields([_public(_find_router(request, db, auth, router_id))], request)[0]}
+    return {"router": neutron.fields([neutron_ports.public(_find_router(request, db, auth, router_id))], request)[0]}
 
 
 @router.post("/v2.0/routers", status_code=201)
@@ -225,7 +221,7 @@ def create_router(body: RouterCreate, request: Request, auth=Depends(current_aut
         db.add(Record(kind="router", id=router_id, project_id=project_id, name=r.name, description=r.description))
 
     _change_router(request, db, auth, router_id, project_id, [], gateway, "create", check=check)
-    return {"router": _public(_find_router(request, db, auth, router_id))}
+    return {"router": neutron_ports.public(_find_router(request, db, auth, router_id))}
 
 
 @router.put("/v2.0/routers/{router_id}")
@@ -254,7 +250,7 @@ def update_router(router_id: str, body: RouterUpdate, request: Request, auth=Dep
         del given["admin_state_up"]
     if given:
         neutron.update_record(db, "router", found, given, found["project_id"] or auth.project_id)
-    return {"router": _public(_find_router(request, db, auth, router_id))}
+    return {"router": neutron_ports.public(_find_router(request, db, auth, router_id))}
 
 
 @router.put("/v2.0/routers/{router_id}/add_router_interface")
@@ -437,13 +433,13 @@ def _carrier(request, db, auth, project_id: str, network_id: str, port: dict | N
 @router.get("/v2.0/floatingips")
 @policy("authenticated")
 def list_floating_ips(request: Request, auth=Depends(current_auth), db=Depends(get_db)):
-    return {"floatingips": neutron.listing([_public(f) for f in floating_ips(request, db, auth)], request)}
+    return {"floatingips": neutron.listing([neutron_ports.public(f) for f in floating_ips(request, db, auth)], request)}
 
 
 @router.get("/v2.0/floatingips/{fip_id}")
 @policy("authenticated")
 def show_floating_ip(fip_id: str, request: Request, auth=Depends(current_auth), db=Depends(get_db)):
-    return {"floatingip": neutron.fields([_public(_find_fip(request, db, auth, fip_id))], request)[0]}
+    return {"floatingip": neutron.fields([neutron_ports.public(_find_fip(request, db, auth, fip_id))], request)[0]}
 
 
 @router.post("/v2.0/floatingips", status_code=201)
@@ -483,7 +479,7 @@ def create_floating_ip(body: FloatingIpCreate, request: Request, auth=Depends(cu
     operations.launch(request, db, auth, "floating_ip", fip_id, "create",
                       {"floating_ip_id": fip_id, "floating_ip_router": carrier, **extra}, shown, check=check,
                       project_id=project_id, after=after)
-    return {"floatingip": _public(_find_fip(request, db, auth, fip_id))}
+    return {"floatingip": neutron_ports.public(_find_fip(request, db, auth, fip_id))}
 
 
 @router.put("/v2.0/floatingips/{fip_id}")
@@ -521,7 +517,7 @@ def update_floating_ip(fip_id: str, body: FloatingIpUpdate, request: Request, au
         operations.launch(request, db, auth, "floating_ip", fip_id, "update",
                           {"floating_ip_id": fip_id, "floating_ip_router": found["router_id"], **extra}, shown,
                           runbook_action="create", project_id=found["project_id"], after=after)
-    return {"floatingip": _public(_find_fip(request, db, auth, fip_id))}
+    return {"floatingip": neutron_ports.public(_find_fip(request, db, auth, fip_id))}
 
 
 @router.delete("/v2.0/floatingips/{fip_id}", status_code=204)
