@@ -50,13 +50,28 @@ STANDINS = {
         path: "{{ standin_xml }}"
         insertbefore: '^</node>'
         line: >-
-          <domain type="test"><name>{{ server_id }}</name><uuid>{{ server_id }}</uuid><metadata>
+          <domain type="test" xmlns:test="http://libvirt.org/schemas/domain/test/1.0"><name>{{ server_id }}</name>
+          <uuid>{{ server_id }}</uuid><metadata>
           <nimbus:instance xmlns:nimbus="https://nimbus.cloud/xmlns/instance/1"><nimbus:project>{{ nimbus_project }}</nimbus:project>
           <nimbus:flavor name="{{ server_flavor.name }}" vcpus="{{ server_flavor.vcpus }}" ram_mb="{{ server_flavor.ram_mb }}"
           disk_gb="{{ server_flavor.disk_gb }}"/><nimbus:image>{{ server_image }}</nimbus:image>
           {% for k, v in server_metadata.items() %}<nimbus:meta key="{{ k | e }}">{{ v | e }}</nimbus:meta>{% endfor %}
           </nimbus:instance></metadata><memory>{{ server_flavor.ram_mb * 1024 }}</memory>
-          <vcpu>{{ server_flavor.vcpus }}</vcpu><os><type>hvm</type></os></domain>
+          <vcpu>{{ server_flavor.vcpus }}</vcpu><os><type>hvm</type></os>
+          {% if server_name is match('stopped') %}<test:runstate>5</test:runstate>{% endif %}</domain>
+""",
+    # The server's domain line takes the new flavor.
+    "server_resize.yml": r"""
+- hosts: compute
+  gather_facts: false
+  tasks:
+    - name: The new flavor
+      ansible.builtin.replace:
+        path: "{{ standin_xml }}"
+        regexp: '(<uuid>{{ server_id }}</uuid>.*)<nimbus:flavor [^>]*/>'
+        replace: >-
+          \1<nimbus:flavor name="{{ server_flavor.name }}" vcpus="{{ server_flavor.vcpus }}"
+          ram_mb="{{ server_flavor.ram_mb }}" disk_gb="{{ server_flavor.disk_gb }}"/>
 """,
     "server_delete.yml": r"""
 - hosts: compute
@@ -236,3 +251,43 @@ def test_concurrent_creates_never_pass_the_quota(compute, live_server_for):
     servers = call(cloud, "GET", t["member-a"], "/servers/detail", 200)["servers"]
     assert sorted(s["status"] for s in servers) == ["ACTIVE"] * 5
     boot(cloud, t["member-a"], "one-more", status=403)
+
+
+def test_a_stopped_server_is_resized_then_confirmed_or_reverted(compute):
+    """Nova's resize of a stopped server: RESIZE while its job runs, VERIFY_RESIZE until confirmResize (the new
+    flavor stays) or revertResize (the old one comes back, by the same runbook)."""
+    cloud, app, p, t, tmp = compute
+    for name, fid, vcpus, ram, disk in (("m1.large", "large", 4, 1024, 2), ("m1.medium", "medium", 3, 768, 2),
+                                        ("m1.huge", "huge", 64, 1024, 2)):
+        made = cloud.client.post(C + "/flavors", headers={"X-Auth-Token": cloud.admin}, json={"flavor": {
+            "name": name, "id": fid, "vcpus": vcpus, "ram": ram, "disk": disk}})
+        assert made.status_code == 200, made.text
+    server_id = boot(cloud, t["member-a"], "stopped-1")["server"]["id"]
+    running_id = boot(cloud, t["member-a"], "running-1")["server"]["id"]
+    wait_for(cloud, t["member-a"], server_id, "SHUTOFF")
+    wait_for(cloud, t["member-a"], running_id, "ACTIVE")
+    resize = {"resize": {"flavorRef": "large"}}
+    call(cloud, "POST", t["member-a"], "/servers/%s/action" % running_id, 409, json=resize)  # stop it first
+    call(cloud, "POST", t["member-b"], "/servers/%s/action" % server_id, 404, json=resize)
+    call(cloud, "POST", t["member-a"], "/servers/%s/action" % server_id, 400, json={"resize": {"flavorRef": "small"}})
+    call(cloud, "POST", t["member-a"], "/servers/%s/action" % server_id, 409, json={"confirmResize": None})
+    call(cloud, "POST", t["member-a"], "/servers/%s/action" % server_id, 403, json={"resize": {"flavorRef": "huge"}})
+    call(cloud, "POST", t["member-a"], "/servers/%s/action" % server_id, 202, json=resize)
+    shown = wait_for(cloud, t["member-a"], server_id, "VERIFY_RESIZE")["server"]
+    assert shown["flavor"]["id"] == "large"
+    call(cloud, "POST", t["member-a"], "/servers/%s/action" % server_id, 409, json={"resize": {"flavorRef": "medium"}})
+    call(cloud, "POST", t["member-a"], "/servers/%s/action" % server_id, 204, json={"confirmResize": None})
+    shown = wait_for(cloud, t["member-a"], server_id, "SHUTOFF")["server"]
+    assert shown["flavor"]["id"] == "large"
+    # A disk never shrinks; a revert brings the old flavor back.
+    call(cloud, "POST", t["member-a"], "/servers/%s/action" % server_id, 202, json={"resize": {"flavorRef": "medium"}})
+    assert wait_for(cloud, t["member-a"], server_id, "VERIFY_RESIZE")["server"]["flavor"]["id"] == "medium"
+    call(cloud, "POST", t["member-a"], "/servers/%s/action" % server_id, 202, json={"revertResize": None})
+    app.state.queue.drain(60)
+    shown = wait_for(cloud, t["member-a"], server_id, "SHUTOFF")["server"]
+    assert shown["flavor"]["id"] == "large"
+    with app.state.sessions() as db:
+        runs = [json.loads(db.get(Job, op.job_id).extra_vars)["server_flavor"]["name"] for op in
+                db.query(Operation).filter(Operation.resource_id == server_id, Operation.action.in_(("resize", "revert")))
+                .order_by(Operation.id)]
+    assert runs == ["m1.large", "m1.medium", "m1.large"]

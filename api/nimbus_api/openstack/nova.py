@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 import uuid
 
@@ -26,7 +27,7 @@ from starlette.datastructures import Headers
 
 from nimbus_api import identity, quotas
 from nimbus_api.deps import get_db
-from nimbus_api.models import Flavor, FlavorAccess, Keypair, Project, Record, User, new_id, now
+from nimbus_api.models import Flavor, FlavorAccess, Job, Keypair, Operation, Project, Record, User, new_id, now
 from nimbus_api.openstack import neutron, neutron_ports, neutron_security, operations
 from nimbus_api.policy import PolicyRoute, current_auth, policy
 
@@ -584,7 +585,21 @@ def server_view(request: Request, item: dict, auth, flavors_by_name: dict, detai
 
 
 # What a change in flight shows as Nova's task_state; a reboot also shows as the status REBOOT.
-TASK_STATES = {"delete": "deleting", "start": "powering-on", "stop": "powering-off", "reboot": "rebooting"}
+TASK_STATES = {"delete": "deleting", "start": "powering-on", "stop": "powering-off", "reboot": "rebooting",
+               "resize": "resize_prep", "revert": "resize_reverting"}
+# Nova's status while a change is in flight, for the changes that have one.
+IN_FLIGHT_STATUS = {"reboot": ("REBOOT", "active", 1), "resize": ("RESIZE", "stopped", 4),
+                    "revert": ("REVERT_RESIZE", "resized", 4)}
+
+
+def _unconfirmed_resizes(db, project_id: str | None) -> dict:
+    """Resizes that are done and wait for confirmResize or revertResize, by server id (Nova's VERIFY_RESIZE)."""
+    query = (select(Operation).join(Job, Operation.job_id == Job.id)
+             .where(Operation.resource == "server", Operation.action == "resize", Operation.dismissed.is_(False),
+                    Job.status == "successful").order_by(Operation.id))
+    if project_id is not None:
+        query = query.where(Operation.project_id == project_id)
+    return {op.resource_id: op for op in db.scalars(query)}
 
 
 def _servers(request: Request, db, auth, all_tenants: bool) -> list[dict]:
@@ -605,12 +620,20 @@ def _servers(request: Request, db, auth, all_tenants: bool) -> list[dict]:
     servers = {i["uuid"]: dict(i) for i in items if i.get("uuid") and i.get("managed", True)}
     for pending in operations.pending(db, project_id, "server", read_at):
         op, server = pending.operation, servers.get(pending.operation.resource_id)
-        if server is not None and pending.in_flight and op.action in TASK_STATES:
+        if server is not None and pending.in_flight and op.action == "create":
+            # On the hypervisor before its job is done (the guest may still be starting, its ports' security
+            # groups not yet filled): Nova's BUILD until the spawn is over.
+            server.update(status=("BUILD", "building", 0), task_state="spawning")
+        elif server is not None and pending.in_flight and op.action in TASK_STATES:
             server["task_state"] = TASK_STATES[op.action]
-            if op.action == "reboot":
-                server["status"] = ("REBOOT", "active", 1)
+            if op.action in IN_FLIGHT_STATUS:
+                server["status"] = IN_FLIGHT_STATUS[op.action]
         elif server is None and op.action == "create" and (pending.in_flight or pending.failed):
             servers[op.resource_id] = _not_yet(db, pending)
+    for server_id in _unconfirmed_resizes(db, project_id):
+        server = servers.get(server_id)
+        if server is not None and not server.get("task_state"):
+            server["status"] = ("VERIFY_RESIZE", "resized", 4)
     return list(servers.values())
 
 
@@ -949,10 +972,13 @@ ACTIONS = {"os-start": ("start", ("shutoff",)), "os-stop": ("stop", ("running", 
 def server_action(server_id: str, body: ServerAction, request: Request, auth=Depends(current_auth),
                   db=Depends(get_db)):
     given = dict(body.model_extra or {})
-    if len(given) != 1 or next(iter(given)) not in ACTIONS:
+    known = sorted(set(ACTIONS) | set(RESIZE_ACTIONS))
+    if len(given) != 1 or next(iter(given)) not in known:
         raise HTTPException(status_code=400, detail="Invalid action: give one of %s (others are not supported)"
-                            % ", ".join(sorted(ACTIONS)))
+                            % ", ".join(known))
     name, options = next(iter(given.items()))
+    if name in RESIZE_ACTIONS:
+        return RESIZE_ACTIONS[name](request, db, auth, server_id, options)
     action, states = ACTIONS[name]
     reboot_type = "soft"
     if name == "reboot":
@@ -968,3 +994,84 @@ def server_action(server_id: str, body: ServerAction, request: Request, auth=Dep
                       {"server_id": server_id, "server_action": action, "server_reboot_type": reboot_type},
                       {"name": (item.get("metadata") or {}).get("display_name")}, runbook_action="action")
     return Response(status_code=202)
+
+
+# --- resize: a stopped server takes another flavor on its hypervisor, then the user confirms or reverts ---------
+
+def _flavor_of(db, item: dict) -> Flavor | None:
+    return db.scalar(select(Flavor).where(Flavor.name == (item.get("flavor") or {}).get("name")))
+
+
+def _resize_quota(request: Request, db, auth, old: dict, new: Flavor):
+    """Raise 403 when what the new flavor adds passes the project's cores or RAM limit."""
+    items, read_at = _project_view(request, db, auth)
+    limits_now = quotas.limits(db, request.app.state.settings, auth.project_id)
+    used = _used(db, auth, items, read_at)
+    wanted = {"cores": new.vcpus - int(old.get("vcpus") or 0), "ram": new.ram_mb - int(old.get("ram_mb") or 0)}
+    over = [k for k in ("cores", "ram") if wanted[k] > 0 and not quotas.allows(limits_now[k], used[k], wanted[k])]
+    if over:
+        raise HTTPException(status_code=403, detail="Quota exceeded for %s: Requested %s, but already used %s of %s"
+                            % (", ".join(over), ", ".join(str(wanted[k]) for k in over),
+                               ", ".join(str(used[k]) for k in over), ", ".join(str(limits_now[k]) for k in over)))
+
+
+def _launch_resize(request, db, auth, server_id: str, item: dict, flavor: Flavor, action: str, shown: dict):
+    size = {"name": flavor.name, "vcpus": flavor.vcpus, "ram_mb": flavor.ram_mb, "disk_gb": flavor.disk_gb}
+    extra_vars = {"server_id": server_id, "server_flavor": size}
+    operations.launch(request, db, auth, "server", server_id, action, extra_vars,
+                      dict(shown, name=(item.get("metadata") or {}).get("display_name")), runbook_action="resize",
+                      check=lambda: _resize_quota(request, db, auth, item.get("flavor") or {}, flavor),
+                      after=operations.in_flight(db, "server", [server_id]))
+
+
+def _resize(request: Request, db, auth, server_id: str, options):
+    flavor_ref = options.get("flavorRef") if isinstance(options, dict) else None
+    if not isinstance(flavor_ref, str) or not flavor_ref:
+        raise HTTPException(status_code=400, detail="Invalid input: resize needs flavorRef")
+    flavor = find_flavor(db, auth, _ref(flavor_ref))
+    item, _creating = _find_server(request, db, auth, server_id)
+    if item is None or _busy(db, auth, server_id) is not None or server_id in _unconfirmed_resizes(db, auth.project_id) \
+            or item.get("state") != "shutoff":
+        state = item.get("state") if item else "building"
+        raise HTTPException(status_code=409, detail="Cannot 'resize' instance %s while it is in state %s (this "
+                            "cloud resizes stopped servers: stop it first, and confirm a resize before the next)"
+                            % (server_id, state))
+    old = item.get("flavor") or {}
+    if old.get("name") == flavor.name:
+        raise HTTPException(status_code=400, detail="When resizing, instances must change flavor!")
+    if flavor.disk_gb < int(old.get("disk_gb") or 0):
+        raise HTTPException(status_code=400, detail="Resize to a flavor with a smaller disk is not allowed.")
+    previous = _flavor_of(db, item)
+    _launch_resize(request, db, auth, server_id, item, flavor, "resize",
+                   {"flavor": flavor.id, "old_flavor": previous.id if previous else None})
+    return Response(status_code=202)
+
+
+def _unconfirmed(request, db, auth, server_id: str, action: str):
+    item, _creating = _find_server(request, db, auth, server_id)
+    resize = _unconfirmed_resizes(db, auth.project_id).get(server_id)
+    if item is None or resize is None or _busy(db, auth, server_id) is not None:
+        raise HTTPException(status_code=409, detail="Cannot '%s' instance %s: it has no resize to confirm or "
+                            "revert" % (action, server_id))
+    return item, resize
+
+
+def _confirm_resize(request: Request, db, auth, server_id: str, options):
+    _item, resize = _unconfirmed(request, db, auth, server_id, "confirmResize")
+    resize.dismissed = True
+    db.commit()
+    return Response(status_code=204)
+
+
+def _revert_resize(request: Request, db, auth, server_id: str, options):
+    item, resize = _unconfirmed(request, db, auth, server_id, "revertResize")
+    previous = db.get(Flavor, json.loads(resize.shown or "{}").get("old_flavor") or "")
+    if previous is None:
+        raise HTTPException(status_code=409, detail="Cannot 'revertResize' instance %s: its old flavor is gone"
+                            % server_id)
+    resize.dismissed = True
+    _launch_resize(request, db, auth, server_id, item, previous, "revert", {"flavor": previous.id})
+    return Response(status_code=202)
+
+
+RESIZE_ACTIONS = {"resize": _resize, "confirmResize": _confirm_resize, "revertResize": _revert_resize}

@@ -32,6 +32,7 @@ RUNBOOKS = {
     ("server", "create"): "nimbus.server_create",
     ("server", "delete"): "nimbus.server_delete",
     ("server", "action"): "nimbus.server_action",
+    ("server", "resize"): "nimbus.server_resize",
     ("network", "create"): "nimbus.network_create",
     ("network", "delete"): "nimbus.network_delete",
     ("subnet", "create"): "nimbus.subnet_create",

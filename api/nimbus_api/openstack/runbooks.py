@@ -23,6 +23,9 @@ NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 _SERVER_ID = {"type": "string", "pattern": UUID_PATTERN}
 _STRINGS = {"type": "string", "maxLength": 255}
 _NAME = {"type": "string", "pattern": NAME_PATTERN}
+_FLAVOR = {"type": "object", "additionalProperties": False, "required": ["name", "vcpus", "ram_mb", "disk_gb"],
+           "properties": {"name": _NAME, "vcpus": {"type": "integer", "minimum": 1, "maximum": 1024},
+                          "ram_mb": {"type": "integer", "minimum": 1}, "disk_gb": {"type": "integer", "minimum": 0}}}
 # An IPv4 address or network, as the API has already checked it.
 _ADDRESS = {"type": "string", "pattern": "^[0-9.]{7,15}(/[0-9]{1,2})?$"}
 
@@ -39,11 +42,7 @@ TEMPLATES = {
         "schema": _schema({
             "server_id": _SERVER_ID,
             "server_name": {"type": "string", "minLength": 1, "maxLength": 255},
-            "server_flavor": _schema({"name": {"type": "string", "pattern": NAME_PATTERN},
-                                      "vcpus": {"type": "integer", "minimum": 1, "maximum": 1024},
-                                      "ram_mb": {"type": "integer", "minimum": 1},
-                                      "disk_gb": {"type": "integer", "minimum": 0}},
-                                     ["name", "vcpus", "ram_mb", "disk_gb"]),
+            "server_flavor": _FLAVOR,
             "server_image": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$"},
             # A network (a port is made on it), or a port made before and the network it is on.
             "server_networks": {"type": "array", "maxItems": 8, "items": {"anyOf": [
@@ -171,6 +170,11 @@ TEMPLATES = {
         "playbook": "floating_ip_delete.yml",
         "description": "Delete a floating IP (Neutron's DELETE /floatingips/{id})",
         "schema": _schema({"floating_ip_id": _NAME}, ["floating_ip_id"]),
+    },
+    "nimbus.server_resize": {
+        "playbook": "server_resize.yml",
+        "description": "Give a stopped server another flavor on its hypervisor (Nova's resize and revertResize)",
+        "schema": _schema({"server_id": _SERVER_ID, "server_flavor": _FLAVOR}, ["server_id", "server_flavor"]),
     },
     "nimbus.server_action": {
         "playbook": "server_action.yml",
