@@ -496,12 +496,22 @@ def port_attributes(port):
             "security_groups": sorted(port.security_groups), "port_security": port.port_security}
 
 
+def _leases(view):
+    return {(f["ip"], view["mac"]) for f in view.get("fixed_ips") or []} if view else set()
+
+
 def _port_plan(net, ipam, planned, before, after, dhcp_active, store):
     steps = []
     if before != after:
         steps.append(ipam_lib.SaveIpam(store, planned))
         if dhcp_active:
             steps.append(Command(["systemctl", "reload", DHCP_UNIT % net.name]))
+            # An address the port gives up may still be leased to its MAC: dnsmasq would not hand it to the next
+            # port that takes it ("leased to" another MAC) until the lease ran out. Release it now, as Neutron
+            # does (no lease: nothing happens).
+            steps += [Command(["ip", "netns", "exec", dhcp_namespace(net.name), "dhcp_release", DHCP_IFNAME, ip, mac],
+                              check_rc=False)
+                      for ip, mac in sorted(_leases(before) - _leases(after))]
     return Plan(steps, before, after)
 
 
