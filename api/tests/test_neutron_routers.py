@@ -171,17 +171,24 @@ def test_floating_ips_are_carried_by_the_projects_router(neutron):
     router_id = make_router(cloud, t["member-a"], external_gateway_info={"network_id": "public"})["id"]
     call(cloud, "PUT", t["member-a"], "/routers/%s/add_router_interface" % router_id, 200,
          json={"subnet_id": "net-a-subnet"})
+    # Another project's router gateway holds the highest address of public: the floating IP takes the next one,
+    # chosen here so that the answer carries it, as Neutron's does.
+    ports = json.loads(files["ports"].read_text())
+    ports.append({"name": "router-theirs-gw", "id": "host-id-gw", "network": "public", "project": p["b"],
+                  "mac": "fa:16:3e:00:00:04", "fixed_ips": [{"subnet": "public-subnet", "ip": "172.24.4.254"}],
+                  "device_owner": "network:router_gateway", "device_id": "theirs"})
+    files["ports"].write_text(json.dumps(ports))
     fip = call(cloud, "POST", t["member-a"], "/floatingips", 201, json={"floatingip": {
         "floating_network_id": "public", "port_id": "port-a", "description": "{{ 7 * 7 }}"}})["floatingip"]
-    assert (fip["router_id"], fip["port_id"], fip["status"], fip["description"]) == \
-        (router_id, "port-a", "DOWN", "{{ 7 * 7 }}")
+    assert (fip["router_id"], fip["port_id"], fip["status"], fip["description"], fip["floating_ip_address"]) == \
+        (router_id, "port-a", "DOWN", "{{ 7 * 7 }}", "172.24.4.253")
     settle(app)
     create_vars = job_vars(app, "floating_ip")[0]
-    assert (create_vars["floating_ip_router"], create_vars["floating_ip_port"],
-            create_vars["floating_ip_port_network"]) == (router_id, "port-a", "net-a")
+    assert (create_vars["floating_ip_router"], create_vars["floating_ip_port"], create_vars["floating_ip_port_network"],
+            create_vars["floating_ip_address"]) == (router_id, "port-a", "net-a", "172.24.4.253")
     shown = call(cloud, "GET", t["member-a"], "/floatingips/" + fip["id"], 200)["floatingip"]
     assert (shown["floating_ip_address"], shown["port_id"], shown["fixed_ip_address"], shown["status"]) == \
-        ("172.24.4.20", "port-a", "10.1.0.9", "ACTIVE")
+        ("172.24.4.253", "port-a", "10.1.0.9", "ACTIVE")
     # A port on a network the router does not join, another project's port, a fixed IP not the port's: refused.
     call(cloud, "PUT", t["member-a"], "/floatingips/" + fip["id"], 404, json={"floatingip": {"port_id": "port-a2"}})
     call(cloud, "PUT", t["member-a"], "/floatingips/" + fip["id"], 404, json={"floatingip": {"port_id": "port-b"}})

@@ -415,6 +415,31 @@ def _port_target(request, db, auth, project_id: str, port_id: str, fixed_ip: str
     return port, out
 
 
+def _free_address(request, db, auth, network_id: str) -> str:
+    """The address a new floating IP of this external network takes, chosen here so the answer carries it as
+    Neutron's does: the highest free one of its subnets' pools (routers' gateways take the lowest ones, so a
+    gateway being made at this moment does not take it), past every port of the network, whoever's, and the
+    floating IPs being made."""
+    views = request.app.state.resources
+    since = max(operations.last_ended(db, None, r) for r in ("port", "server", "router", "floating_ip"))
+    items = views.read("ports", since)[0] if views.available("ports") else []
+    taken = {f.get("ip") for i in items if i.get("network") == network_id for f in i.get("fixed_ips") or []}
+    taken |= {p.shown.get("floating_ip") for p in operations.pending(db, None, "floating_ip") if p.in_flight}
+    for subnet in neutron.subnets(request, db, auth):
+        if subnet["network_id"] != network_id or not subnet["cidr"]:
+            continue
+        cidr = ipaddress.ip_network(subnet["cidr"])
+        taken.add(subnet["gateway_ip"])
+        pools = subnet["allocation_pools"] or [{"start": str(next(cidr.hosts())), "end": str(cidr.broadcast_address - 1)}]
+        for pool in reversed(pools):
+            address, first = ipaddress.ip_address(pool["end"]), ipaddress.ip_address(pool["start"])
+            while address >= first:
+                if str(address) not in taken:
+                    return str(address)
+                address -= 1
+    raise HTTPException(status_code=409, detail="No more IP addresses available on network %s." % network_id)
+
+
 def _carrier(request, db, auth, project_id: str, network_id: str, port: dict | None) -> str:
     """The project's router that carries a floating IP of this network (and reaches the port)."""
     for router_id, found in routers(request, db, auth).items():
@@ -471,13 +496,15 @@ def create_floating_ip(body: FloatingIpCreate, request: Request, auth=Depends(cu
         used = sum(1 for s in _fip_states(request, db, auth).values()
                    if s.get("project") == project_id and s["status"] != "ERROR")
         _quota(request, db, project_id, "floating_ips", used)
+        if "floating_ip_address" not in extra_vars:
+            extra_vars["floating_ip_address"] = shown["floating_ip"] = _free_address(request, db, auth, network["id"])
         db.add(Record(kind="floating_ip", id=fip_id, project_id=project_id, name="", description=f.description))
 
     shown = {"router": carrier, "network": network["id"], "floating_ip": extra.get("floating_ip_address"),
              "port": port["id"] if port else None, "fixed_ip": extra.get("floating_ip_fixed_ip")}
     after = operations.in_flight(db, "router", [carrier]) + (operations.in_flight(db, "port", [port["id"]]) if port else [])
-    operations.launch(request, db, auth, "floating_ip", fip_id, "create",
-                      {"floating_ip_id": fip_id, "floating_ip_router": carrier, **extra}, shown, check=check,
+    extra_vars = {"floating_ip_id": fip_id, "floating_ip_router": carrier, **extra}
+    operations.launch(request, db, auth, "floating_ip", fip_id, "create", extra_vars, shown, check=check,
                       project_id=project_id, after=after)
     return {"floatingip": neutron_ports.public(_find_fip(request, db, auth, fip_id))}
 
