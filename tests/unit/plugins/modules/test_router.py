@@ -38,6 +38,8 @@ NETWORKS = {
                     subnets=[dict(name="public2-subnet", cidr="203.0.113.0/24",
                                   pools=[{"start": "203.0.113.10", "end": "203.0.113.20"}])]),
 }
+
+
 class CommandFailed(Exception):
     """What the kernel refuses: the command fails with this message."""
 
