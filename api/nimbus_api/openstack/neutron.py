@@ -139,8 +139,7 @@ def _network_out(item: dict, record: Record | None, auth, status: str = "ACTIVE"
         "mtu": item.get("mtu"), "port_security_enabled": True, "availability_zones": ["nova"],
         "subnets": [s["name"] for s in item.get("subnets") or []] + list(pending_subnets),
         "tags": [], "revision_number": 0, "is_default": False,
-        "created_at": (record.created_at.strftime("%Y-%m-%dT%H:%M:%SZ") if record else None),
-        "updated_at": (record.updated_at.strftime("%Y-%m-%dT%H:%M:%SZ") if record else None),
+        "created_at": stamp(record, "created_at"), "updated_at": stamp(record, "updated_at"),
     }
     if auth.is_admin:
         out.update({"provider:network_type": item.get("type"), "provider:physical_network": item.get("physical_network"),
@@ -374,11 +373,16 @@ def show_network(network_id: str, request: Request, auth=Depends(current_auth), 
     return {"network": fields([find_network(request, db, auth, network_id)], request)[0]}
 
 
-def _owned(network: dict, auth) -> None:
+def owned(row: dict, auth, what: str) -> None:
     """Changes are the owner's (and the cloud admin's); a shared or external network is only used by others."""
-    if not auth.is_admin and network["project_id"] != auth.project_id:
-        raise HTTPException(status_code=403, detail="Only the network's project may change network %s"
-                            % network["id"])
+    if not auth.is_admin and row["project_id"] != auth.project_id:
+        raise HTTPException(status_code=403, detail="Only the %s's project may change %s %s" % (what, what, row["id"]))
+
+
+def stamp(record: Record | None, key: str) -> str | None:
+    """A record's created_at or updated_at as Neutron writes times; None without a record."""
+    value = getattr(record, key, None) if record else None
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
 
 
 def update_record(db, kind: str, shown: dict, given: dict, project_id: str) -> None:
@@ -408,7 +412,7 @@ def update_record(db, kind: str, shown: dict, given: dict, project_id: str) -> N
 def update_network(network_id: str, body: NetworkUpdate, request: Request, auth=Depends(current_auth),
                    db=Depends(get_db)):
     network = find_network(request, db, auth, network_id)
-    _owned(network, auth)
+    owned(network, auth, "network")
     update_record(db, "network", network, body.network, network["project_id"] or auth.project_id)
     return {"network": find_network(request, db, auth, network_id)}
 
@@ -417,7 +421,7 @@ def update_network(network_id: str, body: NetworkUpdate, request: Request, auth=
 @policy("member")
 def delete_network(network_id: str, request: Request, auth=Depends(current_auth), db=Depends(get_db)):
     network = find_network(request, db, auth, network_id)
-    _owned(network, auth)
+    owned(network, auth, "network")
     items, _read_at = _view(request, db, auth)
     if any(i["name"] == network_id and i.get("port_count") for i in items):
         raise HTTPException(status_code=409, detail="Unable to complete operation on network %s. There are one or "
@@ -482,8 +486,7 @@ def _subnet_out(subnet: dict, network: dict, record: Record | None) -> dict:
                         for r in subnet.get("host_routes") or []],
         "enable_dhcp": bool(subnet.get("enable_dhcp")), "ipv6_ra_mode": None, "ipv6_address_mode": None,
         "subnetpool_id": None, "tags": [], "revision_number": 0, "service_types": [],
-        "created_at": record.created_at.strftime("%Y-%m-%dT%H:%M:%SZ") if record else None,
-        "updated_at": record.updated_at.strftime("%Y-%m-%dT%H:%M:%SZ") if record else None,
+        "created_at": stamp(record, "created_at"), "updated_at": stamp(record, "updated_at"),
     }
 
 
@@ -518,7 +521,7 @@ def create_subnet(body: SubnetCreate, request: Request, auth=Depends(current_aut
     if s.ip_version != 4:
         raise HTTPException(status_code=400, detail="Only IPv4 subnets are supported")
     network = find_network(request, db, auth, s.network_id)
-    _owned(network, auth)
+    owned(network, auth, "network")
     try:
         cidr = ipaddress.ip_network(s.cidr, strict=True)
     except ValueError:
@@ -593,7 +596,7 @@ def show_subnet(subnet_id: str, request: Request, auth=Depends(current_auth), db
 def delete_subnet(subnet_id: str, request: Request, auth=Depends(current_auth), db=Depends(get_db)):
     subnet = _find_subnet(request, db, auth, subnet_id)
     network = find_network(request, db, auth, subnet["network_id"])
-    _owned(network, auth)
+    owned(network, auth, "network")
     items, _read_at = _view(request, db, auth)
     if any(i["name"] == network["id"] and i.get("port_count") for i in items):
         raise HTTPException(status_code=409, detail="Unable to complete operation on subnet %s: one or more ports "

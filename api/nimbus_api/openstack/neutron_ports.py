@@ -71,8 +71,7 @@ def _port_out(item: dict, record: Record | None, status: str | None = None) -> d
         "port_security_enabled": item.get("port_security", True) is not False,
         "allowed_address_pairs": [], "extra_dhcp_opts": [], "binding:vnic_type": "normal",
         "dns_name": item.get("hostname") or "", "tags": [], "revision_number": 0,
-        "created_at": record.created_at.strftime("%Y-%m-%dT%H:%M:%SZ") if record else None,
-        "updated_at": record.updated_at.strftime("%Y-%m-%dT%H:%M:%SZ") if record else None,
+        "created_at": neutron.stamp(record, "created_at"), "updated_at": neutron.stamp(record, "updated_at"),
         "_host_name": item["name"], "_host_id": item.get("id"),
     }
 
@@ -250,16 +249,11 @@ def show_port(port_id: str, request: Request, auth=Depends(current_auth), db=Dep
     return {"port": neutron.fields([public(find_port(request, db, auth, port_id))], request)[0]}
 
 
-def _owned(port: dict, auth) -> None:
-    if not auth.is_admin and port["project_id"] != auth.project_id:
-        raise HTTPException(status_code=403, detail="Only the port's project may change port %s" % port["id"])
-
-
 @router.put("/v2.0/ports/{port_id}")
 @policy("member")
 def update_port(port_id: str, body: PortUpdate, request: Request, auth=Depends(current_auth), db=Depends(get_db)):
     port = find_port(request, db, auth, port_id)
-    _owned(port, auth)
+    neutron.owned(port, auth, "port")
     neutron.update_record(db, "port", port, body.port, port["project_id"] or auth.project_id)
     return {"port": public(find_port(request, db, auth, port_id))}
 
@@ -268,7 +262,7 @@ def update_port(port_id: str, body: PortUpdate, request: Request, auth=Depends(c
 @policy("member")
 def delete_port(port_id: str, request: Request, auth=Depends(current_auth), db=Depends(get_db)):
     port = find_port(request, db, auth, port_id)
-    _owned(port, auth)
+    neutron.owned(port, auth, "port")
     if port["device_id"]:
         raise HTTPException(status_code=409, detail="Port %s is in use by %s %s: delete that first"
                             % (port_id, port["device_owner"] or "device", port["device_id"]))

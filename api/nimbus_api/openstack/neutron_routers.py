@@ -27,11 +27,6 @@ from nimbus_api.policy import PolicyRoute, current_auth, policy
 router = APIRouter(prefix=neutron.PREFIX, tags=["neutron"], route_class=PolicyRoute)
 
 
-def _stamp(record: Record | None, key: str):
-    value = getattr(record, key, None) if record else None
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
-
-
 # --- routers: what the network node holds, with the changes in flight ----------------------------
 
 def _router_states(request: Request, db, auth) -> dict[str, dict]:
@@ -81,7 +76,7 @@ def _router_out(db, router_id: str, state: dict, record: Record | None) -> dict:
             "network_id": gateway["network"], "enable_snat": bool(state["enable_snat"]),
             "external_fixed_ips": [{"subnet_id": gateway.get("subnet"), "ip_address": gateway.get("ip")}]
             if gateway.get("ip") else []},
-        "created_at": _stamp(record, "created_at"), "updated_at": _stamp(record, "updated_at"),
+        "created_at": neutron.stamp(record, "created_at"), "updated_at": neutron.stamp(record, "updated_at"),
     }
 
 
@@ -101,11 +96,6 @@ def _find_router(request: Request, db, auth, router_id: str) -> dict:
     if found is None:
         raise HTTPException(status_code=404, detail="Router %s could not be found." % router_id[:64])
     return found
-
-
-def _owned(row: dict, auth, what: str) -> None:
-    if not auth.is_admin and row["project_id"] != auth.project_id:
-        raise HTTPException(status_code=403, detail="Only its project may change %s %s" % (what, row["id"]))
 
 
 def _count(states: dict, project_id: str) -> int:
@@ -229,7 +219,7 @@ def create_router(body: RouterCreate, request: Request, auth=Depends(current_aut
 def update_router(router_id: str, body: RouterUpdate, request: Request, auth=Depends(current_auth),
                   db=Depends(get_db)):
     found = _find_router(request, db, auth, router_id)
-    _owned(found, auth, "router")
+    neutron.owned(found, auth, "router")
     given = dict(body.router)
     unsupported = sorted(set(given) - {"name", "description", "external_gateway_info", "admin_state_up"})
     if unsupported or given.get("admin_state_up", True) is not True:
@@ -258,7 +248,7 @@ def update_router(router_id: str, body: RouterUpdate, request: Request, auth=Dep
 def add_interface(router_id: str, body: InterfaceBody, request: Request, auth=Depends(current_auth),
                   db=Depends(get_db)):
     found = _find_router(request, db, auth, router_id)
-    _owned(found, auth, "router")
+    neutron.owned(found, auth, "router")
     if body.port_id or not body.subnet_id:
         raise HTTPException(status_code=400, detail="Give subnet_id (joining a router by a port is not supported)")
     subnet = neutron.one(neutron.subnets(request, db, auth), body.subnet_id, "Subnet")
@@ -290,7 +280,7 @@ def _interface_answer(found: dict, network_id: str, subnet_id: str) -> dict:
 def remove_interface(router_id: str, body: InterfaceBody, request: Request, auth=Depends(current_auth),
                      db=Depends(get_db)):
     found = _find_router(request, db, auth, router_id)
-    _owned(found, auth, "router")
+    neutron.owned(found, auth, "router")
     state = found["_state"]
     leg = [i for i in state["interfaces"] if (body.subnet_id and i["subnet"] == body.subnet_id)
            or (body.port_id and body.port_id in (i.get("port_id"),
@@ -313,7 +303,7 @@ def remove_interface(router_id: str, body: InterfaceBody, request: Request, auth
 @policy("member")
 def delete_router(router_id: str, request: Request, auth=Depends(current_auth), db=Depends(get_db)):
     found = _find_router(request, db, auth, router_id)
-    _owned(found, auth, "router")
+    neutron.owned(found, auth, "router")
     if found["_state"]["interfaces"]:
         raise HTTPException(status_code=409, detail="Router %s still has ports: remove its interfaces first"
                             % router_id)
@@ -369,7 +359,7 @@ def floating_ips(request: Request, db, auth) -> list[dict]:
             "tenant_id": state.get("project") or "", "project_id": state.get("project") or "",
             "description": description, "tags": [], "revision_number": 0, "dns_domain": "", "dns_name": "",
             "port_details": None, "qos_policy_id": None,
-            "created_at": _stamp(record, "created_at"), "updated_at": _stamp(record, "updated_at"),
+            "created_at": neutron.stamp(record, "created_at"), "updated_at": neutron.stamp(record, "updated_at"),
             "_network": port["network_id"] if port else None})
     return out
 
@@ -514,7 +504,7 @@ def create_floating_ip(body: FloatingIpCreate, request: Request, auth=Depends(cu
 def update_floating_ip(fip_id: str, body: FloatingIpUpdate, request: Request, auth=Depends(current_auth),
                        db=Depends(get_db)):
     found = _find_fip(request, db, auth, fip_id)
-    _owned(found, auth, "floating IP")
+    neutron.owned(found, auth, "floating IP")
     given = dict(body.floatingip)
     unsupported = sorted(set(given) - {"port_id", "fixed_ip_address", "description"})
     if unsupported:
@@ -551,7 +541,7 @@ def update_floating_ip(fip_id: str, body: FloatingIpUpdate, request: Request, au
 @policy("member")
 def delete_floating_ip(fip_id: str, request: Request, auth=Depends(current_auth), db=Depends(get_db)):
     found = _find_fip(request, db, auth, fip_id)
-    _owned(found, auth, "floating IP")
+    neutron.owned(found, auth, "floating IP")
     operations.cancel_creates(db, found["project_id"], "floating_ip", fip_id)
     operations.launch(request, db, auth, "floating_ip", fip_id, "delete", {"floating_ip_id": fip_id},
                       {"address": found["floating_ip_address"]}, project_id=found["project_id"],

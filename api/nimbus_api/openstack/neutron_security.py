@@ -103,8 +103,7 @@ def _group_out(db, group_id: str, state: dict, record: Record | None) -> dict:
             "tenant_id": project, "project_id": project, "stateful": True, "shared": False, "tags": [],
             "revision_number": 0,
             "security_group_rules": [_rule_out(group_id, project, r) for r in state["rules"]],
-            "created_at": record.created_at.strftime("%Y-%m-%dT%H:%M:%SZ") if record else None,
-            "updated_at": record.updated_at.strftime("%Y-%m-%dT%H:%M:%SZ") if record else None}
+            "created_at": neutron.stamp(record, "created_at"), "updated_at": neutron.stamp(record, "updated_at")}
 
 
 def groups(request: Request, db, auth) -> list[dict]:
@@ -114,12 +113,6 @@ def groups(request: Request, db, auth) -> list[dict]:
 
 def _find(request: Request, db, auth, group_id: str) -> dict:
     return neutron.one(groups(request, db, auth), group_id, "Security group")
-
-
-def _owned(group: dict, auth) -> None:
-    if not auth.is_admin and group["project_id"] != auth.project_id:
-        raise HTTPException(status_code=403, detail="Only the group's project may change security group %s"
-                            % group["id"])
 
 
 def _can_make(request: Request, db, auth) -> bool:
@@ -269,7 +262,7 @@ def create_group(body: GroupCreate, request: Request, auth=Depends(current_auth)
 def update_group(group_id: str, body: GroupUpdate, request: Request, auth=Depends(current_auth),
                  db=Depends(get_db)):
     group = _find(request, db, auth, group_id)
-    _owned(group, auth)
+    neutron.owned(group, auth, "security group")
     renamed = body.security_group.get("name") not in (None, group["name"])
     if renamed and DEFAULT in (group["name"], body.security_group["name"]):
         raise HTTPException(status_code=409, detail="The default security group keeps its name")
@@ -283,7 +276,7 @@ def delete_group(group_id: str, request: Request, auth=Depends(current_auth), db
     from nimbus_api.openstack import neutron_ports  # noqa: PLC0415 - ports name their groups
 
     group = _find(request, db, auth, group_id)
-    _owned(group, auth)
+    neutron.owned(group, auth, "security group")
     if group["name"] == DEFAULT and group_id == default_id(group["project_id"]) and not auth.is_admin:
         raise HTTPException(status_code=409, detail="Removing the default security group is not allowed")
     users = [p["id"] for p in neutron_ports.ports(request, db, auth) if group_id in p["security_groups"]]
@@ -407,7 +400,7 @@ def _current_rules(group: dict) -> list[dict]:
 def create_rule(body: RuleCreate, request: Request, auth=Depends(current_auth), db=Depends(get_db)):
     r = body.security_group_rule
     group = _find(request, db, auth, r.security_group_id)
-    _owned(group, auth)
+    neutron.owned(group, auth, "security group")
     rule = _rule(request, db, auth, group, r)
     new_id = rule_id(group["id"], rule)
     rules = _current_rules(group)
@@ -435,7 +428,7 @@ def show_rule(rule_id: str, request: Request, auth=Depends(current_auth), db=Dep
 def delete_rule(rule_id: str, request: Request, auth=Depends(current_auth), db=Depends(get_db)):
     rule = neutron.one(_rules(request, db, auth), rule_id, "Security group rule")
     group = _find(request, db, auth, rule["security_group_id"])
-    _owned(group, auth)
+    neutron.owned(group, auth, "security group")
     kept = [r for r, shown in zip(_current_rules(group), group["security_group_rules"]) if shown["id"] != rule_id]
     _change_rules(request, db, auth, group, kept, 0)
     return Response(status_code=204)
