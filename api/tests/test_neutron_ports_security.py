@@ -257,6 +257,11 @@ def test_a_port_made_used_by_a_server_and_deleted(neutron):
     r = cloud.client.post("/compute/v2.1/servers", headers={"X-Auth-Token": t["member-a"]}, json={"server": {
         "name": "db2", "flavorRef": flavor(app), "imageRef": TINY_IMAGE["id"], "networks": [{"port": port_id}]}})
     assert r.status_code == 409, r.text
+    # Another project's port is as unknown as one that does not exist: 400, as Nova answers either.
+    for asker, port in (("member-b", port_id), ("member-a", "0" * 8 + "-0000-4000-8000-" + "0" * 12)):
+        r = cloud.client.post("/compute/v2.1/servers", headers={"X-Auth-Token": t[asker]}, json={"server": {
+            "name": "db3", "flavorRef": flavor(app), "imageRef": TINY_IMAGE["id"], "networks": [{"port": port}]}})
+        assert r.status_code == 400 and "could not be found" in r.text, r.text
     ports[0].update(device_id="", device_owner="")
     files["ports"].write_text(json.dumps(ports))
     call(cloud, "DELETE", t["member-b"], "/ports/" + port_id, 404)

@@ -815,7 +815,13 @@ def _networks(request: Request, db, auth, asked) -> list:
             raise HTTPException(status_code=400, detail="networks[%d]: a fixed IP comes with a port: create the "
                                 "port with it and give the port" % n)
         if net.port:
-            port = neutron_ports.find_port(request, db, auth, net.port)
+            try:
+                port = neutron_ports.find_port(request, db, auth, net.port)
+            except HTTPException as e:
+                if e.status_code != 404:
+                    raise
+                # Nova answers a server create naming an unknown (or invisible) port with 400, not 404.
+                raise HTTPException(status_code=400, detail="Port id %s could not be found." % net.port[:64]) from None
             if port["project_id"] != auth.project_id or port["device_id"] or port["status"] == "ERROR":
                 raise HTTPException(status_code=409, detail="Port %s is in use, failed or not this project's"
                                     % net.port[:64])
