@@ -233,6 +233,42 @@ def test_router_and_floating_ip_quotas(neutron):
     assert [v["floating_ip_router"] for v in job_vars(app, "floating_ip")] == [router_id]
 
 
+def test_floating_ip_creates_of_two_projects_choose_their_addresses_one_after_the_other(neutron):
+    """The address is chosen under a lock that every project's create of that pool takes (SQLite serialises
+    every write anyway; MariaDB's row locks do not, so the statements are what is checked)."""
+    cloud, app, p, t, files = neutron
+    from sqlalchemy import event
+
+    from nimbus_api import identity
+
+    for token in (t["member-a"], t["member-b"]):
+        make_router(cloud, token, external_gateway_info={"network_id": "public"})
+    engine = app.state.sessions.kw["bind"]
+    statements = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        statements.append((statement.split()[0].upper(), statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        fip = call(cloud, "POST", t["member-b"], "/floatingips", 201,
+                   json={"floatingip": {"floating_network_id": "public"}})["floatingip"]
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    with app.state.sessions() as db:
+        admin = identity.admin_project_id(db, app.state.settings)
+    locked = [params[-1] for verb, text, params in statements if verb == "UPDATE" and "projects" in text]
+    first_insert = next(n for n, (verb, text, params) in enumerate(statements) if verb == "INSERT")
+    # Both locks, in one order, before anything is written; public has no owner, so the admin project's.
+    assert locked[:2] == sorted([p["b"], admin])
+    assert all(n < first_insert for n, (verb, text, params) in enumerate(statements)
+               if verb == "UPDATE" and "projects" in text)
+    # The second project's create sees the first one's address as taken.
+    other = call(cloud, "POST", t["member-a"], "/floatingips", 201,
+                 json={"floatingip": {"floating_network_id": "public"}})["floatingip"]
+    assert fip["floating_ip_address"] != other["floating_ip_address"]
+
+
 def test_router_ports_show_as_neutron_shows_them(neutron):
     cloud, app, p, t, files = neutron
     router_id = make_router(cloud, t["member-a"])["id"]

@@ -18,7 +18,7 @@ import uuid
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import Field
 
-from nimbus_api import quotas
+from nimbus_api import identity, quotas
 from nimbus_api.deps import get_db
 from nimbus_api.models import Record
 from nimbus_api.openstack import neutron, neutron_ports, operations
@@ -494,8 +494,12 @@ def create_floating_ip(body: FloatingIpCreate, request: Request, auth=Depends(cu
              "port": port["id"] if port else None, "fixed_ip": extra.get("floating_ip_fixed_ip")}
     after = operations.in_flight(db, "router", [carrier]) + (operations.in_flight(db, "port", [port["id"]]) if port else [])
     extra_vars = {"floating_ip_id": fip_id, "floating_ip_router": carrier, **extra}
+    # Every project's floating IPs of the network come from one pool: the lock of the network's owner (the
+    # cloud admin's project for a network without one) makes two projects' creates choose one after the other,
+    # so they never pick the same address.
+    pool_owner = network["project_id"] or identity.admin_project_id(db, request.app.state.settings)
     operations.launch(request, db, auth, "floating_ip", fip_id, "create", extra_vars, shown, check=check,
-                      project_id=project_id, after=after)
+                      project_id=project_id, after=after, also_lock=[pool_owner])
     return {"floatingip": neutron_ports.public(_find_fip(request, db, auth, fip_id))}
 
 

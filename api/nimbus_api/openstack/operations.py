@@ -85,25 +85,28 @@ def runbook(db, auth, resource: str, action: str) -> JobTemplate:
     return template
 
 
-def lock(db, model, ident: str) -> None:
-    """Hold the quota lock of a project (or a user, for key pairs) until this session commits or rolls back."""
+def lock(db, model, *idents: str) -> None:
+    """Hold the quota locks of these projects (or users, for key pairs) until this session commits or rolls
+    back. Several are taken in one order, so two requests that need the same ones never wait for each other."""
     db.commit()  # the lock must be the transaction's first statement: what is counted after it is current
-    db.execute(update(model).where(model.id == ident).values(enabled=model.enabled))
+    for ident in sorted(set(idents)):
+        db.execute(update(model).where(model.id == ident).values(enabled=model.enabled))
 
 
 def launch(request, db, auth, resource: str, resource_id: str, action: str, extra_vars: dict, shown: dict,
            check=None, runbook_action: str | None = None, project_id: str | None = None,
-           after=()) -> Operation:
+           after=(), also_lock=()) -> Operation:
     """Queue the runbook for this change and record it.
 
     ``check``: called under the project's lock before anything is written (the quota check, records made
     with the change); what it raises is the answer, with nothing queued. ``project_id``: the project the
     change is for, when the cloud admin acts for another one (the job's ``nimbus_project``). ``after``: the
-    operations in flight this change needs done first (its job starts after theirs end).
+    operations in flight this change needs done first (its job starts after theirs end). ``also_lock``: other
+    projects whose lock ``check`` needs, when it chooses from something projects share.
     """
     template = runbook(db, auth, resource, runbook_action or action)
     project_id = project_id or auth.project_id
-    lock(db, Project, project_id)
+    lock(db, Project, project_id, *[p for p in also_lock if p])
     try:
         if check is not None:
             check()
