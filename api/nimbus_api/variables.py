@@ -97,10 +97,12 @@ _Dumper.add_representer(Unsafe, lambda dumper, data: dumper.represent_scalar("!u
 
 def _tag(value):
     if isinstance(value, dict):
-        return {Unsafe(k): _tag(v) for k, v in value.items()}
+        return {_tag(k): _tag(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_tag(v) for v in value]
-    if isinstance(value, str):
+    # An empty string holds no template, and ansible-core 2.19 reads `!unsafe ""` as None (null): a request's
+    # "" (a floating IP led nowhere, a router's gateway cleared) would reach the runbook as "not given".
+    if isinstance(value, str) and value:
         return Unsafe(value)
     return value
 

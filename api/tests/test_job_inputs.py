@@ -59,6 +59,37 @@ def test_the_extravars_file_marks_every_launch_string_unsafe_and_keeps_trusted_o
     assert "!unsafe" not in [line for line in text.splitlines() if line.startswith("nimbus_project")][0]
 
 
+def test_a_playbook_reads_the_extravars_file_as_data_and_an_empty_string_as_one(tmp_path):
+    """What ansible-playbook makes of the file: the attack arrives as text, "" as "" (ansible-core 2.19 reads an
+    `!unsafe ""` as null, which a runbook takes for a value not given)."""
+    import os
+    import subprocess
+    import sys
+
+    attack = "{{ lookup('pipe', 'touch %s') }}" % (tmp_path / "pwned")
+    (tmp_path / "vars.yml").write_text(variables.extravars_yaml(
+        {"nimbus_project": "p1"}, {"empty": "", "attack": attack, "nested": {"e": "", "list": ["", attack]}}))
+    (tmp_path / "play.yml").write_text("""
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Every value as the request gave it
+      ansible.builtin.assert:
+        that:
+          - empty is string and empty == '' and (empty | default('x')) == ''
+          - nested.e is string and nested.e == '' and nested.list[0] == ''
+          - (attack ~ '') is search('lookup')
+          - nested.list[1] == attack
+""")
+    env = dict(os.environ, ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
+    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-e",
+                           "@" + str(tmp_path / "vars.yml"), "-e", "ansible_python_interpreter=" + sys.executable,
+                           str(tmp_path / "play.yml")], capture_output=True, text=True, env=env, timeout=120,
+                          check=False)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert not (tmp_path / "pwned").exists()
+
+
 @pytest.mark.parametrize("name", ["OS_PASSWORD", "AWS_SECRET_ACCESS_KEY", "DEPLOY_TOKEN", "X1"])
 def test_ordinary_environment_names_are_allowed(name):
     assert credentials.env_name_problem(name) is None
