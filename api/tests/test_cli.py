@@ -107,6 +107,15 @@ def test_runbooks_registers_the_templates_once(admin_cli, capsys, tmp_path, sett
     first = last_json(capsys)
     assert first["changed"] is True and sorted(first["templates"]) == sorted(runbooks.TEMPLATES)
     assert "nimbus.server_create" in first["templates"] and "nimbus.network_create" in first["templates"]
+    # A project's members launch its runbooks; adding a compute host is the cloud admin's.
+    from sqlalchemy import select
+
+    from nimbus_api.models import JobTemplate
+
+    with cli._sessions(cli.get_settings())() as db:
+        roles = {t.name: t.launch_role for t in db.scalars(select(JobTemplate))}
+    assert roles.pop("nimbus.compute_host_add") == "admin"
+    assert set(roles.values()) == {"member"}
     admin_cli(*argv)
     assert last_json(capsys) == {"changed": False, "templates": []}
     inventory.write_text("compute:\n  hosts:\n    hv1:\n    hv2:\n")

@@ -183,6 +183,14 @@ TEMPLATES = {
                            "server_action": {"enum": ["start", "stop", "reboot"]},
                            "server_reboot_type": {"enum": ["soft", "hard"]}}, ["server_id", "server_action"]),
     },
+    # The cloud admin's: it converges a host and changes every host's flood lists, for every project.
+    "nimbus.compute_host_add": {
+        "playbook": "compute_host_add.yml",
+        "description": "Add a compute host: converge it, give it the cloud's networks, security groups and "
+                       "images, and add its VXLAN endpoint to every host (the host must be in the inventory)",
+        "schema": _schema({"compute_host": {"type": "string", "pattern": NAME_PATTERN}}, ["compute_host"]),
+        "launch_role": "admin",
+    },
 }
 
 
@@ -214,7 +222,8 @@ def register(db, inventory: str, extra_vars: dict, playbooks_dir=None, timeout: 
         jsonschema.Draft202012Validator.check_schema(spec["schema"])
         wanted = {"description": spec["description"], "playbook": spec["playbook"], "inventory": inventory,
                   "extra_vars_schema": json.dumps(spec["schema"], sort_keys=True),
-                  "extra_vars": json.dumps(extra_vars, sort_keys=True), "launch_role": "member",
+                  "extra_vars": json.dumps(extra_vars, sort_keys=True),
+                  "launch_role": spec.get("launch_role", "member"),
                   "timeout": timeout}
         template = db.scalar(select(JobTemplate).where(JobTemplate.name == name))
         if template is None:
