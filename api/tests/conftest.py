@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+import atomic_filesystem_broker
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
@@ -21,6 +22,9 @@ from nimbus_api.app import create_app
 from nimbus_api.db import migrate
 from nimbus_api.sealing import private_dir
 from nimbus_api.settings import Settings
+
+# The API's side of the tests' Celery broker writes its messages atomically too.
+atomic_filesystem_broker.install()
 
 ADMIN_PASSWORD = "admin-password-9x"
 

@@ -24,6 +24,8 @@ from test_jobs import launch, wait
 import nimbus_api
 
 PACKAGE_ROOT = str(Path(nimbus_api.__file__).resolve().parents[1])
+# `nimbus-api worker`, with the tests' atomic filesystem broker.
+WORKER = str(Path(__file__).with_name("atomic_filesystem_broker.py"))
 
 
 def start_workers(celery_settings, tmp_path, names=("w1", "w2"), **env_extra):
@@ -43,7 +45,7 @@ def start_workers(celery_settings, tmp_path, names=("w1", "w2"), **env_extra):
         env.update(env_extra)
         log = open(tmp_path / ("%s.log" % name), "w")
         procs.append((subprocess.Popen(
-            [sys.executable, "-m", "nimbus_api.cli", "worker", "--hostname", "%s@test" % name, "--concurrency", "2",
+            [sys.executable, WORKER, "worker", "--hostname", "%s@test" % name, "--concurrency", "2",
              "--log-level", "info"], env=env, cwd=str(tmp_path), stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True), log))
     # Jobs published before a worker consumes would all go to the first one up: wait for all.
