@@ -9,6 +9,7 @@ scenario)."""
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 from conftest import Cloud, bootstrapped_app, register_runbooks, with_views
@@ -243,11 +244,12 @@ def test_floating_ip_creates_of_two_projects_choose_their_addresses_one_after_th
 
     for token in (t["member-a"], t["member-b"]):
         make_router(cloud, token, external_gateway_info={"network_id": "public"})
+    settle(app)
     engine = app.state.sessions.kw["bind"]
-    statements = []
+    recorded = []
 
     def record(conn, cursor, statement, parameters, context, executemany):
-        statements.append((statement.split()[0].upper(), statement, parameters))
+        recorded.append((threading.get_ident(), statement.split()[0].upper(), statement, parameters))
 
     event.listen(engine, "before_cursor_execute", record)
     try:
@@ -257,6 +259,10 @@ def test_floating_ip_creates_of_two_projects_choose_their_addresses_one_after_th
         event.remove(engine, "before_cursor_execute", record)
     with app.state.sessions() as db:
         admin = identity.admin_project_id(db, app.state.settings)
+    # The request's own statements: the thread that took the caller's lock (jobs and views run beside it).
+    request = next(thread for thread, verb, text, params in recorded
+                   if verb == "UPDATE" and "projects" in text and params[-1] == p["b"])
+    statements = [(verb, text, params) for thread, verb, text, params in recorded if thread == request]
     locked = [params[-1] for verb, text, params in statements if verb == "UPDATE" and "projects" in text]
     first_insert = next(n for n, (verb, text, params) in enumerate(statements) if verb == "INSERT")
     # Both locks, in one order, before anything is written; public has no owner, so the admin project's.
