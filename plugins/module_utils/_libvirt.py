@@ -21,6 +21,7 @@ from ansible_collections.nimbus.cloud.plugins.module_utils._compute import (
     CONSOLE_LOG, DOMAIN_STATES, NS, NS_PREFIX, ROOT_DISK, SEED_FILE, build_domain_xml, metadata_text,
     parse_domain_xml,
 )
+from ansible_collections.nimbus.cloud.plugins.module_utils import _images as images
 from ansible_collections.nimbus.cloud.plugins.module_utils._errors import NimbusError, ValidationError
 from ansible_collections.nimbus.cloud.plugins.module_utils._files import locked
 from ansible_collections.nimbus.cloud.plugins.module_utils._ipam import derive_id
@@ -54,7 +55,7 @@ def load_settings(path=SETTINGS_FILE):
 IMAGE_FORMATS = ("qcow2", "raw")
 
 
-def cached_images(runner, settings, names=None):
+def cached_images(runner, settings):
     """The images of a hypervisor's cache (regular files only), with the format qemu-img reads in each."""
     root = settings["pools"]["images"]["path"]
     try:
@@ -62,9 +63,10 @@ def cached_images(runner, settings, names=None):
     except FileNotFoundError:
         return []
     found = []
+    records = images.Cache(runner, root).records()
     for name in entries:
         path = os.path.join(root, name)
-        if (names is not None and name not in names) or name.startswith(".") or os.path.islink(path) \
+        if name.startswith(".") or os.path.islink(path) \
                 or not os.path.isfile(path):
             continue
         result = runner.read(["qemu-img", "info", "--output=json", "--force-share", path], check_rc=False)
@@ -75,7 +77,10 @@ def cached_images(runner, settings, names=None):
         if info.get("format") not in IMAGE_FORMATS:
             continue
         stat = os.stat(path)
-        found.append({"id": derive_id("image", name), "name": name, "file": name, "disk_format": info["format"],
+        # An image pulled from the store keeps its store identity; a file copied by hand gets one from its name.
+        record = records.get(name)
+        found.append({"id": record.id if record else derive_id("image", name),
+                      "name": record.name if record else name, "file": name, "disk_format": info["format"],
                       "size": stat.st_size, "virtual_size": int(info.get("virtual-size") or 0),
                       "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stat.st_mtime))})
     return found
@@ -159,19 +164,25 @@ class Hypervisor:
         model, memory_mb, cpus = self.conn.getInfo()[:3]
         return {"model": model, "memory_mb": memory_mb, "cpus": cpus}
 
-    def image(self, name):
-        """The cached image called ``name``: its path, format and virtual size."""
-        if "/" in name or name in ("", ".", ".."):
-            raise ValidationError("image %r must be a file name in the image cache %s" % (name, self.image_dir))
+    def image_cache(self):
+        store = self.settings.get("image_store") or {}
+        return images.Cache(self.runner, self.image_dir, store.get("url"), opener=images.store_opener)
+
+    def image(self, name, project=None):
+        """The image called ``name`` for ``project``: its path, format and virtual size.
+
+        A file of that name in the cache is used as it is (images copied there by hand keep working);
+        otherwise ``name`` is an image of the store, by UUID or name, pulled into the cache when missing.
+        """
+        if "/" in name or name in ("", ".", "..") or name.startswith("."):
+            raise ValidationError("image %r must be a file name in the image cache %s, or an image's name or id"
+                                  % (name, self.image_dir))
         path = os.path.join(self.image_dir, name)
-        if not os.path.isfile(path):
-            raise ValidationError("image %s not found in the image cache %s" % (name, self.image_dir))
-        out = self.runner.read(["qemu-img", "info", "--output=json", "--force-share", path]).stdout
-        info = json.loads(out)
-        if info.get("format") not in ("qcow2", "raw"):
-            raise ValidationError("image %s is %s; only qcow2 and raw images can back an instance disk"
-                                  % (name, info.get("format")))
-        return {"path": path, "format": info["format"], "virtual_size": int(info["virtual-size"])}
+        if images.UUID_RE.match(name) or not os.path.isfile(path):
+            cache = self.image_cache()
+            return cache.ensure(cache.resolve(name, project))
+        info = images.inspect(self.runner, path, "image %s" % name)
+        return {"path": path, "format": info["format"], "virtual_size": info["virtual_size"]}
 
     # --- changing -----------------------------------------------------------
 

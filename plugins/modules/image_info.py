@@ -6,14 +6,16 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: image_info
-short_description: List the images in a nimbus.cloud hypervisor's image cache
+short_description: List the images of the nimbus.cloud image store or of a hypervisor's image cache
 version_added: 0.1.0
 description:
-  - Reads the image cache directory of the hypervisor the task runs on (the images pool of the
+  - With O(source=store), reads the image store on the host the task runs on (the P(nimbus.cloud.images#role) role):
+    every image's record as M(nimbus.cloud.image) returns it.
+  - With O(source=cache), reads the image cache directory of the hypervisor the task runs on (the images pool of the
     P(nimbus.cloud.kvm#role) role), where M(nimbus.cloud.instance) finds O(nimbus.cloud.instance#module:image).
-  - Each regular file is an image; its format and virtual size come from C(qemu-img info), never from its name.
-    Files of another format, links and directories are left out.
-  - An image's id is derived from its file name, so the same file has the same id on every hypervisor.
+    Each regular file is an image; its format and virtual size come from C(qemu-img info), never from its name.
+    Files of another format, links and directories are left out. An image pulled from the store keeps the store's
+    id and name; a file copied there by hand gets an id derived from its file name, the same on every hypervisor.
   - The API service's images resource view (Glance's image list) reads this.
 author:
   - nimbus.cloud contributors (@nimbus-cloud)
@@ -21,8 +23,17 @@ extends_documentation_fragment:
   - nimbus.cloud.attributes
   - nimbus.cloud.attributes.info_module
 options:
+  source:
+    description: C(store) (the image store's records) or C(cache) (a hypervisor's cached files).
+    type: str
+    choices: [store, cache]
+    default: cache
   name:
-    description: Only these image file names.
+    description: Only images of these names (for C(cache), image file names or the names of pulled images).
+    type: list
+    elements: str
+  id:
+    description: Only images of these ids.
     type: list
     elements: str
 requirements:
@@ -35,11 +46,19 @@ EXAMPLES = r"""
 - name: The images every hypervisor can boot
   nimbus.cloud.image_info:
   register: cached
+
+- name: The store's record of one image
+  nimbus.cloud.image_info:
+    source: store
+    name: [debian-12]
+  register: stored
 """
 
 RETURN = r"""
 images:
-  description: The cached images, sorted by name.
+  description:
+    - The images, sorted by name. For O(source=store), each image has the keys M(nimbus.cloud.image) returns; for
+      O(source=cache), the keys below.
   returned: always
   type: list
   elements: dict
@@ -61,6 +80,7 @@ images:
       updated_at: "2026-11-30T12:00:00Z"
 """
 
+from ansible_collections.nimbus.cloud.plugins.module_utils import _images as images
 from ansible_collections.nimbus.cloud.plugins.module_utils import _libvirt as lv
 from ansible_collections.nimbus.cloud.plugins.module_utils._base import NimbusModule
 
@@ -68,11 +88,20 @@ from ansible_collections.nimbus.cloud.plugins.module_utils._base import NimbusMo
 class ImageInfoModule(NimbusModule):
     returns_commands = False
     argument_spec = dict(
+        source=dict(type="str", choices=["store", "cache"], default="cache"),
         name=dict(type="list", elements="str"),
+        id=dict(type="list", elements="str"),
     )
 
     def run(self):
-        return {"images": lv.cached_images(self.runner, lv.load_settings(), self.params["name"])}
+        names, ids = self.params["name"], self.params["id"]
+        if self.params["source"] == "store":
+            found = [i.view() for i in images.Store(self.runner).images()]
+        else:
+            found = lv.cached_images(self.runner, lv.load_settings())
+        found = [i for i in found if (names is None or i["name"] in names or i.get("file") in names)
+                 and (ids is None or i["id"] in ids)]
+        return {"images": sorted(found, key=lambda i: (i["name"], i["id"]))}
 
 
 def main():

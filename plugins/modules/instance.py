@@ -335,7 +335,7 @@ class InstanceModule(NimbusModule):
                                 allow_restart=self.params["allow_restart"], recreate=self.params["recreate"])
             image = None
             if plan.create or plan.recreate:
-                image = hv.image(plan.after.image)
+                image = hv.image(plan.after.image, plan.after.project)
             if plan.after is not None and (plan.create or plan.recreate or plan.redefine):
                 lv.check_feasible(hv, spec, plan.after, image)
             binding = portbind.plan(self.runner, actual, plan.after)

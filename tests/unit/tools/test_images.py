@@ -104,6 +104,7 @@ FROM_NOTHING = {
     "kvm": ("kvm", "nimbus-kvm-1"),
     "bridges": ("network", "nimbus-net-1"),
     "api": ("api", "nimbus-api-2"),
+    "images": ("storage", "nimbus-st-store"),
 }
 
 

@@ -447,7 +447,7 @@ def test_macs_in_use_leave_the_instance_itself_out(host):
     ("", "must be a file name"),
     ("..", "must be a file name"),
     ("nope.qcow2", "image nope.qcow2 not found in the image cache"),
-    ("installer.iso", "image installer.iso is iso; only qcow2 and raw images can back an instance disk"),
+    ("installer.iso", "image installer.iso is in format iso; only qcow2 and raw images are accepted"),
 ])
 def test_image_refuses(host, name, message):
     host.add_image("installer.iso", fmt="iso")
@@ -459,7 +459,9 @@ def test_image(host):
     path = host.add_image("debian-12.raw", virtual_size=3 * GIB, fmt="raw")
     assert hypervisor(host, check_mode=True).image("debian-12.raw") == {"path": str(path), "format": "raw",
                                                                         "virtual_size": 3 * GIB}
-    assert host.commands == [["qemu-img", "info", "--output=json", "--force-share", str(path)]]
+    # read under the probe's CPU and memory limits, as an untrusted file is
+    assert host.commands == [["prlimit", "--as=1073741824", "--cpu=30", "--", "qemu-img", "info", "--output=json",
+                              "--force-share", str(path)]]
 
 
 def test_write_seed(host):

@@ -68,7 +68,7 @@ def test_create_in_check_mode_predicts_and_touches_nothing(host, instance):
     assert not failed and result["changed"] is True
     assert host.conn.domains == {} and host.conn.log == []
     assert not (host.instances / "web1").exists()
-    assert [argv[:2] for argv in host.commands] == [["qemu-img", "info"]]
+    assert [argv[4:6] for argv in host.commands] == [["qemu-img", "info"]]
     inst = result["instance"]
     assert (inst["name"], inst["state"], inst["project"], inst["hypervisor"]) == ("web1", "running", "demo", "compute1")
     assert (inst["vcpus"], inst["ram_mb"], inst["flavor"]["name"]) == (1, 1024, "m1.small")
@@ -355,7 +355,7 @@ BAD_INPUT = {
     "missing image": ({"image": "nope.qcow2"}, "image nope.qcow2 not found in the image cache"),
     "image path": ({"image": "../etc/passwd"}, "must be a file name in the image cache"),
     "image too big": ({"image": "big.qcow2"}, "image big.qcow2 is 40.0 GiB, larger than the flavor's disk_gb 10"),
-    "iso image": ({"image": "installer.iso"}, "image installer.iso is iso; only qcow2 and raw"),
+    "iso image": ({"image": "installer.iso"}, "image installer.iso is in format iso; only qcow2 and raw"),
     "no flavor": ({"flavor": None}, "flavor and image are required to create instance web1"),
     "leading dash": ({"name": "-web1"}, "invalid instance name '-web1'"),
     "space": ({"name": "web 1"}, "invalid instance name 'web 1'"),
