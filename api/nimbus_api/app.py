@@ -60,7 +60,8 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
     app.mount("/ui/static", StaticFiles(directory=str(dashboard.STATIC)), name="static")
     # The last added runs first: the headers go on every answer, the guard's refusals included.
     app.add_middleware(nova.Microversions)
-    app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes,
+                       streamed=[("PUT", glance.UPLOAD_PATH, settings.image_upload_max_bytes)])
     app.add_middleware(SecurityHeaders)
 
     @app.get("/healthz", tags=["health"])

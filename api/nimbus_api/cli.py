@@ -132,6 +132,8 @@ def cmd_runbooks(args, settings):
         raise SystemExit("nimbus-api runbooks: %s" % e)
     if not isinstance(extra_vars, dict):
         raise SystemExit("nimbus-api runbooks: --vars must hold a YAML mapping")
+    # The image runbooks find the uploads where this service writes them.
+    extra_vars = dict(extra_vars, image_uploads_dir=str(settings.image_uploads_dir))
     with _sessions(settings)() as db:
         try:
             changed = runbooks.register(db, inventory, extra_vars, settings.playbooks_dir)

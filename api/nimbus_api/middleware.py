@@ -105,10 +105,14 @@ async def _answer(send, status: int, detail: str, path: str = ""):
 
 
 class RequestGuard:
-    def __init__(self, app, max_body_bytes: int):
+    """``streamed``: (method, path regex, limit) of routes that read their body as a stream (image data):
+    their body is not read here, only a Content-Length over their own limit is refused."""
+
+    def __init__(self, app, max_body_bytes: int, streamed=()):
         self.app = app
         self.max_body = max_body_bytes
         self.too_large = "the request body is larger than %d bytes" % max_body_bytes
+        self.streamed = tuple(streamed)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -120,11 +124,16 @@ class RequestGuard:
         if refusal:
             return await _answer(send, 403, refusal, scope["path"])
         length = headers.get("content-length")
-        if length is not None:
-            if not length.isdigit():
-                return await _answer(send, 400, "bad Content-Length", scope["path"])
-            if int(length) > self.max_body:
-                return await _answer(send, 413, self.too_large, scope["path"])
+        if length is not None and not length.isdigit():
+            return await _answer(send, 400, "bad Content-Length", scope["path"])
+        for method, path, limit in self.streamed:
+            if scope["method"] == method and path.match(scope["path"]):
+                if length is not None and int(length) > limit:
+                    return await _answer(send, 413, "the request body is larger than %d bytes" % limit,
+                                         scope["path"])
+                return await self.app(scope, receive, send)
+        if length is not None and int(length) > self.max_body:
+            return await _answer(send, 413, self.too_large, scope["path"])
         chunks, size = [], 0
         while True:
             message = await receive()

@@ -39,8 +39,10 @@ VIEWS = {
     "instances": View("instance_info", "compute", "instances", "uri={{ nimbus_libvirt_uri | default('qemu:///system') }}"),
     "networks": View("network_info", "network:compute", "networks"),
     "volumes": View("volume_info", "storage:compute", "volumes"),
-    # The hypervisors' image caches (an image store host comes with the images-and-volumes work).
-    "images": View("image_info", "image:compute", "images", public=True),
+    # The image store's records (Glance filters them by owner, visibility and members itself), and the
+    # hypervisors' image caches, where files copied by hand are public images.
+    "images": View("image_info", "images[0]", "images", "source=store", public=True),
+    "cached_images": View("image_info", "compute", "images", "source=cache", public=True),
     # The network node holds every port (their addresses), and the compute hosts the security groups.
     "ports": View("port_info", "network[0]", "ports"),
     "security_groups": View("security_group_info", "compute", "security_groups", one_per_name=True),

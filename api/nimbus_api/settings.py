@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     cancel_grace: float = 10
     # Request bodies larger than this are refused (413) before they are read whole.
     max_body_bytes: int = 1024 * 1024
+    # Glance's uploads: where image data waits for its job (the workers that run nimbus.image_create read it
+    # there, so it is on the API host's disk or shared with the workers), the largest image taken, and the
+    # image store's web server the API reads image data back from (the images role's images_url).
+    image_uploads_dir: Path = STATE / "image-uploads"
+    image_upload_max_bytes: int = Field(default=16 * 1024 ** 3, ge=1)
+    image_store_url: str = Field(default="", pattern=r"^(https?://[^/?#@\s]+/?)?$")
     # Resource views: the inventory of the cloud's hosts their _info modules run on (none: empty views),
     # how long a read is reused, and how long one may take.
     resources_inventory: Path | None = None

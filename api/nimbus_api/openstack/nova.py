@@ -28,7 +28,7 @@ from starlette.datastructures import Headers
 from nimbus_api import identity, quotas
 from nimbus_api.deps import get_db
 from nimbus_api.models import Flavor, FlavorAccess, Job, Keypair, Operation, Project, Record, User, new_id, now
-from nimbus_api.openstack import neutron, neutron_ports, neutron_security, operations
+from nimbus_api.openstack import glance, neutron, neutron_ports, neutron_security, operations
 from nimbus_api.policy import PolicyRoute, current_auth, policy
 
 PREFIX = "/compute"
@@ -684,11 +684,8 @@ def _name_matches(name: str, text: str, at_start: bool, at_end: bool) -> bool:
 
 
 def _image_ids(request: Request) -> dict:
-    """Image file -> its Glance id, from the images view (cached) when the cloud has one."""
-    views = request.app.state.resources
-    if not views.available("images"):
-        return {}
-    return {i.get("file") or i.get("name"): i["id"] for i in views.read("images")[0] if i.get("id")}
+    """A server's image (a store image's id, or a file in the hypervisors' caches) -> its Glance id."""
+    return glance.image_ids(request)
 
 
 def _floating(request: Request, db, auth) -> dict:
@@ -782,17 +779,17 @@ def _ref(value: str) -> str:
 
 
 def _image(request: Request, db, auth, ref: str) -> str:
-    """The image file a request's imageRef names: an image of the images view (by id or name), or, while the
-    cloud has no image view, a file name in the hypervisors' image cache."""
+    """What the runbook boots for a request's imageRef: an active image the caller may use, by id or name (a
+    store image's id, which the hypervisor pulls, or a file copied by hand into the hypervisors' caches)."""
     if not ref:
         raise HTTPException(status_code=400, detail="Missing imageRef attribute (boot from volume comes with "
                             "the volume service)")
     views = request.app.state.resources
-    if views.available("images"):
-        for image in views.for_project("images", db.get(Project, auth.project_id))["items"]:
-            if ref in (image.get("id"), image.get("name")):
-                return image.get("file") or image["name"]
-        raise HTTPException(status_code=400, detail="Image %s could not be found." % ref[:64])
+    if views.available("images") or views.available("cached_images"):
+        found = glance.bootable(request, db, auth, ref)
+        if found is None:
+            raise HTTPException(status_code=400, detail="Image %s could not be found." % ref[:64])
+        return found
     if not IMAGE_FILE.match(ref):
         raise HTTPException(status_code=400, detail="Image %s could not be found." % ref[:64])
     return ref

@@ -45,6 +45,9 @@ RUNBOOKS = {
     ("router", "delete"): "nimbus.router_delete",
     ("floating_ip", "create"): "nimbus.floating_ip_create",
     ("floating_ip", "delete"): "nimbus.floating_ip_delete",
+    ("image", "create"): "nimbus.image_create",
+    ("image", "update"): "nimbus.image_update",
+    ("image", "delete"): "nimbus.image_delete",
 }
 IN_FLIGHT = ("pending", "running")
 FAILED = ("failed", "error", "canceled")

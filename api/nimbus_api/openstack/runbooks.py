@@ -30,6 +30,12 @@ _FLAVOR = {"type": "object", "additionalProperties": False, "required": ["name",
 _ADDRESS = {"type": "string", "pattern": "^[0-9.]{7,15}(/[0-9]{1,2})?$"}
 
 
+# An image's free properties, checked again by the image module.
+_IMAGE_PROPERTIES = {"type": "object", "maxProperties": 128,
+                     "propertyNames": {"pattern": "^[A-Za-z0-9_][A-Za-z0-9_:.-]{0,254}$"},
+                     "additionalProperties": {"type": "string", "maxLength": 65535}}
+
+
 def _schema(properties: dict, required: list[str]) -> dict:
     return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
 
@@ -182,6 +188,40 @@ TEMPLATES = {
         "schema": _schema({"server_id": _SERVER_ID,
                            "server_action": {"enum": ["start", "stop", "reboot"]},
                            "server_reboot_type": {"enum": ["soft", "hard"]}}, ["server_id", "server_action"]),
+    },
+    "nimbus.image_create": {
+        "playbook": "image_create.yml",
+        "description": "Register an uploaded image in the image store, checked by sha256 and by its real format "
+                       "(Glance's PUT /images/{id}/file)",
+        "schema": _schema({
+            "image_id": _SERVER_ID, "image_name": {"type": "string", "minLength": 1, "maxLength": 255},
+            "image_checksum": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
+            "image_disk_format": {"enum": ["qcow2", "raw"]},
+            "image_visibility": {"enum": ["private", "shared", "community", "public"]},
+            "image_protected": {"type": "boolean"},
+            "image_min_disk": {"type": "integer", "minimum": 0, "maximum": 2 ** 31 - 1},
+            "image_min_ram": {"type": "integer", "minimum": 0, "maximum": 2 ** 31 - 1},
+            "image_properties": _IMAGE_PROPERTIES,
+        }, ["image_id", "image_name", "image_checksum"]),
+    },
+    "nimbus.image_update": {
+        "playbook": "image_update.yml",
+        "description": "Change an image of the store, or deactivate and reactivate it (Glance's PATCH /images/{id} "
+                       "and its deactivate and reactivate actions)",
+        "schema": _schema({
+            "image_id": _SERVER_ID, "image_state": {"enum": ["present", "deactivated"]},
+            "image_visibility": {"enum": ["private", "shared", "community", "public"]},
+            "image_members": {"type": "array", "maxItems": 128, "items": _NAME},
+            "image_protected": {"type": "boolean"},
+            "image_min_disk": {"type": "integer", "minimum": 0, "maximum": 2 ** 31 - 1},
+            "image_min_ram": {"type": "integer", "minimum": 0, "maximum": 2 ** 31 - 1},
+            "image_properties": _IMAGE_PROPERTIES,
+        }, ["image_id"]),
+    },
+    "nimbus.image_delete": {
+        "playbook": "image_delete.yml",
+        "description": "Delete an image from the store (Glance's DELETE /images/{id})",
+        "schema": _schema({"image_id": _SERVER_ID}, ["image_id"]),
     },
     # The cloud admin's: it converges a host and changes every host's flood lists, for every project.
     "nimbus.compute_host_add": {

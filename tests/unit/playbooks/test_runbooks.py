@@ -10,7 +10,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[3]
 PLAYBOOKS = REPO / "playbooks"
-RUNBOOK_KINDS = ("server", "network", "subnet", "port", "security", "router", "floating", "compute")
+RUNBOOK_KINDS = ("server", "network", "subnet", "port", "security", "router", "floating", "compute", "image")
 RUNBOOKS = sorted(p for p in PLAYBOOKS.glob("*.yml") if p.name.split("_")[0] in RUNBOOK_KINDS)
 FQCN = re.compile(r"\b([a-z0-9_]+)\.([a-z0-9_]+)\.([a-z0-9_]+)\b")
 
@@ -25,7 +25,8 @@ def test_there_are_runbooks():
                                           "subnet_delete.yml", "port_create.yml", "port_delete.yml",
                                           "security_group_create.yml", "security_group_delete.yml",
                                           "router_create.yml", "router_delete.yml", "floating_ip_create.yml",
-                                          "floating_ip_delete.yml", "compute_host_add.yml"}
+                                          "floating_ip_delete.yml", "compute_host_add.yml", "image_create.yml",
+                                          "image_update.yml", "image_delete.yml"}
 
 
 @pytest.mark.parametrize("path", runbook_files(), ids=lambda p: p.name)

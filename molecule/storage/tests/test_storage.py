@@ -1,0 +1,67 @@
+"""The image store the images role built, and the hypervisor's view of it."""
+
+import json
+import shlex
+
+import pytest
+
+STORE = "podman://nimbus-st-store"
+COMPUTE = "podman://nimbus-st-compute"
+testinfra_hosts = [STORE]
+
+
+@pytest.mark.parametrize("package", ["nginx", "qemu-utils", "util-linux"])
+def test_packages(host, package):
+    assert host.package(package).is_installed
+
+
+def test_nginx_runs_enabled_and_listens_on_the_store_port(host):
+    nginx = host.service("nginx")
+    assert nginx.is_running and nginx.is_enabled
+    assert host.socket("tcp://0.0.0.0:9292").is_listening
+
+
+def test_settings_name_the_store_and_its_url(host):
+    settings = json.loads(host.file("/etc/nimbus/image-store.json").content_string)
+    assert settings == {"path": "/var/lib/nimbus/image-store", "url": "http://nimbus-st-store:9292"}
+
+
+def test_the_incoming_directory_is_roots_only(host):
+    store = host.file("/var/lib/nimbus/image-store")
+    incoming = host.file("/var/lib/nimbus/image-store/.incoming")
+    assert store.is_directory and store.mode == 0o755
+    assert incoming.is_directory and incoming.mode == 0o700 and incoming.user == "root"
+
+
+def test_the_site_serves_only_what_hypervisors_read(host):
+    site = host.file("/etc/nginx/conf.d/nimbus-images.conf").content_string
+    assert "autoindex off;" in site and "limit_except GET" in site
+    # nginx accepts the whole configuration as it is on the host.
+    assert host.run("nginx -t").rc == 0
+    # Nothing else answers: a listing, the incoming directory, a path outside the store.
+    for path in ("/", "/.incoming/", "/../etc/passwd", "/index.json/x", "/image-store.json"):
+        assert status(host, path) in (400, 404), path
+
+
+# http.client sends the path as it is (no normalisation), as an attacker's client would.
+PROBE = """
+import http.client, sys
+c = http.client.HTTPConnection("127.0.0.1", 9292, timeout=10)
+c.request("GET", sys.argv[1])
+print(c.getresponse().status)
+"""
+
+
+def status(host, path):
+    return int(host.check_output("python3 -c %s %s" % (_quote(PROBE), _quote(path))))
+
+
+def _quote(text):
+    return shlex.quote(text)
+
+
+def test_the_hypervisor_knows_the_store():
+    import testinfra
+    compute = testinfra.get_host(COMPUTE)
+    settings = json.loads(compute.file("/etc/nimbus/hypervisor.json").content_string)
+    assert settings["image_store"] == {"url": "http://nimbus-st-store:9292"}
