@@ -405,3 +405,58 @@ def test_openstack_command_security_groups_ports_routers_and_floating_ips(venv, 
     app.state.queue.drain(30)
     assert run("router", "list") == [] and run("port", "list") == [] and run("floating", "ip", "list") == []
     assert [g["Name"] for g in run("security", "group", "list")] == ["default"]
+
+
+def test_openstack_command_images_upload_download_deactivate_delete(venv, keystone, cloud, app, live_server,
+                                                                     tmp_path):
+    """image create --file, show, save, set --deactivate / --activate and delete with the real command and
+    openstacksdk: Glance's create, upload (a job of the image runbook's stand-in, test_glance.py), download
+    streamed from the store's web server, and the other project that sees none of it."""
+    import hashlib
+
+    from conftest import register_runbooks
+    from test_glance import StoreServer
+
+    served = StoreServer(app, tmp_path)
+    register_runbooks(app, **served.template_vars())
+    made = cloud.call("POST", "/v1/services", cloud.admin, json={"name": "glance", "type": "image"})
+    cloud.call("PUT", "/v1/services/%s/endpoints" % made.json()["id"], cloud.admin,
+               json={"interface": "public", "url": live_server + "/image"})
+    for name, password in (("ann", "member-password-3"), ("bob", "member-password-4")):
+        project = cloud.project(name + "-project")
+        cloud.user(name, password=password, roles=[(project, "member")])
+    ann = os_env(keystone, "ann", "member-password-3", "ann-project")
+    bob = os_env(keystone, "bob", "member-password-4", "bob-project")
+    data = tmp_path / "disk.qcow2"
+    data.write_bytes(b"QFI\xfb" + os.urandom(300 * 1024))
+    try:
+        created = json.loads(openstack(venv, ann, "image", "create", "-f", "json", "--file", str(data),
+                                       "--disk-format", "qcow2", "--container-format", "bare",
+                                       "--property", "os_type=linux", "e2e-image").stdout)
+        app.state.queue.drain(60)
+        shown = json.loads(openstack(venv, ann, "image", "show", "-f", "json", "e2e-image").stdout)
+        assert (shown["status"], shown["size"], shown["disk_format"], shown["id"]) == (
+            "active", data.stat().st_size, "qcow2", created["id"])
+        assert shown["properties"]["os_type"] == "linux"
+        # Another project sees none of it.
+        assert openstack(venv, bob, "image", "show", "e2e-image", ok=False).returncode != 0
+        assert "e2e-image" not in openstack(venv, bob, "image", "list", "-f", "value", "-c", "Name").stdout
+        # Download, byte for byte.
+        saved = tmp_path / "saved"
+        openstack(venv, ann, "image", "save", "--file", str(saved), "e2e-image")
+        assert hashlib.sha256(saved.read_bytes()).digest() == hashlib.sha256(data.read_bytes()).digest()
+        # Deactivated, then active again.
+        openstack(venv, ann, "image", "set", "--deactivate", "e2e-image")
+        app.state.queue.drain(60)
+        assert json.loads(openstack(venv, ann, "image", "show", "-f", "json", "e2e-image").stdout)["status"] == \
+            "deactivated"
+        openstack(venv, ann, "image", "set", "--activate", "e2e-image")
+        app.state.queue.drain(60)
+        sdk = python(venv, "import json, openstack\nconn = openstack.connect()\n"
+                           "print(json.dumps([(i.name, i.status) for i in conn.image.images()]))", ann)
+        assert ["e2e-image", "active"] in sdk
+        openstack(venv, ann, "image", "delete", "e2e-image")
+        app.state.queue.drain(60)
+        assert "e2e-image" not in openstack(venv, ann, "image", "list", "-f", "value", "-c", "Name").stdout
+    finally:
+        served.close()

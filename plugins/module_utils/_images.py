@@ -443,8 +443,8 @@ def _created_deactivated(store, image, step, after):
 
 def _check_members(name, attrs):
     if attrs["members"] and attrs["visibility"] != "shared":
-        raise ValidationError("image %s: members are only for visibility=shared (it is %s)" % (name,
-                                                                                           attrs["visibility"]))
+        raise ValidationError("image %s: members are only for visibility=shared (it is %s)"
+                              % (name, attrs["visibility"]))
 
 
 def plan_absent(store, current):
@@ -535,8 +535,8 @@ class Cache:
         if not visible_to(record, project):
             raise ValidationError("image %s not found for project %s" % (image, project))
         if record.status != "active":
-            raise ValidationError("image %s (%s) is %s: it cannot boot new instances" % (record.name, record.id,
-                                                                                        record.status))
+            raise ValidationError("image %s (%s) is %s: it cannot boot new instances"
+                                  % (record.name, record.id, record.status))
         return record
 
     def _cached_by_name(self, name, project):

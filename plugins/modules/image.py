@@ -328,8 +328,8 @@ class ImageModule(ResourceModule):
         p["force_basic_auth"] = p["url_username"] is not None
         response, info = fetch_url(self.module, p["url"], timeout=p["timeout"], use_proxy=True)
         if info.get("status") != 200 or response is None:
-            raise NimbusError("url %s answered %s: %s" % (self.recorded_url, info.get("status"),
-                                                           info.get("msg", "no response")))
+            raise NimbusError("url %s answered %s: %s"
+                              % (self.recorded_url, info.get("status"), info.get("msg", "no response")))
         final = info.get("url") or p["url"]
         images.check_url(final)
         return response, self.recorded_url

@@ -82,3 +82,45 @@ def test_the_demo_project_runs_a_server_behind_a_router_with_the_openstack_clien
                                          image="nimbus-tiny.qcow2", ping=reaches)
     assert host_state() == before
     assert made["group"] not in on_host("ls /etc/nimbus/security-groups").stdout
+
+
+def test_the_demo_project_uploads_downloads_and_deletes_an_image(clients, tmp_path):
+    """openstack image create --file through Glance to the real runbook and the image store on the host: the
+    data is checked there (sha256, format), downloaded back byte for byte, hidden from another project,
+    deactivated and reactivated, and deleted with nothing left in the store."""
+    import hashlib
+
+    data = tmp_path / "disk.qcow2"
+    data.write_bytes((REPO / ".cache" / "guest" / "disk.qcow2").read_bytes())
+    created = clients.shown("demo", "image", "create", "--file", str(data), "--disk-format", "qcow2",
+                            "--container-format", "bare", "--property", "os_type=linux", "e2e-image")
+    openstack_story.until("e2e-image to be active",
+                          lambda: clients.shown("demo", "image", "show", "e2e-image")["status"] == "active")
+    shown = clients.shown("demo", "image", "show", "e2e-image")
+    assert (shown["id"], shown["size"], shown["checksum"]) == (
+        created["id"], data.stat().st_size, hashlib.md5(data.read_bytes()).hexdigest())
+    record = on_host("cat /var/lib/nimbus/image-store/%s.json" % created["id"]).stdout
+    assert '"os_type": "linux"' in record and '"visibility": "shared"' in record
+    # A file the data is not an image of is refused by the store, and the image is killed.
+    bad = tmp_path / "notes.vdi"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "vdi", str(bad), "1M"], check=True)
+    clients.run("demo", "image", "create", "--file", str(bad), "--disk-format", "raw", "e2e-bad")
+    openstack_story.until("e2e-bad to be killed",
+                          lambda: clients.shown("demo", "image", "show", "e2e-bad")["status"] == "killed")
+    clients.run("demo", "image", "delete", "e2e-bad")
+    # Another project sees none of it.
+    assert clients.run(OTHER, "image", "show", "e2e-image", ok=False).returncode != 0
+    saved = tmp_path / "saved"
+    clients.run("demo", "image", "save", "--file", str(saved), "e2e-image")
+    assert saved.read_bytes() == data.read_bytes()
+    clients.run("demo", "image", "set", "--deactivate", "e2e-image")
+    openstack_story.until("e2e-image to be deactivated",
+                          lambda: clients.shown("demo", "image", "show", "e2e-image")["status"] == "deactivated")
+    clients.run("demo", "image", "set", "--activate", "e2e-image")
+    openstack_story.until("e2e-image to be active again",
+                          lambda: clients.shown("demo", "image", "show", "e2e-image")["status"] == "active")
+    clients.run("demo", "image", "delete", "e2e-image")
+    clients.gone("demo", "image", "e2e-image")
+    left = on_host("ls -A /var/lib/nimbus/image-store /var/lib/nimbus/image-store/.incoming").stdout
+    assert created["id"] not in left
+    assert on_host("ls -A /var/lib/nimbus-api/image-uploads/*/ 2>/dev/null").stdout.strip() == ""

@@ -159,7 +159,10 @@ def bootable(request: Request, db, auth, ref: str) -> str | None:
 
 def image_ids(request: Request) -> dict:
     """A server's image (store id or cache file name) -> its Glance id."""
-    out = {i["id"]: i["id"] for i in _store(request) if i.get("id")}
+    out = {}
+    for item in _store(request):
+        if item.get("id"):
+            out[item["id"]] = out[item.get("file") or item["id"]] = item["id"]
     views = request.app.state.resources
     if views.available("cached_images"):
         out.update({i.get("file") or i.get("name"): i["id"] for i in views.read("cached_images")[0] if i.get("id")})
@@ -493,4 +496,3 @@ def image_schema():
     return {"name": "image", "properties": props, "additionalProperties": {"type": "string"},
             "links": [{"rel": "self", "href": "{self}"}, {"rel": "enclosure", "href": "{file}"},
                       {"rel": "describedby", "href": "{schema}"}]}
-

@@ -272,4 +272,3 @@ def test_the_action_plugin_protocol(store, sources, run_module):
     assert not failed and result["image"]["source"] == "controller file tiny.qcow2"
     result, failed = run_module(ImageModule, {"name": "up", "src_on_controller": "tiny.qcow2"})
     assert not failed and result["changed"] is False and "needs_data" not in result
-
