@@ -15,10 +15,14 @@ def test_packages(host, package):
     assert host.package(package).is_installed
 
 
-def test_nginx_runs_enabled_and_listens_on_the_store_port(host):
-    nginx = host.service("nginx")
-    assert nginx.is_running and nginx.is_enabled
+def test_the_stores_own_nginx_runs_unprivileged_and_the_distributions_does_not(host):
+    store = host.service("nimbus-images")
+    assert store.is_running and store.is_enabled
     assert host.socket("tcp://0.0.0.0:9292").is_listening
+    assert not host.socket("tcp://0.0.0.0:80").is_listening
+    assert not host.service("nginx").is_running and not host.service("nginx").is_enabled
+    users = host.check_output("ps -o user= -C nginx").split()
+    assert users and set(users) == {"www-data"}
 
 
 def test_settings_name_the_store_and_its_url(host):
@@ -34,10 +38,10 @@ def test_the_incoming_directory_is_roots_only(host):
 
 
 def test_the_site_serves_only_what_hypervisors_read(host):
-    site = host.file("/etc/nginx/conf.d/nimbus-images.conf").content_string
+    site = host.file("/etc/nimbus/images-nginx.conf").content_string
     assert "autoindex off;" in site and "limit_except GET" in site
     # nginx accepts the whole configuration as it is on the host.
-    assert host.run("nginx -t").rc == 0
+    assert host.run("nginx -q -t -e /dev/null -c /etc/nimbus/images-nginx.conf").rc == 0
     # Nothing else answers: a listing, the incoming directory, a path outside the store.
     for path in ("/", "/.incoming/", "/../etc/passwd", "/index.json/x", "/image-store.json"):
         assert status(host, path) in (400, 404), path
