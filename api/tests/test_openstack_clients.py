@@ -407,8 +407,8 @@ def test_openstack_command_security_groups_ports_routers_and_floating_ips(venv, 
     assert [g["Name"] for g in run("security", "group", "list")] == ["default"]
 
 
-def test_openstack_command_images_upload_download_deactivate_delete(venv, keystone, cloud, app, live_server,
-                                                                     tmp_path):
+def test_openstack_command_images_upload_download_deactivate_delete(
+        venv, keystone, cloud, app, live_server, tmp_path):
     """image create --file, show, save, set --deactivate / --activate and delete with the real command and
     openstacksdk: Glance's create, upload (a job of the image runbook's stand-in, test_glance.py), download
     streamed from the store's web server, and the other project that sees none of it."""

@@ -118,7 +118,6 @@ notes:
 seealso:
   - module: nimbus.cloud.image_info
   - module: nimbus.cloud.instance
-  - role: nimbus.cloud.images
 """
 
 EXAMPLES = r"""
@@ -161,7 +160,7 @@ image:
     virtual_size: {description: Bytes of the disk it holds., type: int}
     checksum: {description: md5 of the stored file (Glance's C(checksum))., type: str}
     os_hash_algo: {description: C(sha512)., type: str}
-    os_hash_value: {description: sha512 of the stored file, which hypervisors verify., type: str}
+    os_hash_value: {description: "sha512 of the stored file, which hypervisors verify.", type: str}
     visibility: {description: Who may use it., type: str}
     project: {description: Owner., type: str}
     members: {description: Projects it is shared with., type: list}
@@ -169,7 +168,9 @@ image:
     min_disk: {description: GiB., type: int}
     min_ram: {description: MiB., type: int}
     properties: {description: Free properties., type: dict}
-    source: {description: Where the data came from (a URL without user info and query, a path, or the controller's file)., type: str}
+    source:
+      description: "Where the data came from: a URL without user info and query, a path, or the controller's file."
+      type: str
   sample:
     id: 0b0e8a32-6b0c-4f4e-9a56-8a1d4c0d1a11
     name: debian-12
@@ -188,6 +189,12 @@ image:
     min_ram: 0
     properties: {os_type: linux}
     source: http://mirror.example.internal/debian-12-genericcloud-amd64.qcow2
+commands:
+  description: In check mode, what a real run would do (the steps of the plan).
+  returned: check mode
+  type: list
+  elements: str
+  sample: ["register image debian-12 (0b0e8a32-6b0c-4f4e-9a56-8a1d4c0d1a11) from http://mirror.example.internal/debian-12.qcow2"]
 needs_data:
   description: Set (with nothing changed) when the image does not exist and O(src) must be sent; the action plugin
     sends it and runs the module again.

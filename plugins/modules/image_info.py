@@ -9,7 +9,7 @@ module: image_info
 short_description: List the images of the nimbus.cloud image store or of a hypervisor's image cache
 version_added: 0.1.0
 description:
-  - With O(source=store), reads the image store on the host the task runs on (the P(nimbus.cloud.images#role) role):
+  - With O(source=store), reads the image store on the host the task runs on (the P(nimbus.cloud.images#role) role),
     every image's record as M(nimbus.cloud.image) returns it.
   - With O(source=cache), reads the image cache directory of the hypervisor the task runs on (the images pool of the
     P(nimbus.cloud.kvm#role) role), where M(nimbus.cloud.instance) finds O(nimbus.cloud.instance#module:image).

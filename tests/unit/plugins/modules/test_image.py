@@ -128,7 +128,7 @@ def test_register_from_a_path_the_full_cycle(store, sources, run_module):
         assert not failed and result["changed"] is False and result["image"]["id"] == image_id
     # an update: check mode predicts it, the run makes it, the next run is quiet
     update = dict(args, visibility="shared", members=["p2", "p1", "p2"], protected=True)
-    result, _ = run_module(ImageModule, update, check_mode=True, diff=True)
+    result = run_module(ImageModule, update, check_mode=True, diff=True)[0]
     assert result["changed"] is True and result["diff"]["after"]["members"] == ["p1", "p2"]
     assert json.loads((store / (image_id + ".json")).read_text())["visibility"] == "public"
     result, failed = run_module(ImageModule, update)
@@ -148,7 +148,7 @@ def test_register_from_a_path_the_full_cycle(store, sources, run_module):
     assert image_id in listing(store)
     run_module(ImageModule, {"name": "tiny", "protected": False})
     # delete: check mode first, then for real, then again (nothing to do)
-    result, _ = run_module(ImageModule, {"id": image_id, "state": "absent"}, check_mode=True)
+    result = run_module(ImageModule, {"id": image_id, "state": "absent"}, check_mode=True)[0]
     assert result["changed"] and image_id in listing(store)
     result, failed = run_module(ImageModule, {"id": image_id, "state": "absent"}, diff=True)
     assert not failed and result["changed"] and result["diff"]["after"] == {}
@@ -172,8 +172,8 @@ def test_register_from_a_url_with_credentials_kept_out(store, http_source, sourc
     assert stored[:4] == b"QFI\xfb" and image["os_hash_value"] == hashlib.sha512(stored).hexdigest()
     assert "pa55-w0rd-x" not in json.dumps(result) and "s3cr3t-token" not in json.dumps(result)
     assert not any("pa55-w0rd-x" in open(os.path.join(b, f)).read()
-                   for b, _, fs in os.walk(str(store)) for f in fs if f.endswith(".json"))
-    assert [p for p, _ in seen] == ["/tiny.raw?signature=s3cr3t-token"]
+                   for b, _dirs, fs in os.walk(str(store)) for f in fs if f.endswith(".json"))
+    assert [path for path, _auth in seen] == ["/tiny.raw?signature=s3cr3t-token"]
     assert seen[0][1].startswith("Basic ")  # the credentials were sent, and only there
 
 
@@ -219,7 +219,7 @@ def test_a_path_inside_the_store_is_refused(store, sources, run_module):
 
 
 def test_a_redirect_away_from_http_is_not_followed(store, http_source, run_module):
-    base, _ = http_source
+    base = http_source[0]
     result, failed = run_module(ImageModule, {"name": "r", "url": base + "/redirect"})
     assert failed and "answered 302" in result["msg"], result
     assert [f for f in listing(store) if not f.startswith(".incoming")] == []
@@ -265,7 +265,7 @@ def test_the_action_plugin_protocol(store, sources, run_module):
     result, failed = run_module(ImageModule, {"name": "up", "src_on_controller": "tiny.qcow2"})
     assert not failed and result["needs_data"] is True and result["changed"] is False
     assert listing(store) == []
-    result, _ = run_module(ImageModule, {"name": "up", "src_on_controller": "tiny.qcow2"}, check_mode=True)
+    result = run_module(ImageModule, {"name": "up", "src_on_controller": "tiny.qcow2"}, check_mode=True)[0]
     assert result["changed"] is True and "needs_data" not in result
     result, failed = run_module(ImageModule, {"name": "up", "src_on_controller": "tiny.qcow2",
                                               "path": str(sources / "tiny.qcow2")})
