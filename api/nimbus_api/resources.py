@@ -11,6 +11,7 @@ A host that fails or is unreachable is reported in ``errors`` next to what the o
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import threading
 import time
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import ansible_runner
+import yaml
 
 from nimbus_api.settings import ansible_environment, collections_path
 
@@ -60,15 +62,62 @@ def module_exists(settings, name: str) -> bool:
     return any((root / relative).is_file() for root in collection_paths(settings))
 
 
+def groups_with_hosts(inventory_yaml: str) -> set[str] | None:
+    """The groups of a YAML inventory that hold a host, directly or through their children; None when the text
+    is not a YAML inventory (then every view is run, and Ansible says what it makes of it)."""
+    try:
+        data = yaml.safe_load(inventory_yaml)
+    except yaml.YAMLError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    found = set()
+
+    def walk(name, group) -> bool:
+        group = group if isinstance(group, dict) else {}
+        held = bool(group.get("hosts"))
+        for child, value in (group.get("children") or {}).items():
+            held = walk(child, value) or held
+        if held:
+            found.add(name)
+        return held
+
+    for name, group in data.items():
+        walk(name, group)
+    return found
+
+
+def pattern_groups(pattern: str) -> list[str]:
+    """The groups a view's host pattern names (``network[0]`` -> ``network``; ``a:b`` -> both)."""
+    return [re.sub(r"\[[0-9]+\]$", "", part) for part in pattern.split(":")]
+
+
 class ResourceViews:
     def __init__(self, settings):
         self.settings = settings
         self.cache: dict[str, tuple[float, list, list, float]] = {}
         self.locks = {kind: threading.Lock() for kind in VIEWS}
+        self._groups: tuple[float, set | None] | None = None
 
     def available(self, kind: str) -> bool:
-        """Whether the collection has the kind's _info module and the service an inventory to run it on."""
-        return bool(self.settings.resources_inventory) and module_exists(self.settings, VIEWS[kind].module)
+        """Whether the collection has the kind's _info module and the service an inventory with hosts to run it
+        on: a view whose groups have no host in the inventory (a cloud without an image store) is not run at
+        all, rather than costing an ansible-runner start on every read to find nothing."""
+        if not self.settings.resources_inventory or not module_exists(self.settings, VIEWS[kind].module):
+            return False
+        groups = self._inventory_groups()
+        return groups is None or "all" in pattern_groups(VIEWS[kind].hosts) or any(
+            group in groups for group in pattern_groups(VIEWS[kind].hosts))
+
+    def _inventory_groups(self) -> set | None:
+        path = Path(self.settings.resources_inventory)
+        try:
+            mtime = path.stat().st_mtime
+            if self._groups is None or self._groups[0] != mtime:
+                self._groups = (mtime, groups_with_hosts(path.read_text()) if path.is_file() else None)
+        except OSError:
+            return None
+        return self._groups[1]
 
     def for_project(self, kind: str, project, fresher_than: float = 0) -> dict:
         if not self.available(kind):
