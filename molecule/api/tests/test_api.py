@@ -135,7 +135,11 @@ def test_compute_is_in_the_catalog_and_the_runbooks_are_registered(api):
     assert {"nimbus.server_create", "nimbus.server_delete", "nimbus.server_action"} <= set(names)
     create = names["nimbus.server_create"]
     assert create["playbook"] == "server_create.yml" and "nimbus-api-1" in create["inventory"]
-    assert create["extra_vars"] == {"runbook_kernels": {"tiny.qcow2": {"kernel": "/boot/vmlinuz"}}}
+    # The operator's template variables, and where the service's settings put Glance's uploads for the image
+    # runbooks (api_state_dir/image-uploads).
+    assert create["extra_vars"] == {"runbook_kernels": {"tiny.qcow2": {"kernel": "/boot/vmlinuz"}},
+                                    "image_uploads_dir": "/var/lib/nimbus-api/image-uploads"}
+    assert {"nimbus.image_create", "nimbus.image_update", "nimbus.image_delete"} <= set(names)
     # A second converge left them as they were (the idempotence step); the registration is read back here.
     assert create["extra_vars_schema"]["properties"]["server_id"]["pattern"].startswith("^[0-9a-f]{8}")
 
