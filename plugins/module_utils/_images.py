@@ -347,7 +347,7 @@ class Store:
         os.makedirs(directory, mode=0o700, exist_ok=True)
         return os.path.join(directory, image_id)
 
-    def ingest(self, image, source, open_source, expected=None, convert=False):
+    def ingest(self, image, open_source, expected=None, convert=False):
         """Bring the data in, verify and inspect it, then publish data and record; nothing is left on failure.
 
         ``open_source()`` returns a readable binary stream and a description; ``expected`` is (algo, hex).
@@ -415,7 +415,7 @@ def plan_present(store, current, task, source, convert=False, image_id=None, nam
                       min_ram=attrs["min_ram"], properties=dict(attrs["properties"]), source=described,
                       created_at=stamp, updated_at=stamp)
         step = Call("register image %s (%s) from %s" % (name, image.id, described), store.ingest,
-                    (image, described, opener, expected, convert))
+                    (image, opener, expected, convert))
         after = image.view()
         # Known once the data is read: a check run cannot tell.
         after.update(size=None, virtual_size=None, checksum=None, os_hash_value=None)

@@ -111,7 +111,7 @@ def _hand_cached(request: Request, known: set) -> list[dict]:
             if i.get("id") and i["id"] not in known and not UUID.match(str(i.get("file") or ""))]
 
 
-def _queued(db, auth, known: set) -> list[dict]:
+def _queued(db, known: set) -> list[dict]:
     """Images created through the API whose data is not in the store: queued, saving (its job runs) or killed."""
     found = []
     jobs = {p.operation.resource_id: p for p in operations.pending(db, None, "image")
@@ -139,7 +139,7 @@ def all_images(request: Request, db, auth) -> list[dict]:
     """Every image the caller may see, as the store and the hypervisors have them (raw items, not views)."""
     store = _store(request)
     known = {i["id"] for i in store if i.get("id")}
-    items = [i for i in store + _queued(db, auth, known) + _hand_cached(request, known) if visible(i, auth)]
+    items = [i for i in store + _queued(db, known) + _hand_cached(request, known) if visible(i, auth)]
     return items
 
 
