@@ -14,6 +14,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from openstack_shell import Shell
+
 REPO = Path(__file__).resolve().parents[2]
 VENV = Path(os.environ.get("NIMBUS_OPENSTACK_VENV") or REPO / ".cache" / "venv-openstack")
 
@@ -30,13 +32,15 @@ def until(what, check, timeout=600, every=3):
 
 
 class Clients:
-    """The `openstack` command and Python in the clients' virtualenv, as the users of one cloud."""
+    """The `openstack` command and Python in the clients' virtualenv, as the users of one cloud; run by one
+    long-lived Python of that virtualenv (tests/support/openstack_shell.py), closed with ``close()``."""
 
     def __init__(self, auth_url: str, passwords: dict[str, str], log: Path | None = None):
-        if not (VENV / "bin" / "openstack").exists():
-            raise AssertionError("%s has no openstack command: tools/test installs "
-                                 "requirements/openstack-clients.txt there" % VENV)
+        self.shell = Shell(VENV)
         self.auth_url, self.passwords, self.log = auth_url, passwords, log
+
+    def close(self):
+        self.shell.close()
 
     def env(self, user: str, project: str | None = None) -> dict:
         env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
@@ -54,8 +58,7 @@ class Clients:
         if token:
             env = {k: v for k, v in env.items() if k not in ("OS_USERNAME", "OS_PASSWORD", "OS_USER_DOMAIN_NAME")}
             env.update(OS_AUTH_TYPE="token", OS_TOKEN=token)
-        proc = subprocess.run([str(VENV / "bin" / "openstack"), *args], env=env, capture_output=True, text=True,
-                              timeout=900, stdin=subprocess.DEVNULL, check=False)
+        proc = self.shell.openstack(*args, env=env, timeout=900)
         if ok:
             assert proc.returncode == 0, self._failure(" ".join(args), proc)
         return proc
@@ -68,9 +71,7 @@ class Clients:
 
     def python(self, user: str, code: str, stdin: str = "", **extra_env):
         """A script run by the clients' Python as ``user`` (OS_* set); its standard output read as JSON."""
-        env = dict(self.env(user), **extra_env)
-        proc = subprocess.run([str(VENV / "bin" / "python"), "-c", code], env=env, input=stdin, capture_output=True,
-                              text=True, timeout=300, check=False)
+        proc = self.shell.python(code, env=dict(self.env(user), **extra_env), stdin=stdin, timeout=300)
         assert proc.returncode == 0, self._failure("python as " + user, proc)
         return json.loads(proc.stdout)
 

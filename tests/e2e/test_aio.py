@@ -63,6 +63,7 @@ def clients():
     made.python("admin", MAKE_OTHER, stdin=made.passwords[OTHER] + "\n")
     yield made
     made.python("admin", DELETE_OTHER)
+    made.close()
 
 
 def test_tokens_are_issued_validated_and_revoked(clients):

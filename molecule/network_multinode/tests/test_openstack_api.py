@@ -22,7 +22,7 @@ import testinfra
 import yaml
 
 REPO = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY") or Path(__file__).resolve().parents[3])
-sys.path.insert(0, str(REPO / "tests" / "e2e"))
+sys.path[:0] = [str(REPO / "tests" / "e2e"), str(REPO / "tests" / "support")]
 import openstack_story  # noqa: E402 (the story the all-in-one's test tells too)
 from openstack_story import Clients  # noqa: E402
 
@@ -97,8 +97,14 @@ def cloud(tmp_path_factory):
         log.close()
 
 
-def test_a_project_runs_a_server_behind_a_router_with_the_openstack_clients(cloud):
-    clients = Clients(cloud["auth_url"], PASSWORDS, log=cloud["log"])
+@pytest.fixture
+def clients(cloud):
+    made = Clients(cloud["auth_url"], PASSWORDS, log=cloud["log"])
+    yield made
+    made.close()
+
+
+def test_a_project_runs_a_server_behind_a_router_with_the_openstack_clients(clients):
     # The cloud admin's external network, on the network node's provider bridge (198.51.100.1 is its side).
     clients.run("admin", "network", "create", "--external", "--provider-network-type", "flat",
                 "--provider-physical-network", "external", "public")
