@@ -40,7 +40,8 @@ class View:
 VIEWS = {
     "instances": View("instance_info", "compute", "instances", "uri={{ nimbus_libvirt_uri | default('qemu:///system') }}"),
     "networks": View("network_info", "network:compute", "networks"),
-    "volumes": View("volume_info", "storage:compute", "volumes"),
+    # The storage hosts hold the volumes (their records list the attachments).
+    "volumes": View("volume_info", "storage", "volumes"),
     # The image store's records (Glance filters them by owner, visibility and members itself), and the
     # hypervisors' image caches, where files copied by hand are public images.
     "images": View("image_info", "images[0]", "images", "source=store", public=True),

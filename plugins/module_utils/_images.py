@@ -554,6 +554,7 @@ class Cache:
 
     def pull(self, record):
         part = os.path.join(self.directory, ".%s.part" % record.id)
+        os.makedirs(self.directory, mode=0o755, exist_ok=True)
         try:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(part)

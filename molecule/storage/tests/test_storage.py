@@ -1,4 +1,5 @@
-"""The image store the images role built, and the hypervisor's view of it."""
+"""The image store the images role built, the hypervisor's view of it, and the storage host the volumes role
+built."""
 
 import json
 import shlex
@@ -10,7 +11,7 @@ COMPUTE = "podman://nimbus-st-compute"
 testinfra_hosts = [STORE]
 
 
-@pytest.mark.parametrize("package", ["nginx", "qemu-utils", "util-linux"])
+@pytest.mark.parametrize("package", ["nginx", "qemu-utils", "util-linux", "tgt"])
 def test_packages(host, package):
     assert host.package(package).is_installed
 
@@ -69,3 +70,31 @@ def test_the_hypervisor_knows_the_store():
     compute = testinfra.get_host(COMPUTE)
     settings = json.loads(compute.file("/etc/nimbus/hypervisor.json").content_string)
     assert settings["image_store"] == {"url": "http://nimbus-st-store:9292"}
+
+
+def test_the_iscsi_target_runs_and_listens_on_its_port(host):
+    tgt = host.service("tgt")
+    assert tgt.is_running and tgt.is_enabled
+    assert host.socket("tcp://0.0.0.0:3260").is_listening
+    dropin = host.file("/etc/systemd/system/tgt.service.d/nimbus.conf").content_string
+    assert "--iscsi portal=0.0.0.0:3260" in dropin
+    # Its configuration directory (each attachment's target, with its CHAP secret) is root's only.
+    assert host.file("/etc/tgt/conf.d").mode == 0o700
+
+
+def test_the_volume_settings_name_the_backends_types_and_image_store(host):
+    settings = json.loads(host.file("/etc/nimbus/volumes.json").content_string)
+    assert settings["types"] == {"standard": {"backend": "file", "format": "qcow2"},
+                                 "raw": {"backend": "rawfile", "format": "raw"}}
+    assert settings["backends"]["file"] == {"path": "/var/lib/nimbus/volumes", "capacity_gb": 6}
+    assert settings["default_type"] == "standard"
+    assert settings["image_store_url"] == "http://nimbus-st-store:9292"
+    assert settings["iscsi"] == {"address": "0.0.0.0", "port": 3260, "iqn_prefix": "iqn.2026-12.cloud.nimbus"}
+
+
+@pytest.mark.parametrize("path", ["/var/lib/nimbus/volumes", "/var/lib/nimbus/volumes/.incoming",
+                                  "/var/lib/nimbus/volumes/snapshots", "/var/lib/nimbus/volumes-raw",
+                                  "/var/lib/nimbus/volume-backups"])
+def test_pools_and_backups_are_roots_only(host, path):
+    directory = host.file(path)
+    assert directory.is_directory and directory.mode == 0o700 and directory.user == "root"

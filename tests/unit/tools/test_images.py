@@ -105,6 +105,7 @@ FROM_NOTHING = {
     "bridges": ("network", "nimbus-net-1"),
     "api": ("api", "nimbus-api-2"),
     "images": ("storage", "nimbus-st-store"),
+    "volumes": ("storage", "nimbus-st-store"),
 }
 
 

@@ -40,6 +40,14 @@ APPLIERS = {
     # runner.apply in Cache.ensure
     "module_utils/_images.py": {"copy_stream", "Store.write_record", "Store.write_index", "Store.deactivate",
                                 "Store.delete", "Store.incoming", "Store.ingest", "Cache.pull"},
+    # volumes, snapshots and backups are made and removed by Call steps of their modules' plans
+    "module_utils/_volumes.py": {
+        "Storage.incoming", "Storage.write_volume", "Storage.write_snapshot", "Storage.write_backup",
+        "Storage.qemu_img", "Storage.make_volume", "Storage.from_image", "Storage.from_snapshot",
+        "Storage.from_backup", "Storage.extend", "Storage.delete_volume", "Storage.take_snapshot",
+        "Storage.delete_snapshot", "Storage.take_backup", "Storage.delete_backup",
+        "_update_volume", "_write_snapshot", "_write_backup",
+    },
 }
 
 OS_CHANGES = {"makedirs", "mkdir", "replace", "rename", "renames", "unlink", "remove", "rmdir", "chmod", "chown",
@@ -148,7 +156,7 @@ def calls_applier(call, functions, methods):
 
 
 OWNER_HINTS = {"Records": "record", "NetworkStore": "store", "Hypervisor": "hv", "CommandRunner": "runner",
-               "Store": "store", "Cache": "cache"}
+               "Store": "store", "Cache": "cache", "Storage": "storage"}
 
 
 def test_appliers_are_run_through_the_gate_not_called():
