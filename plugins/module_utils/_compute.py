@@ -56,6 +56,68 @@ class Flavor:
                 "extra_specs": dict(self.extra_specs)}
 
 
+# A volume served over iSCSI by a storage host (the volumes role's tgt), attached as a virtio disk whose serial is
+# the volume's UUID: the guest finds it under /dev/disk/by-id/virtio-<first 20 characters>, and the domain XML
+# is the compute host's record of the attachment.
+VOLUME_DEVICES = tuple("vd" + c for c in "bcdefghijklmnopqrstuvwxyz")
+SECRET_USAGE = "nimbus-volume-%s"
+
+
+@dataclass
+class VolumeDisk:
+    volume_id: str
+    device: str
+    portal: str  # host:port of the iSCSI target
+    iqn: str
+    lun: int = 1
+    username: str | None = None
+
+    @property
+    def secret_usage(self):
+        return SECRET_USAGE % self.volume_id
+
+    def view(self):
+        return {"device": self.device, "role": "volume", "volume_id": self.volume_id,
+                "target": "iscsi://%s/%s/%d" % (self.portal, self.iqn, self.lun)}
+
+    def element(self):
+        """The disk element (libvirt's network disk with CHAP through a secret of usage ``secret_usage``)."""
+        disk = ET.Element("disk", type="network", device="disk")
+        # raw: the LUN is the volume's bytes; no host cache, as for any shared block device.
+        _sub(disk, "driver", name="qemu", type="raw", cache="none")
+        source = _sub(disk, "source", protocol="iscsi", name="%s/%d" % (self.iqn, self.lun))
+        host, _sep, port = self.portal.rpartition(":")
+        _sub(source, "host", name=host.strip("[]"), port=port)
+        if self.username:
+            auth = _sub(source, "auth", username=self.username)
+            _sub(auth, "secret", type="iscsi", usage=self.secret_usage)
+        _sub(disk, "target", dev=self.device, bus="virtio")
+        _sub(disk, "serial", self.volume_id)
+        return disk
+
+    def xml(self):
+        return ET.tostring(self.element(), encoding="unicode")
+
+    @classmethod
+    def parse(cls, disk):
+        """A VolumeDisk from a disk element, or None when it is not one of ours."""
+        source = disk.find("source")
+        target = disk.find("target")
+        serial = disk.findtext("serial")
+        if disk.get("type") != "network" or source is None or source.get("protocol") != "iscsi" or not serial:
+            return None
+        iqn, _sep, lun = (source.get("name") or "").rpartition("/")
+        host = source.find("host")
+        auth = source.find("auth")
+        address = host.get("name") if host is not None else ""
+        if ":" in address:
+            address = "[%s]" % address
+        return cls(volume_id=serial, device=target.get("dev") if target is not None else None,
+                   portal="%s:%s" % (address, host.get("port", "3260") if host is not None else "3260"),
+                   iqn=iqn, lun=int(lun) if lun.isdigit() else 0,
+                   username=auth.get("username") if auth is not None else None)
+
+
 PORT_KEYS = ("id", "name", "network", "fixed_ips", "security_groups", "port_security")
 
 
@@ -149,6 +211,7 @@ class Instance:
     metadata: dict = field(default_factory=dict)
     server_group: str | None = None
     managed: bool = True
+    volumes: list = field(default_factory=list)
 
     @property
     def active(self):
@@ -172,7 +235,7 @@ class Instance:
                 {"device": "vda", "role": "root", "path": self.root_disk} if self.root_disk else None,
                 {"device": "vdb", "role": "seed", "path": self.seed_path, "sha256": self.seed_digest}
                 if self.seed_path else None,
-            ) if d],
+            ) if d] + [v.view() for v in self.volumes],
             "boot": {"kernel": self.kernel, "initrd": self.initrd, "kernel_args": self.kernel_args},
             "console": {"log": self.console_log,
                         "vnc": {"host": "127.0.0.1", "port": self.vnc_port} if self.vnc_port else None},
@@ -380,6 +443,9 @@ def build_domain_xml(inst, paths):
         _sub(seed, "source", file=inst.seed_path)
         _sub(seed, "target", dev="vdb", bus="virtio")
         _sub(seed, "readonly")
+    # Attached volumes stay attached when the instance is redefined (a resize, a new NIC).
+    for volume in inst.volumes:
+        devices.append(volume.element())
     for nic in inst.nics:
         iface = _sub(devices, "interface", type="bridge")
         _sub(iface, "mac", address=nic.mac)
@@ -432,6 +498,10 @@ def parse_domain_xml(text, state="shutoff"):
         kernel_args=dom.findtext("os/cmdline"),
     )
     for disk in dom.findall("devices/disk"):
+        volume = VolumeDisk.parse(disk)
+        if volume is not None:
+            inst.volumes.append(volume)
+            continue
         target = disk.find("target")
         source = disk.find("source")
         path = source.get("file") if source is not None else None
@@ -560,6 +630,8 @@ def desired_instance(spec, actual, virt_type, uuid, paths):
         project=pick("project") or "default",
         metadata=spec.metadata if spec.metadata is not None else (base.metadata if base else {}),
         server_group=pick("server_group") or None,
+        # Attached by nimbus.cloud.volume_attachment; the instance module keeps them as they are.
+        volumes=list(base.volumes) if base else [],
     )
     return inst
 

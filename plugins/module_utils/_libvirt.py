@@ -288,6 +288,77 @@ class Hypervisor:
                  | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
         self._call("undefine %s" % dom.name(), dom.undefineFlags, flags)
 
+    # --- volumes ----------------------------------------------------------------
+
+    def attach_volume(self, name, disk, password=None):
+        """Attach a VolumeDisk: its CHAP password into a libvirt secret (a library call, never argv), then the disk,
+        to the running guest and to its definition."""
+        self.runner.apply("attach volume %s to %s as %s" % (disk.volume_id, name, disk.device), self._attach_volume,
+                          name, disk, password)
+
+    def _attach_volume(self, name, disk, password):
+        dom = self.lookup(name)
+        if password is not None:
+            self._set_secret(disk.secret_usage, password)
+        flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG
+        if dom.isActive():
+            flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
+        try:
+            self._call("attach volume %s to %s" % (disk.volume_id, name), dom.attachDeviceFlags, disk.xml(), flags)
+        except NimbusError:
+            self._remove_secret(disk.secret_usage)
+            raise
+
+    def _set_secret(self, usage, password):
+        try:
+            secret = self.conn.secretLookupByUsage(libvirt.VIR_SECRET_USAGE_TYPE_ISCSI, usage)
+        except libvirt.libvirtError:
+            # private: libvirt never gives the value back through its API.
+            xml = ("<secret ephemeral='no' private='yes'><description>CHAP secret of %s</description>"
+                   "<usage type='iscsi'><target>%s</target></usage></secret>" % (usage, usage))
+            secret = self._call("define the secret %s" % usage, self.conn.secretDefineXML, xml)
+        self._call("set the secret %s" % usage, secret.setValue, password.encode("utf-8"))
+
+    def _remove_secret(self, usage):
+        try:
+            secret = self.conn.secretLookupByUsage(libvirt.VIR_SECRET_USAGE_TYPE_ISCSI, usage)
+        except libvirt.libvirtError:
+            return
+        self._call("remove the secret %s" % usage, secret.undefine)
+
+    def detach_volume(self, name, disk, timeout=30):
+        """Detach a VolumeDisk from the running guest (which must let it go within ``timeout`` seconds) and from
+        the definition, then remove its secret."""
+        self.runner.apply("detach volume %s (%s) from %s" % (disk.volume_id, disk.device, name), self._detach_volume,
+                          name, disk, timeout)
+
+    def _detach_volume(self, name, disk, timeout):
+        dom = self.lookup(name)
+        if dom.isActive() and self._live_volume(dom, disk.volume_id) is not None:
+            self._call("detach volume %s from %s" % (disk.volume_id, name), dom.detachDeviceFlags, disk.xml(),
+                       libvirt.VIR_DOMAIN_AFFECT_LIVE)
+            # The guest is asked to let the device go: wait until it has (virtio-blk unplug needs its answer).
+            deadline = time.monotonic() + timeout
+            while self._live_volume(dom, disk.volume_id) is not None:
+                if time.monotonic() > deadline:
+                    raise NimbusError("instance %s did not release volume %s (%s) within %d s; it is still attached"
+                                      % (name, disk.volume_id, disk.device, timeout))
+                time.sleep(0.5)
+        if self._config_volume(dom, disk.volume_id) is not None:
+            self._call("detach volume %s from %s" % (disk.volume_id, name), dom.detachDeviceFlags, disk.xml(),
+                       libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+        self._remove_secret(disk.secret_usage)
+
+    @staticmethod
+    def _volumes_in(xml):
+        return {v.volume_id: v for v in parse_domain_xml(xml).volumes}
+
+    def _live_volume(self, dom, volume_id):
+        return self._volumes_in(dom.XMLDesc(0)).get(volume_id)
+
+    def _config_volume(self, dom, volume_id):
+        return self._volumes_in(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)).get(volume_id)
+
     def has_managed_save(self, name):
         dom = self.lookup(name)
         return bool(dom is not None and dom.hasManagedSaveImage(0))

@@ -37,13 +37,17 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import ipaddress
 import json
 import os
+import re
+import secrets
 import time
 import uuid as uuidlib
 from dataclasses import asdict, dataclass, field
 
 from ansible_collections.nimbus.cloud.plugins.module_utils import _images as images
+from ansible_collections.nimbus.cloud.plugins.module_utils import _tgt as tgtlib
 from ansible_collections.nimbus.cloud.plugins.module_utils._errors import NimbusError, ValidationError
 from ansible_collections.nimbus.cloud.plugins.module_utils._files import atomic_write, locked, read_text, remove
 from ansible_collections.nimbus.cloud.plugins.module_utils._resource import Call, Plan, desired
@@ -60,6 +64,10 @@ UPDATABLE = ("name", "description", "metadata", "bootable")
 CREATE_ONLY = ("volume_type", "project")
 DEFAULTS = {"description": "", "metadata": {}, "bootable": False, "project": None}
 SNAPSHOT_UPDATABLE = ("name", "description", "metadata")
+# Each attachment's CHAP password, root's only; the compute host's task reads it with no_log.
+SECRETS_DIR = "/etc/nimbus/volume-secrets"
+SERVER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+HOST_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$")
 BACKUP_UPDATABLE = ("name", "description")
 
 
@@ -471,6 +479,67 @@ class Storage:
         remove(os.path.join(self.backup_dir, backup.id + ".json"))
         remove(os.path.join(self.backup_dir, backup.id))
 
+    # -- exports over iSCSI (an attachment)
+    @property
+    def secrets_dir(self):
+        return self.settings.get("secrets_dir") or SECRETS_DIR
+
+    @property
+    def iscsi(self):
+        return self.settings.get("iscsi") or {}
+
+    def tgt(self):
+        return tgtlib.Tgt(self.settings.get("tgt_socket"))
+
+    def export(self, volume, attachment, password):
+        """Write the CHAP password, create the target, record the attachment; undone when a step fails."""
+        os.makedirs(self.secrets_dir, mode=0o700, exist_ok=True)
+        atomic_write(attachment["secret_file"], password + "\n", mode=0o600)
+        tgt = self.tgt()
+        try:
+            tgt.export(attachment["tid"], attachment["iqn"], self.data_path(volume), attachment["initiator"],
+                       attachment["username"], password)
+        except (tgtlib.TgtError, ConnectionError, ValueError) as e:
+            remove(attachment["secret_file"])
+            raise NimbusError("volume %s: %s" % (volume.name, e))
+        try:
+            self._record_attachments(volume, [a for a in volume.attachments if a["server_id"] !=
+                                              attachment["server_id"]] + [attachment])
+        except BaseException:
+            tgt.unexport(attachment["tid"], attachment["username"], force=True, missing_ok=True)
+            remove(attachment["secret_file"])
+            raise
+
+    def reexport(self, volume, attachment):
+        """The target again, from the record and the stored password (tgtd lost it in a restart)."""
+        with open(attachment["secret_file"]) as f:
+            password = f.read().strip()
+        try:
+            self.tgt().export(attachment["tid"], attachment["iqn"], self.data_path(volume), attachment["initiator"],
+                              attachment["username"], password)
+        except (tgtlib.TgtError, ConnectionError, ValueError) as e:
+            raise NimbusError("volume %s: %s" % (volume.name, e))
+
+    def unexport(self, volume, attachment):
+        try:
+            self.tgt().unexport(attachment["tid"], attachment["username"], missing_ok=True)
+        except tgtlib.TgtError as e:
+            if e.code == tgtlib.TARGET_ACTIVE:
+                raise NimbusError("volume %s: server %s's host is still logged in to its target; detach the volume "
+                                  "from the instance first" % (volume.name, attachment["server_id"]))
+            raise NimbusError("volume %s: %s" % (volume.name, e))
+        except ConnectionError as e:
+            raise NimbusError("volume %s: %s" % (volume.name, e))
+        remove(attachment["secret_file"])
+        self._record_attachments(volume, [a for a in volume.attachments if a["server_id"] != attachment["server_id"]])
+
+    def _record_attachments(self, volume, attachments):
+        current = self.find_volume(volume.id)
+        current.attachments = attachments
+        current.status = "in-use" if attachments else "available"
+        current.updated_at = now()
+        self.write_volume(current)
+
     def image_cache(self, backend, timeout=60):
         """The images this host pulled from the image store to make volumes of, kept per backend."""
         directory = os.path.join(self.pool(backend), IMAGE_CACHE)
@@ -724,3 +793,80 @@ def _plan_update(storage, kind, current, task, updatable, write):
     after.updated_at = now()
     return Plan(steps=[Call("update %s %s (%s): %s" % (kind, current.name, current.id, ", ".join(changed)),
                             write, (storage, after))], before=current.view(), after=after.view())
+
+
+# --- planning: exports (the storage side of an attachment) ---------------------------------------
+
+def check_export_input(server_id, initiator=None, portal_address=None):
+    if not SERVER_ID_RE.match(server_id or ""):
+        raise ValidationError("server_id must be 1 to 64 letters, digits, '.', '_' or '-', not %r" % server_id)
+    if initiator is not None:
+        try:
+            initiator = str(ipaddress.ip_address(initiator))
+        except ValueError:
+            raise ValidationError("initiator must be the compute host's IP address, not %r" % initiator)
+    if portal_address is not None and not HOST_RE.match(portal_address):
+        try:
+            ipaddress.ip_address(portal_address)
+        except ValueError:
+            raise ValidationError("portal_address must be a host name or an IP address, not %r" % portal_address)
+    return initiator
+
+
+def connection(storage, volume, attachment, portal_address=None):
+    address = portal_address or storage.iscsi.get("address")
+    if not address or address in ("0.0.0.0", "::"):
+        raise ValidationError("the target listens on every address (volumes_iscsi_address %s): give portal_address, "
+                              "the address compute hosts reach this host at" % (address or "unset"))
+    if ":" in address:
+        address = "[%s]" % address
+    return {"portal": "%s:%d" % (address, int(storage.iscsi.get("port", 3260))), "iqn": attachment["iqn"], "lun": 1,
+            "username": attachment["username"]}
+
+
+def plan_export_present(storage, volume, server_id, host, initiator, live_tids):
+    """A plan that exports ``volume`` to ``server_id``'s compute host (at ``initiator``); ``live_tids`` are the
+    targets tgtd has. Returns (plan, attachment)."""
+    if volume.format != "raw":
+        raise ValidationError("volume %s is %s (type %s): only raw volumes are served over iSCSI (a LUN cannot grow "
+                              "under qcow2's new clusters); make a raw copy with source_volume"
+                              % (volume.name, volume.format, volume.volume_type))
+    others = [a for a in volume.attachments if a["server_id"] != server_id]
+    if others:
+        raise ValidationError("volume %s is attached to server %s: detach it first (a volume has one attachment)"
+                              % (volume.name, others[0]["server_id"]))
+    mine = next((a for a in volume.attachments if a["server_id"] == server_id), None)
+    if mine is not None:
+        if mine["initiator"] != initiator:
+            raise ValidationError("volume %s is exported to server %s at %s, not %s: detach it before moving it"
+                                  % (volume.name, server_id, mine["initiator"], initiator))
+        if mine["tid"] in live_tids:
+            return Plan(before=volume.view(), after=volume.view()), mine
+        step = Call("export volume %s again as target %d (tgtd lost it)" % (volume.id, mine["tid"]),
+                    storage.reexport, (volume, mine))
+        return Plan(steps=[step], before=volume.view(), after=volume.view()), mine
+    used = set(live_tids) | {a["tid"] for v in storage.volumes() for a in v.attachments}
+    tid = next(n for n in range(1, len(used) + 2) if n not in used)
+    prefix = storage.iscsi.get("iqn_prefix") or "iqn.2026-12.cloud.nimbus"
+    attachment = {"server_id": server_id, "host": host, "initiator": initiator, "tid": tid,
+                  "iqn": "%s:volume-%s" % (prefix, volume.id), "username": "volume-%s" % volume.id,
+                  "secret_file": os.path.join(storage.secrets_dir, volume.id), "attached_at": now()}
+    after = Volume.from_dict(asdict(volume))
+    after.attachments = volume.attachments + [attachment]
+    after.status = "in-use"
+    password = secrets.token_urlsafe(24)
+    step = Call("export volume %s to %s (server %s) as target %d" % (volume.id, initiator, server_id, tid),
+                storage.export, (volume, attachment, password))
+    return Plan(steps=[step], before=volume.view(), after=after.view()), attachment
+
+
+def plan_export_absent(storage, volume, server_id):
+    mine = next((a for a in volume.attachments if a["server_id"] == server_id), None)
+    if mine is None:
+        return Plan(before=volume.view(), after=volume.view())
+    after = Volume.from_dict(asdict(volume))
+    after.attachments = [a for a in volume.attachments if a["server_id"] != server_id]
+    after.status = "in-use" if after.attachments else "available"
+    step = Call("unexport volume %s from server %s (target %d)" % (volume.id, server_id, mine["tid"]),
+                storage.unexport, (volume, mine))
+    return Plan(steps=[step], before=volume.view(), after=after.view())

@@ -9,7 +9,7 @@ testinfra_hosts = ["podman://" + HOST]
 
 
 @pytest.mark.parametrize("package", [
-    "libvirt-daemon-system", "libvirt-daemon-driver-qemu", "qemu-system-x86", "qemu-utils", "ipxe-qemu",
+    "libvirt-daemon-system", "libvirt-daemon-driver-qemu", "qemu-system-x86", "qemu-utils", "qemu-block-extra", "ipxe-qemu",
     "python3-libvirt", "python3-lxml", "xorriso",
 ])
 def test_packages(host, package):

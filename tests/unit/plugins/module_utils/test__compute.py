@@ -251,6 +251,46 @@ def test_domain_xml_without_vnc_or_seed():
     assert [d.find("target").get("dev") for d in dom.findall("devices/disk")] == ["vda"]
 
 
+VOLUME = "4d1c5b8e-2f59-4c1b-9a0e-6f7d9a3b2c11"
+
+
+def test_an_attached_volume_is_a_network_disk_read_back_and_kept_by_a_redefinition():
+    inst = created()
+    disk = _compute.VolumeDisk(volume_id=VOLUME, device="vdc", portal="10.0.20.5:3260",
+                               iqn="iqn.2026-12.cloud.nimbus:volume-" + VOLUME, lun=1, username="nimbus-4d1c5b8e")
+    element = ET.fromstring(disk.xml())
+    assert (element.get("type"), element.find("driver").get("type"), element.find("driver").get("cache")) == (
+        "network", "raw", "none")
+    source = element.find("source")
+    assert (source.get("protocol"), source.get("name")) == ("iscsi", "iqn.2026-12.cloud.nimbus:volume-%s/1" % VOLUME)
+    assert (source.find("host").get("name"), source.find("host").get("port")) == ("10.0.20.5", "3260")
+    auth = source.find("auth")
+    assert auth.get("username") == "nimbus-4d1c5b8e"
+    assert (auth.find("secret").get("type"), auth.find("secret").get("usage")) == ("iscsi", "nimbus-volume-" + VOLUME)
+    # no secret value anywhere in the XML
+    assert "value" not in disk.xml() and element.findtext("serial") == VOLUME
+    inst.volumes.append(disk)
+    back = parse_domain_xml(build_domain_xml(inst, PATHS), "running")
+    assert back.volumes == [disk]
+    assert back.root_disk == PATHS["root_disk"] and back.seed_path == PATHS["seed"]
+    assert back.view()["disks"][-1] == {"device": "vdc", "role": "volume", "volume_id": VOLUME,
+                                        "target": "iscsi://10.0.20.5:3260/iqn.2026-12.cloud.nimbus:volume-%s/1"
+                                                  % VOLUME}
+    # A change that redefines the domain (more memory) keeps the attached volume.
+    stopped = dataclasses.replace(back, state="shutoff")
+    result = plan(full_spec(state="stopped", flavor=dataclasses.replace(created().flavor, ram_mb=2048)), stopped,
+                  "qemu", U1, PATHS)
+    assert result.redefine and result.after.volumes == [disk]
+    assert ET.fromstring(build_domain_xml(result.after, PATHS)).find("devices/disk/serial").text == VOLUME
+
+
+def test_an_ipv6_portal_is_read_back_with_brackets():
+    disk = _compute.VolumeDisk(volume_id=VOLUME, device="vdb", portal="[fd00::5]:3260", iqn="iqn.2026-12.x:v")
+    back = _compute.VolumeDisk.parse(ET.fromstring(disk.xml()))
+    assert back.portal == "[fd00::5]:3260" and back.username is None
+    assert ET.fromstring(disk.xml()).find("source/host").get("name") == "fd00::5"
+
+
 def test_direct_kernel_boot():
     inst = created(kernel="/boot/vmlinuz", initrd="/boot/initrd.img", kernel_args="console=ttyS0 root=/dev/vda1")
     dom = ET.fromstring(build_domain_xml(inst, PATHS))

@@ -46,6 +46,7 @@ APPLIERS = {
         "Storage.qemu_img", "Storage.make_volume", "Storage.from_image", "Storage.from_snapshot",
         "Storage.from_backup", "Storage.extend", "Storage.delete_volume", "Storage.take_snapshot",
         "Storage.delete_snapshot", "Storage.take_backup", "Storage.delete_backup",
+        "Storage.export", "Storage.reexport", "Storage.unexport", "Storage._record_attachments",
         "_update_volume", "_write_snapshot", "_write_backup",
     },
 }

@@ -332,3 +332,75 @@ def test_a_volume_from_an_image_of_the_store(pool, image_store, run_module):
     result, failed = run_module(VolumeModule, {"name": "bad", "image": image_id, "size": 1, "project": "demo"})
     assert failed and "its sha512 is" in result["msg"]
     assert files(pool) == before
+
+
+@pytest.fixture
+def tgtd(pool):
+    from ansible_collections.nimbus.cloud.tests.unit.plugins.module_utils.fake_tgtd import FakeTgtd
+
+    server = FakeTgtd(str(pool / "tgtd.socket"))
+    settings = json.loads((pool / "volumes.json").read_text())
+    settings.update(tgt_socket=server.path, secrets_dir=str(pool / "secrets"),
+                    iscsi={"address": "10.0.20.5", "port": 3260, "iqn_prefix": "iqn.2026-12.cloud.nimbus"})
+    (pool / "volumes.json").write_text(json.dumps(settings))
+    yield server
+    server.close()
+
+
+def test_an_export_is_a_target_with_a_chap_account_and_the_attachment_recorded(pool, tgtd, run_module):
+    from ansible_collections.nimbus.cloud.plugins.modules.volume_export import VolumeExportModule
+
+    volume = run_module(VolumeModule, {"name": "data", "size": 1, "volume_type": "raw"})[0]["volume"]
+    args = {"volume": "data", "server_id": "vm-1", "host": "cmp1", "initiator": "10.0.20.11"}
+    result, failed = run_module(VolumeExportModule, args, check_mode=True)
+    assert not failed and result["changed"] and result["commands"] == [
+        "export volume %s to 10.0.20.11 (server vm-1) as target 1" % volume["id"]]
+    assert tgtd.targets == {} and not (pool / "secrets").exists()
+    result, failed = run_module(VolumeExportModule, args, diff=True)
+    assert not failed and result["changed"], result
+    iqn = "iqn.2026-12.cloud.nimbus:volume-" + volume["id"]
+    assert result["connection"] == {"portal": "10.0.20.5:3260", "iqn": iqn, "lun": 1,
+                                    "username": "volume-" + volume["id"]}
+    secret_file = pool / "secrets" / volume["id"]
+    assert result["secret_file"] == str(secret_file) and oct(secret_file.stat().st_mode & 0o777) == "0o600"
+    password = secret_file.read_text().strip()
+    assert len(password) >= 24 and tgtd.accounts == {"volume-" + volume["id"]: password}
+    # the password is nowhere in the result (the diff included)
+    assert password not in json.dumps(result)
+    assert tgtd.targets[1]["luns"][1] == str(pool / "raw-pool" / volume["id"]) and tgtd.targets[1]["acl"] == [
+        "10.0.20.11"]
+    assert result["volume"]["status"] == "in-use" and result["volume"]["attachments"][0]["host"] == "cmp1"
+    assert not run_module(VolumeExportModule, args)[0]["changed"]
+    # tgtd restarted: the target comes back from the record and the stored password
+    tgtd.targets.clear()
+    tgtd.accounts.clear()
+    result = run_module(VolumeExportModule, args)[0]
+    assert result["changed"] and tgtd.accounts == {"volume-" + volume["id"]: password}
+    # bad input and a second attachment are refused, and nothing changes
+    for extra, message in (({"server_id": "vm-2"}, "is attached to server vm-1: detach it first"),
+                           ({"initiator": "10.0.20.12"}, "at 10.0.20.11, not 10.0.20.12"),
+                           ({"initiator": "cmp1; rm -rf /"}, "initiator must be the compute host's IP address"),
+                           ({"server_id": "../../etc"}, "server_id must be")):
+        result, failed = run_module(VolumeExportModule, dict(args, **extra))
+        assert failed and message in result["msg"], (extra, result)
+    for cls, extra, message in ((VolumeModule, {"name": "data", "state": "absent"}, "detach it before deleting"),
+                                (VolumeSnapshotModule, {"name": "s", "volume": "data"}, "detach it before taking")):
+        result, failed = run_module(cls, extra)
+        assert failed and message in result["msg"]
+    # still logged in: refused; logged out: removed with its account and password
+    tgtd.targets[1]["sessions"] = 1
+    result, failed = run_module(VolumeExportModule, dict(args, state="absent"))
+    assert failed and "still logged in to its target; detach the volume from the instance first" in result["msg"]
+    tgtd.targets[1]["sessions"] = 0
+    result, failed = run_module(VolumeExportModule, dict(args, state="absent"))
+    assert not failed and result["changed"] and result["volume"]["status"] == "available"
+    assert tgtd.targets == {} and tgtd.accounts == {} and not secret_file.exists()
+    assert not run_module(VolumeExportModule, dict(args, state="absent"))[0]["changed"]
+
+
+def test_a_qcow2_volume_is_not_exported(pool, tgtd, run_module):
+    from ansible_collections.nimbus.cloud.plugins.modules.volume_export import VolumeExportModule
+
+    run_module(VolumeModule, {"name": "thin", "size": 1})
+    result, failed = run_module(VolumeExportModule, {"volume": "thin", "server_id": "vm-1", "initiator": "10.0.0.1"})
+    assert failed and "only raw volumes are served over iSCSI" in result["msg"] and tgtd.targets == {}
