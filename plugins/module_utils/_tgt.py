@@ -9,8 +9,8 @@ sends the same requests as tgtadm over tgtd's management socket instead: one req
 ``struct tgtadm_rsp`` (error, length) and, for ``show``, text. tgtd accepts only a peer with its own uid and
 gid (root).
 
-Only the standard library: the volumes role installs this file as the script that puts the exported volumes
-back after tgtd restarts (``python3 _tgt.py restore``), since tgtd keeps its targets in memory only.
+Only the standard library: the volumes role installs this file beside its restore script, which exports again
+the attachments the volume records hold after tgtd restarts (tgtd keeps its targets in memory only).
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ import os
 import re
 import socket
 import struct
-import sys
 
 SOCKET = "/var/run/tgtd/socket.0"
 LLD = b"iscsi"
 HEADER = struct.Struct("<ii64sIiQQIIIIII")
 RESPONSE = struct.Struct("<II")
+RESPONSE_SIZE = struct.calcsize("<II")
 ALL_LUNS = 2 ** 64 - 1
 MAX_PARAMS = 8 * 1024
 
@@ -80,12 +80,12 @@ class Tgt:
                 raise ConnectionError("cannot reach tgtd at %s (%s): is tgt.service running?" % (self.path, e))
             sock.sendall(header + body)
             answer = _read_all(sock)
-        if len(answer) < RESPONSE.size:
+        if len(answer) < RESPONSE_SIZE:
             raise ConnectionError("tgtd closed the connection without an answer to %s (not root?)" % what)
         err, length = RESPONSE.unpack_from(answer)
         if err:
             raise TgtError(err, what)
-        return answer[RESPONSE.size:length].rstrip(b"\0").decode("utf-8", "replace")
+        return answer[RESPONSE_SIZE:length].rstrip(b"\0").decode("utf-8", "replace")
 
     # --- reading
     def targets(self):
@@ -232,9 +232,3 @@ def restore(settings_path="/etc/nimbus/volumes.json", tgt=None):
         tgt.export(tid, iqn, path, initiator, user, password)
         count += 1
     return count
-
-
-if __name__ == "__main__":
-    if sys.argv[1:] != ["restore"]:
-        sys.exit("usage: %s restore" % sys.argv[0])
-    print("exported %d volume(s) again" % restore())

@@ -15,11 +15,11 @@ description:
   - The CHAP password is random, written to a root-only file (RV(secret_file)) and given to tgtd over its
     management socket, never on a command line (tgtadm would put it in its argv). Read the file with a task that
     has C(no_log) and pass it to M(nimbus.cloud.volume_attachment) on the compute host.
-  - tgtd keeps targets in memory: after it restarts, the volumes role's restore puts back every attachment the
+  - tgtd keeps targets in memory. After it restarts, the volumes role's restore puts back every attachment the
     records hold, and this module exports an attachment again when its target is missing.
   - A volume has one attachment. Exporting it to another server, or to the same server from another address, is
     refused. Only raw volumes are served (a qcow2 file grows under new clusters, a LUN cannot).
-  - Removing the export is refused while the compute host is still logged in to the target: detach the volume
+  - Removing the export is refused while the compute host is still logged in to the target; detach the volume
     from the instance first.
   - In check mode nothing changes; the result's RV(commands) lists what a real run would do.
 author:

@@ -78,7 +78,7 @@ def test_the_iscsi_target_runs_and_listens_on_its_port(host):
     assert host.socket("tcp://0.0.0.0:3260").is_listening
     dropin = host.file("/etc/systemd/system/tgt.service.d/nimbus.conf").content_string
     assert "--iscsi portal=0.0.0.0:3260" in dropin
-    assert "ExecStartPost=-/usr/bin/python3 /usr/local/lib/nimbus/tgt_restore.py restore" in dropin
+    assert "ExecStartPost=-/usr/bin/python3 /usr/local/lib/nimbus/tgt_restore.py" in dropin
     # The attachments' CHAP passwords are root's only.
     secrets = host.file("/etc/nimbus/volume-secrets")
     assert secrets.is_directory and secrets.mode == 0o700 and secrets.user == "root"

@@ -29,7 +29,7 @@ class FakeTgtd:
     def serve(self):
         while True:
             try:
-                conn, _ = self.sock.accept()
+                conn = self.sock.accept()[0]
             except OSError:
                 return
             with conn:

@@ -263,11 +263,11 @@ def test_a_snapshot_is_deleted_on_its_own(pool, run_module):
     assert snapshot["id"] in tags
     result = run_module(VolumeSnapshotModule, {"name": "s", "state": "absent"}, check_mode=True)[0]
     assert result["changed"] and snapshot["id"] in subprocess.run(
-        ["qemu-img", "snapshot", "-l", str(data_file(pool, volume))], capture_output=True, text=True).stdout
+        ["qemu-img", "snapshot", "-l", str(data_file(pool, volume))], capture_output=True, text=True, check=True).stdout
     result, failed = run_module(VolumeSnapshotModule, {"name": "s", "state": "absent"})
     assert not failed and result["changed"]
     assert snapshot["id"] not in subprocess.run(["qemu-img", "snapshot", "-l", str(data_file(pool, volume))],
-                                                capture_output=True, text=True).stdout
+                                                capture_output=True, text=True, check=True).stdout
     assert not run_module(VolumeSnapshotModule, {"name": "s", "state": "absent"})[0]["changed"]
     result, failed = run_module(VolumeSnapshotModule, {"name": "s2", "volume": "missing"})
     assert failed and "volume missing does not exist" in result["msg"]
