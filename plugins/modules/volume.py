@@ -17,8 +17,8 @@ description:
     (O(backup), whose file's sha256 is checked first). The volume is at least as large as its source.
   - The volume is found by O(id) when given, else by O(name); several volumes of one name need O(id).
   - O(size) only grows an existing volume, and only while it is not attached; a smaller size is refused.
-  - The volume type and the project are fixed once the volume exists; O(name) (with O(id)), O(description),
-    O(metadata) and O(bootable) change. Options left out keep their current value.
+  - The create-only attributes are O(volume_type) and O(project), fixed once the volume exists; O(name) (with
+    O(id)), O(description), O(metadata) and O(bootable) change. Options left out keep their current value.
   - A create or an extend that would take the backend past its capacity (the sum of its volumes' sizes) is
     refused before anything is made. A failure or a full disk leaves nothing behind.
   - An attached volume cannot be deleted; a volume with snapshots only with O(cascade=true), which deletes them.

@@ -17,8 +17,9 @@ description:
     volume made from a snapshot of it.
   - Restore a backup into a new volume with M(nimbus.cloud.volume) and its O(nimbus.cloud.volume#module:backup)
     option.
-  - The backup is found by O(id) when given, else by O(name). O(name) (with O(id)) and O(description) change on an
-    existing backup; its data does not.
+  - The backup is found by O(id) when given, else by O(name). There are no create-only attributes besides its
+    data, which never changes; O(name) (with O(id)) and O(description) change on an existing backup, and options
+    left out keep their current value.
   - In check mode nothing is written; the result's RV(commands) lists what a real run would do.
 author:
   - nimbus.cloud contributors (@nimbus-cloud)

@@ -17,8 +17,9 @@ description:
     changes a file a guest is writing; detach the volume first (Cinder's C(--force) has no equivalent).
   - New volumes are made from a snapshot with M(nimbus.cloud.volume) and its O(nimbus.cloud.volume#module:snapshot)
     option. A volume with snapshots is deleted only with O(nimbus.cloud.volume#module:cascade=true).
-  - The snapshot is found by O(id) when given, else by O(name). O(name) (with O(id)), O(description) and
-    O(metadata) change on an existing snapshot.
+  - The snapshot is found by O(id) when given, else by O(name). There are no create-only attributes besides
+    its data; O(name) (with O(id)), O(description) and O(metadata) change on an existing snapshot, and options left
+    out keep their current value.
   - In check mode nothing is written; the result's RV(commands) lists what a real run would do.
 author:
   - nimbus.cloud contributors (@nimbus-cloud)
