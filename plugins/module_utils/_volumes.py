@@ -50,7 +50,7 @@ from ansible_collections.nimbus.cloud.plugins.module_utils import _images as ima
 from ansible_collections.nimbus.cloud.plugins.module_utils import _tgt as tgtlib
 from ansible_collections.nimbus.cloud.plugins.module_utils._errors import NimbusError, ValidationError
 from ansible_collections.nimbus.cloud.plugins.module_utils._files import atomic_write, locked, read_text, remove
-from ansible_collections.nimbus.cloud.plugins.module_utils._resource import Call, Plan, desired
+from ansible_collections.nimbus.cloud.plugins.module_utils._resource import Call, Plan, ResourceModule, desired
 
 SETTINGS = "/etc/nimbus/volumes.json"
 FORMATS = ("qcow2", "raw")
@@ -870,3 +870,38 @@ def plan_export_absent(storage, volume, server_id):
     step = Call("unexport volume %s from server %s (target %d)" % (volume.id, server_id, mine["tid"]),
                 storage.unexport, (volume, mine))
     return Plan(steps=[step], before=volume.view(), after=after.view())
+
+
+# --- the modules' shared steps -----------------------------------------------------------------------
+
+class StorageResourceModule(ResourceModule):
+    """volume, volume_snapshot and volume_backup: the id and name checked, the storage host's settings read and
+    its lock held, the resource found by id (else by name), and a new or changed resource reported as written."""
+
+    def prepare(self):
+        self.params["id"] = check_id(self.kind, self.params["id"])
+        check_name(self.kind, self.params["name"])
+        self.storage = Storage(self.runner)
+
+    def session(self):
+        return self.storage.lock()
+
+    def task(self):
+        task = super().task()
+        # The name is how the resource is found without its id: it changes only when the id finds it.
+        if self.params["id"] is None:
+            task.pop("name", None)
+        return task
+
+    def find(self):
+        p = self.params
+        return getattr(self.storage, "find_" + self.kind)(p["id"], None if p["id"] else p["name"])
+
+    def run(self):
+        result = super().run()
+        if self.changed and result[self.resource] and not self.check_mode:
+            # What was written: sizes and checksums known only once the data is in, an image's id for its name.
+            written = getattr(self.storage, "find_" + self.kind)(result[self.resource]["id"])
+            result[self.resource] = written.view()
+            self.set_diff(self._diff["before"], result[self.resource])
+        return result

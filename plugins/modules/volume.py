@@ -160,10 +160,9 @@ commands:
 
 from ansible_collections.nimbus.cloud.plugins.module_utils import _volumes as volumes
 from ansible_collections.nimbus.cloud.plugins.module_utils._errors import ValidationError
-from ansible_collections.nimbus.cloud.plugins.module_utils._resource import ResourceModule
 
 
-class VolumeModule(ResourceModule):
+class VolumeModule(volumes.StorageResourceModule):
     resource = "volume"
     kind = "volume"
     updatable = volumes.UPDATABLE
@@ -189,35 +188,10 @@ class VolumeModule(ResourceModule):
     required_one_of = (("name", "id"),)
 
     def prepare(self):
-        p = self.params
-        p["id"] = volumes.check_id("volume", p["id"])
-        volumes.check_name("volume", p["name"])
-        volumes.check_size(p["size"])
-        self.storage = volumes.Storage(self.runner)
-
-    def session(self):
-        return self.storage.lock()
-
-    def task(self):
-        task = super().task()
-        # The name is how a volume is found without its id: it changes only when the id finds the volume.
-        if self.params["id"] is None:
-            task.pop("name", None)
-        return task
-
-    def find(self):
-        return self.storage.find_volume(self.params["id"], None if self.params["id"] else self.params["name"])
-
-    def run(self):
+        volumes.check_size(self.params["size"])
         if self.params["state"] == "absent" and self.params["size"] is not None:
             raise ValidationError("size is for state=present")
-        result = super().run()
-        if self.changed and result["volume"] and not self.check_mode:
-            # Report the record as written (a volume made from an image records the image's id).
-            written = self.storage.find_volume(result["volume"]["id"])
-            result["volume"] = written.view()
-            self.set_diff(self._diff["before"], result["volume"])
-        return result
+        super().prepare()
 
     def plan_present(self, current):
         p = self.params

@@ -98,10 +98,9 @@ commands:
 """
 
 from ansible_collections.nimbus.cloud.plugins.module_utils import _volumes as volumes
-from ansible_collections.nimbus.cloud.plugins.module_utils._resource import ResourceModule
 
 
-class VolumeBackupModule(ResourceModule):
+class VolumeBackupModule(volumes.StorageResourceModule):
     resource = "backup"
     kind = "backup"
     updatable = volumes.BACKUP_UPDATABLE
@@ -114,31 +113,9 @@ class VolumeBackupModule(ResourceModule):
     )
     required_one_of = (("name", "id"),)
 
-    def prepare(self):
-        self.params["id"] = volumes.check_id("backup", self.params["id"])
-        volumes.check_name("backup", self.params["name"])
-        self.storage = volumes.Storage(self.runner)
-
-    def session(self):
-        return self.storage.lock()
-
-    def find(self):
-        p = self.params
-        return self.storage.find_backup(p["id"], None if p["id"] else p["name"])
-
-    def run(self):
-        result = super().run()
-        if self.changed and result["backup"] and not self.check_mode:
-            result["backup"] = self.storage.find_backup(result["backup"]["id"]).view()
-            self.set_diff(self._diff["before"], result["backup"])
-        return result
-
     def plan_present(self, current):
         p = self.params
-        task = self.task()
-        if p["id"] is None:
-            task.pop("name", None)
-        return volumes.plan_backup_present(self.storage, current, task, p["volume"], backup_id=p["id"],
+        return volumes.plan_backup_present(self.storage, current, self.task(), p["volume"], backup_id=p["id"],
                                            name=p["name"])
 
     def plan_absent(self, current):

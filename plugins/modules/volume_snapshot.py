@@ -102,10 +102,9 @@ commands:
 """
 
 from ansible_collections.nimbus.cloud.plugins.module_utils import _volumes as volumes
-from ansible_collections.nimbus.cloud.plugins.module_utils._resource import ResourceModule
 
 
-class VolumeSnapshotModule(ResourceModule):
+class VolumeSnapshotModule(volumes.StorageResourceModule):
     resource = "snapshot"
     kind = "snapshot"
     updatable = volumes.SNAPSHOT_UPDATABLE
@@ -119,24 +118,9 @@ class VolumeSnapshotModule(ResourceModule):
     )
     required_one_of = (("name", "id"),)
 
-    def prepare(self):
-        self.params["id"] = volumes.check_id("snapshot", self.params["id"])
-        volumes.check_name("snapshot", self.params["name"])
-        self.storage = volumes.Storage(self.runner)
-
-    def session(self):
-        return self.storage.lock()
-
-    def find(self):
-        p = self.params
-        return self.storage.find_snapshot(p["id"], None if p["id"] else p["name"])
-
     def plan_present(self, current):
         p = self.params
-        task = self.task()
-        if p["id"] is None:
-            task.pop("name", None)
-        return volumes.plan_snapshot_present(self.storage, current, task, p["volume"], snapshot_id=p["id"],
+        return volumes.plan_snapshot_present(self.storage, current, self.task(), p["volume"], snapshot_id=p["id"],
                                              name=p["name"])
 
     def plan_absent(self, current):
