@@ -11,7 +11,8 @@ from fastapi.staticfiles import StaticFiles
 from nimbus_api.db import make_engine, make_sessionmaker, migrate, private_dirs
 from nimbus_api.middleware import RequestGuard, SecurityHeaders
 from nimbus_api.openstack import errors as openstack_errors
-from nimbus_api.openstack import glance, keystone, neutron, neutron_ports, neutron_routers, neutron_security, nova
+from nimbus_api.openstack import (cinder, glance, keystone, neutron, neutron_ports, neutron_routers, neutron_security,
+                                  nova, nova_volumes)
 from nimbus_api.policy import PolicyRoute, policy
 from nimbus_api.resources import ResourceViews
 from nimbus_api.routes import auth, catalog, credentials, dashboard, identity, jobs, resources
@@ -53,13 +54,14 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
     app.state.runner = JobRunner(settings, app.state.sessions)
     app.state.queue = make_queue(settings, app.state.runner)
     app.state.resources = ResourceViews(settings)
-    for module in (auth, identity, catalog, credentials, jobs, resources, dashboard, keystone, nova, glance, neutron,
-                   neutron_ports, neutron_security, neutron_routers):
+    for module in (auth, identity, catalog, credentials, jobs, resources, dashboard, keystone, nova, nova_volumes,
+                   glance, neutron, neutron_ports, neutron_security, neutron_routers, cinder):
         app.include_router(module.router)
     openstack_errors.install(app, http_exception_handler, request_validation_exception_handler)
     app.mount("/ui/static", StaticFiles(directory=str(dashboard.STATIC)), name="static")
     # The last added runs first: the headers go on every answer, the guard's refusals included.
     app.add_middleware(nova.Microversions)
+    app.add_middleware(nova.Microversions, **cinder.MICROVERSIONS)
     app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes,
                        streamed=[("PUT", glance.UPLOAD_PATH, settings.image_upload_max_bytes)])
     app.add_middleware(SecurityHeaders)

@@ -101,9 +101,11 @@ SERVICES = (
     {"name": "keystone", "type": "identity", "replaces": "nimbus", "path": "/identity/v3",
      "description": "nimbus.cloud identity (Keystone v3)"},
     {"name": "nova", "type": "compute", "path": "/compute/v2.1", "description": "nimbus.cloud compute (Nova v2.1)"},
-    {"name": "glance", "type": "image", "path": "/image", "description": "nimbus.cloud images (Glance v2, read only)"},
+    {"name": "glance", "type": "image", "path": "/image", "description": "nimbus.cloud images (Glance v2)"},
     {"name": "neutron", "type": "network", "path": "/networking",
      "description": "nimbus.cloud networking (Neutron v2.0)"},
+    {"name": "cinder", "type": "block-storage", "path": "/volume/v3",
+     "description": "nimbus.cloud volumes (Cinder v3)"},
 )
 
 

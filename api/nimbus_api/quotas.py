@@ -11,12 +11,14 @@ from sqlalchemy import delete, select
 
 from nimbus_api.models import Quota
 
-# Nova's (instances, cores, ram in MiB, key_pairs per user, server groups) and Neutron's names.
+# Nova's (instances, cores, ram in MiB, key_pairs per user, server groups), Neutron's and Cinder's names.
 DEFAULTS = {
     "instances": 10, "cores": 20, "ram": 51200, "key_pairs": 100, "server_groups": 10,
     "server_group_members": 10, "metadata_items": 128,
     "networks": 100, "subnets": 100, "ports": 500, "routers": 10, "floating_ips": 50, "security_groups": 10,
     "security_group_rules": 100,
+    # Cinder's: gigabytes counts volumes' and snapshots' sizes.
+    "volumes": 10, "gigabytes": 1000, "snapshots": 10, "backups": 10, "backup_gigabytes": 1000,
 }
 UNLIMITED = -1
 # The most a limit may be: far above any real cloud, and within a 32-bit column.
@@ -57,9 +59,12 @@ def set_limits(db, project_id: str, values: dict[str, int]) -> None:
             db.add(Quota(project_id=project_id, resource=name, hard_limit=limit))
 
 
-def reset(db, project_id: str) -> None:
-    """Back to the defaults."""
-    db.execute(delete(Quota).where(Quota.project_id == project_id))
+def reset(db, project_id: str, resources=None) -> None:
+    """Back to the defaults (for these resources only, when given: one service's quota set)."""
+    query = delete(Quota).where(Quota.project_id == project_id)
+    if resources is not None:
+        query = query.where(Quota.resource.in_(list(resources)))
+    db.execute(query)
 
 
 def allows(limit: int, in_use: int, wanted: int) -> bool:

@@ -42,6 +42,9 @@ VIEWS = {
     "networks": View("network_info", "network:compute", "networks"),
     # The storage hosts hold the volumes (their records list the attachments).
     "volumes": View("volume_info", "storage", "volumes"),
+    "volume_snapshots": View("volume_info", "storage", "snapshots"),
+    "volume_backups": View("volume_info", "storage", "backups"),
+    "volume_types": View("volume_info", "storage", "volume_types", public=True, one_per_name=True),
     # The image store's records (Glance filters them by owner, visibility and members itself), and the
     # hypervisors' image caches, where files copied by hand are public images.
     "images": View("image_info", "images[0]", "images", "source=store", public=True),

@@ -466,3 +466,74 @@ def test_openstack_command_images_upload_download_deactivate_delete(
         assert "e2e-image" not in openstack(venv, ann, "image", "list", "-f", "value", "-c", "Name").stdout
     finally:
         served.close()
+
+
+def test_openstack_command_volumes_snapshots_backups_and_attachments(venv, compute, cloud, app, live_server,
+                                                                     tmp_path):
+    """volume create / list / show / set --size / snapshot / backup / delete and server add / remove volume with
+    the real command, and the quota set through openstacksdk: Cinder and Nova's os-volume_attachments to the
+    volume runbooks' stand-ins (test_cinder.py)."""
+    from conftest import register_runbooks, with_views
+    from test_cinder import SERVER, STANDINS, TYPES, _instances, _read
+
+    records = tmp_path / "records"
+    for kind in ("volumes", "snapshots", "backups"):
+        (records / kind).mkdir(parents=True)
+    for name, text in STANDINS.items():
+        (app.state.settings.playbooks_dir / name).write_text(text)
+    register_runbooks(app, standin_dir=str(records))
+    made = cloud.call("POST", "/v1/services", cloud.admin, json={"name": "cinder", "type": "block-storage"})
+    cloud.call("PUT", "/v1/services/%s/endpoints" % made.json()["id"], cloud.admin,
+               json={"interface": "public", "url": live_server + "/volume/v3"})
+    project = cloud.project("vol-project")
+    cloud.user("vic", password="member-password-5", roles=[(project, "member")])
+    with_views(app, volumes=lambda: _read(records / "volumes"), volume_snapshots=lambda: _read(records / "snapshots"),
+               volume_backups=lambda: _read(records / "backups"), volume_types=lambda: list(TYPES),
+               instances=lambda: _instances(records, project), images=lambda: [], cached_images=lambda: [])
+    vic = os_env(compute, "vic", "member-password-5", "vol-project")
+
+    def shown(*args):
+        return json.loads(openstack(venv, vic, *args, "-f", "json").stdout)
+
+    created = shown("volume", "create", "--size", "1", "--type", "raw", "--property", "tier=gold", "data")
+    assert created["status"] == "creating"
+    app.state.queue.drain(60)
+    volume = shown("volume", "show", "data")
+    assert (volume["status"], volume["size"], volume["type"], volume["properties"]) == (
+        "available", 1, "raw", {"tier": "gold"})
+    assert [t["Name"] for t in shown("volume", "type", "list")] == ["raw", "standard"]
+    openstack(venv, vic, "volume", "set", "--size", "2", "data")
+    app.state.queue.drain(60)
+    assert shown("volume", "show", "data")["size"] == 2
+    openstack(venv, vic, "volume", "snapshot", "create", "--volume", "data", "snap")
+    openstack(venv, vic, "volume", "backup", "create", "--name", "nightly", "data")
+    app.state.queue.drain(60)
+    assert shown("volume", "snapshot", "show", "snap")["status"] == "available"
+    assert shown("volume", "backup", "show", "nightly")["status"] == "available"
+    openstack(venv, vic, "volume", "create", "--snapshot", "snap", "clone")
+    app.state.queue.drain(60)
+    assert {v["Name"]: v["Status"] for v in shown("volume", "list")} == {"data": "available", "clone": "available"}
+
+    openstack(venv, vic, "server", "add", "volume", SERVER, "data")
+    app.state.queue.drain(60)
+    attached = shown("volume", "show", "data")
+    assert attached["status"] == "in-use"
+    assert [(a["server_id"], a["device"]) for a in attached["attachments"]] == [(SERVER, "/dev/vdc")]
+    assert [a["Volume ID"] for a in shown("server", "volume", "list", SERVER)] == [attached["id"]]
+    assert openstack(venv, vic, "volume", "delete", "data", ok=False).returncode != 0
+    openstack(venv, vic, "server", "remove", "volume", SERVER, "data")
+    app.state.queue.drain(60)
+    assert shown("volume", "show", "data")["status"] == "available"
+
+    quota = python(venv, "import json, openstack\nconn = openstack.connect()\n"
+                         "q = conn.block_storage.get_quota_set(conn.current_project_id, usage=True)\n"
+                         "print(json.dumps({'limit': q.volumes, 'used': q.usage}))", vic)
+    assert (quota["limit"], quota["used"]["volumes"], quota["used"]["gigabytes"]) == (10, 2, 6)
+
+    openstack(venv, vic, "volume", "backup", "delete", "nightly")
+    openstack(venv, vic, "volume", "delete", "clone")
+    openstack(venv, vic, "volume", "snapshot", "delete", "snap")
+    app.state.queue.drain(60)
+    openstack(venv, vic, "volume", "delete", "data")
+    app.state.queue.drain(60)
+    assert shown("volume", "list") == [] and shown("volume", "backup", "list") == []

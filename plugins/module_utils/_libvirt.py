@@ -282,11 +282,15 @@ class Hypervisor:
             self.runner.apply("remove %s" % self.paths(name)["dir"], shutil.rmtree, self.paths(name)["dir"], True)
 
     def _undefine(self, dom):
+        # Its volumes' CHAP secrets go with it (the storage side's exports are the runbook's to remove).
+        volumes = self._volumes_in(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)).values()
         if dom.isActive():
             self._call("power off %s" % dom.name(), dom.destroy)
         flags = (libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
                  | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
         self._call("undefine %s" % dom.name(), dom.undefineFlags, flags)
+        for disk in volumes:
+            self._remove_secret(disk.secret_usage)
 
     # --- volumes ----------------------------------------------------------------
 

@@ -59,11 +59,11 @@ backups:
   type: list
   elements: dict
 volume_types:
-  description: The volume types of this storage host, each with its backend and format.
+  description: The volume types of this storage host, each with its backend, its format and whether it is the default.
   returned: always
   type: list
   elements: dict
-  sample: [{name: standard, backend: file, format: qcow2}]
+  sample: [{name: standard, backend: file, format: qcow2, default: true}]
 """
 
 from ansible_collections.nimbus.cloud.plugins.module_utils import _volumes as volumes
@@ -89,8 +89,9 @@ class VolumeInfoModule(NimbusModule):
         def listed(records):
             return [r.view() for r in sorted((r for r in records if wanted(r)), key=lambda r: (r.name, r.id))]
 
-        types = [{"name": name, "backend": spec.get("backend"), "format": spec.get("format", "qcow2")}
-                 for name, spec in sorted(storage.types.items())]
+        default = storage.settings.get("default_type")
+        types = [{"name": name, "backend": spec.get("backend"), "format": spec.get("format", "qcow2"),
+                  "default": name == default} for name, spec in sorted(storage.types.items())]
         return {"volumes": listed(storage.volumes()), "snapshots": listed(storage.snapshots()),
                 "backups": listed(storage.backups()), "volume_types": types}
 

@@ -125,3 +125,81 @@ def test_the_demo_project_uploads_downloads_and_deletes_an_image(clients, tmp_pa
     left = on_host("ls -A /var/lib/nimbus/image-store /var/lib/nimbus/image-store/.incoming").stdout
     assert created["id"] not in left
     assert on_host("ls -A /var/lib/nimbus-api/image-uploads/*/ 2>/dev/null").stdout.strip() == ""
+
+
+def volume_status(clients, user: str, name: str, wanted: str, kind: tuple = ("volume",)):
+    def check():
+        status = clients.shown(user, *kind, "show", name)["status"]
+        assert status != "error", "%s %s went to error" % (" ".join(kind), name)
+        return status == wanted
+    openstack_story.until("%s %s to be %s" % (" ".join(kind), name, wanted), check)
+
+
+def test_the_demo_project_makes_snapshots_backs_up_attaches_and_deletes_volumes(clients):
+    """openstack volume create, snapshot, backup and extend through Cinder, and server add / remove volume
+    through Nova, to the real runbooks: the storage host's tgt target and the compute host's libvirt disk come
+    and go, a server deleted with a volume attached leaves it available, and nothing is left afterwards."""
+    clients.run("demo", "volume", "create", "--size", "1", "--description", "{{ 7 * 7 }}", "e2e-vol")
+    volume_status(clients, "demo", "e2e-vol", "available")
+    vol = clients.shown("demo", "volume", "show", "e2e-vol")
+    assert (vol["size"], vol["description"], vol["type"]) == (1, "{{ 7 * 7 }}", "standard")
+    assert clients.run(OTHER, "volume", "show", "e2e-vol", ok=False).returncode != 0
+    assert "e2e-vol" in [t["Name"] for t in clients.listed("demo", "volume", "list")]
+    assert "standard" in [t["Name"] for t in clients.listed("demo", "volume", "type", "list")]
+
+    clients.run("demo", "volume", "snapshot", "create", "--volume", "e2e-vol", "e2e-snap")
+    volume_status(clients, "demo", "e2e-snap", "available", ("volume", "snapshot"))
+    clients.run("demo", "volume", "create", "--snapshot", "e2e-snap", "e2e-clone")
+    volume_status(clients, "demo", "e2e-clone", "available")
+    clients.run("demo", "volume", "backup", "create", "--name", "e2e-backup", "e2e-vol")
+    volume_status(clients, "demo", "e2e-backup", "available", ("volume", "backup"))
+    clients.run("demo", "volume", "set", "--size", "2", "e2e-vol")
+    openstack_story.until("e2e-vol to grow", lambda: clients.shown("demo", "volume", "show", "e2e-vol")["size"] == 2)
+    quota = clients.python("demo", QUOTA_VIEW)
+    # Volumes of 2 and 1 GiB and a snapshot of 1 GiB, against the default limits.
+    assert (quota["used"]["volumes"], quota["used"]["gigabytes"], quota["volumes"]) == (2, 4, 10)
+
+    server = clients.shown("demo", "server", "create", "--flavor", "m1.nano", "--image", "nimbus-tiny.qcow2",
+                           "--nic", "none", "--wait", "e2e-volvm")
+    assert server["status"] == "ACTIVE", server
+    clients.run("demo", "server", "add", "volume", "e2e-volvm", "e2e-vol")
+    volume_status(clients, "demo", "e2e-vol", "in-use")
+    attached = clients.shown("demo", "volume", "show", "e2e-vol")["attachments"]
+    assert [(a["server_id"], a["device"]) for a in attached] == [(server["id"], "/dev/vdc")]
+    domain = on_host("virsh -c qemu:///system dumpxml %s" % server["id"]).stdout
+    assert "<serial>%s</serial>" % vol["id"] in domain and "protocol='iscsi'" in domain
+    assert vol["id"] in on_host("tgtadm --lld iscsi --mode target --op show").stdout
+    # In use: not deleted.
+    assert clients.run("demo", "volume", "delete", "e2e-vol", ok=False).returncode != 0
+    clients.run("demo", "server", "remove", "volume", "e2e-volvm", "e2e-vol")
+    volume_status(clients, "demo", "e2e-vol", "available")
+    assert "<serial>" not in on_host("virsh -c qemu:///system dumpxml %s" % server["id"]).stdout
+    # A server deleted with a volume attached: the volume is available again, its target and secret gone.
+    clients.run("demo", "server", "add", "volume", "e2e-volvm", "e2e-clone")
+    volume_status(clients, "demo", "e2e-clone", "in-use")
+    clients.run("demo", "server", "delete", "--wait", "e2e-volvm")
+    volume_status(clients, "demo", "e2e-clone", "available")
+    assert on_host("tgtadm --lld iscsi --mode target --op show").stdout.strip() == ""
+    assert "nimbus-volume" not in on_host("virsh -c qemu:///system secret-list").stdout
+
+    clients.run("demo", "volume", "backup", "delete", "e2e-backup")
+    clients.run("demo", "volume", "delete", "e2e-clone")
+    clients.run("demo", "volume", "snapshot", "delete", "e2e-snap")
+    clients.gone("demo", "volume", "e2e-clone")
+    openstack_story.until("e2e-snap to go", lambda: "e2e-snap" not in {
+        s["Name"] for s in clients.listed("demo", "volume", "snapshot", "list")})
+    clients.run("demo", "volume", "delete", "e2e-vol")
+    clients.gone("demo", "volume", "e2e-vol")
+    openstack_story.until("e2e-backup to go", lambda: clients.listed("demo", "volume", "backup", "list") == [])
+    left = on_host("ls -A /var/lib/nimbus/volumes /var/lib/nimbus/volume-backups").stdout
+    assert vol["id"] not in left and ".json" not in left
+
+
+# The project's Cinder quota set with its usage, through openstacksdk.
+QUOTA_VIEW = """
+import json, openstack
+conn = openstack.connect()
+project = conn.current_project_id
+quota = conn.block_storage.get_quota_set(project, usage=True)
+print(json.dumps({"used": quota.usage, "volumes": quota.volumes, "gigabytes": quota.gigabytes}))
+"""

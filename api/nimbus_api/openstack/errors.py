@@ -22,11 +22,13 @@ KEYSTONE_PREFIX = "/identity"
 NOVA_PREFIX = "/compute"
 GLANCE_PREFIX = "/image"
 NEUTRON_PREFIX = "/networking"
-OPENSTACK_PREFIXES = (KEYSTONE_PREFIX, NOVA_PREFIX, GLANCE_PREFIX, NEUTRON_PREFIX)
+CINDER_PREFIX = "/volume"
+OPENSTACK_PREFIXES = (KEYSTONE_PREFIX, NOVA_PREFIX, GLANCE_PREFIX, NEUTRON_PREFIX, CINDER_PREFIX)
 # Neutron's exception names by status (neutron_lib.exceptions), what openstacksdk shows with the message.
 NEUTRON_TYPES = {400: "BadRequest", 401: "NotAuthorized", 403: "PolicyNotAuthorized", 404: "NotFound",
                  405: "MethodNotAllowed", 409: "Conflict", 413: "RequestEntityTooLarge", 503: "ServiceUnavailable"}
-# Nova's fault names by status (nova.api.openstack.wsgi); any other status is a computeFault.
+# Nova's fault names by status (nova.api.openstack.wsgi); any other status is a computeFault. Cinder's are the
+# same (cinder.api.openstack.wsgi), with computeFault.
 NOVA_FAULTS = {400: "badRequest", 401: "unauthorized", 403: "forbidden", 404: "itemNotFound", 405: "badMethod",
                409: "conflictingRequest", 413: "overLimit", 415: "badMediaType", 429: "overLimit",
                501: "notImplemented", 503: "serviceUnavailable"}
@@ -38,6 +40,8 @@ def shaped(path: str, status: int, message: str) -> tuple[int, dict] | None:
     if path.startswith(KEYSTONE_PREFIX):
         return status, {"error": {"code": status, "title": TITLES.get(status, "Error"), "message": message}}
     if path.startswith(NOVA_PREFIX):
+        return status, {NOVA_FAULTS.get(status, "computeFault"): {"code": status, "message": message}}
+    if path == CINDER_PREFIX or path.startswith(CINDER_PREFIX + "/"):
         return status, {NOVA_FAULTS.get(status, "computeFault"): {"code": status, "message": message}}
     if path == NEUTRON_PREFIX or path.startswith(NEUTRON_PREFIX + "/"):
         return status, {"NeutronError": {"type": NEUTRON_TYPES.get(status, "NeutronException"), "message": message,

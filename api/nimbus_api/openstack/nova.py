@@ -37,7 +37,6 @@ router = APIRouter(prefix=PREFIX, tags=["nova"], route_class=PolicyRoute)
 MIN_VERSION = MAX_VERSION = "2.1"
 UPDATED = "2013-07-23T11:33:21Z"
 SERVICE = "compute"
-_VERSION_HEADER = re.compile(r"^\s*compute\s+(\S+)\s*$", re.I)
 # Flavor ids and keypair names as Nova's schemas allow, minus the characters that need quoting anywhere.
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$"
 FLAVOR_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -70,55 +69,56 @@ def version(request: Request):
     return {"version": _version(request)}
 
 
-def requested_version(headers) -> str | None:
-    """The microversion a request asks for (None: none asked), from either header Nova reads."""
+def requested_version(headers, service: str = SERVICE, legacy_header: str | None = "x-openstack-nova-api-version"):
+    """The microversion a request asks for (None: none asked), from OpenStack-API-Version (the part for
+    ``service``) or the service's legacy header."""
     value = headers.get("openstack-api-version")
     if value:
         for part in value.split(","):
-            match = _VERSION_HEADER.match(part)
-            if match:
-                return match.group(1)
+            words = part.split()
+            if len(words) == 2 and words[0].lower() == service:
+                return words[1]
         return None
-    return headers.get("x-openstack-nova-api-version")
-
-
-def supported(version: str | None) -> bool:
-    return version is None or version.lower() == "latest" or version.strip() in ("2.0", "2.1")
+    return headers.get(legacy_header) if legacy_header else None
 
 
 class Microversions:
-    """Refuse microversions above 2.1 and say which one answered, on every /compute/v2.1 response.
+    """Refuse microversions other than the one an API speaks and say which one answered, on every response
+    under its prefix (Nova's /compute/v2.1 by default; Cinder's passes its own).
 
     Plain ASGI, like the service's other middleware: any other path passes straight through (the job
     event streams included), with no per-request wrapping.
     """
 
-    def __init__(self, app):
+    def __init__(self, app, service: str = SERVICE, prefix: str = PREFIX + "/v2.1", version: str = MAX_VERSION,
+                 also: tuple = ("2.0",), legacy_header: str | None = "X-OpenStack-Nova-API-Version"):
         self.app = app
+        self.service, self.prefix, self.version = service, prefix, version
+        self.accepted = {version, "latest", *also}
+        self.legacy_header = legacy_header
+        self.headers = [(b"openstack-api-version", ("%s %s" % (service, version)).encode())]
+        if legacy_header:
+            self.headers.append((legacy_header.lower().encode(), version.encode()))
+        self.headers.append((b"vary", ", ".join(["OpenStack-API-Version"] + ([legacy_header] if legacy_header else []))
+                             .encode()))
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or not scope["path"].startswith(PREFIX + "/v2.1"):
+        if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
             return await self.app(scope, receive, send)
-        asked = requested_version(Headers(scope=scope))
-        if not supported(asked):
+        asked = requested_version(Headers(scope=scope), self.service, self.legacy_header)
+        if asked is not None and asked.strip().lower() not in self.accepted:
             refusal = JSONResponse({"computeFault": {
                 "code": 406, "message": "Version %s is not supported by the API. Minimum is %s and maximum is %s."
-                % (asked[:16], MIN_VERSION, MAX_VERSION)}}, status_code=406)
-            return await refusal(scope, receive, _with_version_headers(send))
-        return await self.app(scope, receive, _with_version_headers(send))
+                % (asked[:16], self.version, self.version)}}, status_code=406)
+            return await refusal(scope, receive, self._with_version_headers(send))
+        return await self.app(scope, receive, self._with_version_headers(send))
 
-
-VERSION_HEADERS = [(b"openstack-api-version", ("%s %s" % (SERVICE, MAX_VERSION)).encode()),
-                   (b"x-openstack-nova-api-version", MAX_VERSION.encode()),
-                   (b"vary", b"OpenStack-API-Version, X-OpenStack-Nova-API-Version")]
-
-
-def _with_version_headers(send):
-    async def sender(message):
-        if message["type"] == "http.response.start":
-            message = dict(message, headers=list(message.get("headers", [])) + VERSION_HEADERS)
-        await send(message)
-    return sender
+    def _with_version_headers(self, send):
+        async def sender(message):
+            if message["type"] == "http.response.start":
+                message = dict(message, headers=list(message.get("headers", [])) + self.headers)
+            await send(message)
+        return sender
 
 
 # --- flavors -----------------------------------------------------------------------
@@ -454,7 +454,7 @@ def update_quotas(project_id: str, body: QuotaSetUpdate, request: Request, db=De
 @policy("admin")
 def reset_quotas(project_id: str, db=Depends(get_db)):
     identity.get_or_404(db, Project, project_id, "project")
-    quotas.reset(db, project_id)
+    quotas.reset(db, project_id, set(NOVA_QUOTAS.values()))
     db.commit()
     return Response(status_code=202)
 
@@ -929,7 +929,7 @@ def create_server(body: ServerCreate, request: Request, auth=Depends(current_aut
                        "security_groups": [{"name": name} for name in group_names]}}
 
 
-def _find_server(request: Request, db, auth, server_id: str):
+def find_server(request: Request, db, auth, server_id: str):
     """The project's server: (its view item or None, its create operation or None); 404 when neither."""
     items, read_at = _project_view(request, db, auth)
     for item in items:
@@ -952,7 +952,7 @@ def _busy(db, auth, server_id: str):
 @router.delete("/v2.1/servers/{server_id}", status_code=204)
 @policy("member")
 def delete_server(server_id: str, request: Request, auth=Depends(current_auth), db=Depends(get_db)):
-    item, creating = _find_server(request, db, auth, server_id)
+    item, creating = find_server(request, db, auth, server_id)
     if creating is not None:
         operations.cancel_create(db, creating)
     name = (item or {}).get("metadata", {}).get("display_name") if item else creating.shown.get("name")
@@ -988,7 +988,7 @@ def server_action(server_id: str, body: ServerAction, request: Request, auth=Dep
         reboot_type = str((options or {}).get("type", "SOFT") if isinstance(options, dict) else "").lower()
         if reboot_type not in ("soft", "hard"):
             raise HTTPException(status_code=400, detail="Invalid input: reboot type is SOFT or HARD")
-    item, creating = _find_server(request, db, auth, server_id)
+    item, creating = find_server(request, db, auth, server_id)
     if item is None or _busy(db, auth, server_id) is not None or item.get("state") not in states:
         state = item.get("state") if item else ("building" if creating.in_flight else "error")
         raise HTTPException(status_code=409, detail="Cannot '%s' instance %s while it is in state %s"
@@ -1032,7 +1032,7 @@ def _resize(request: Request, db, auth, server_id: str, options):
     if not isinstance(flavor_ref, str) or not flavor_ref:
         raise HTTPException(status_code=400, detail="Invalid input: resize needs flavorRef")
     flavor = find_flavor(db, auth, _ref(flavor_ref))
-    item, _creating = _find_server(request, db, auth, server_id)
+    item, _creating = find_server(request, db, auth, server_id)
     if item is None or _busy(db, auth, server_id) is not None or server_id in _unconfirmed_resizes(db, auth.project_id) \
             or item.get("state") != "shutoff":
         state = item.get("state") if item else "building"
@@ -1051,7 +1051,7 @@ def _resize(request: Request, db, auth, server_id: str, options):
 
 
 def _unconfirmed(request, db, auth, server_id: str, action: str):
-    item, _creating = _find_server(request, db, auth, server_id)
+    item, _creating = find_server(request, db, auth, server_id)
     resize = _unconfirmed_resizes(db, auth.project_id).get(server_id)
     if item is None or resize is None or _busy(db, auth, server_id) is not None:
         raise HTTPException(status_code=409, detail="Cannot '%s' instance %s: it has no resize to confirm or "

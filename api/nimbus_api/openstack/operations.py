@@ -48,6 +48,15 @@ RUNBOOKS = {
     ("image", "create"): "nimbus.image_create",
     ("image", "update"): "nimbus.image_update",
     ("image", "delete"): "nimbus.image_delete",
+    ("volume", "create"): "nimbus.volume_create",
+    ("volume", "update"): "nimbus.volume_update",
+    ("volume", "delete"): "nimbus.volume_delete",
+    ("volume", "attach"): "nimbus.volume_attach",
+    ("volume", "detach"): "nimbus.volume_detach",
+    ("snapshot", "create"): "nimbus.snapshot_create",
+    ("snapshot", "delete"): "nimbus.snapshot_delete",
+    ("backup", "create"): "nimbus.backup_create",
+    ("backup", "delete"): "nimbus.backup_delete",
 }
 IN_FLIGHT = ("pending", "running")
 FAILED = ("failed", "error", "canceled")

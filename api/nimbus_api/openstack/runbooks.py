@@ -36,6 +36,15 @@ _IMAGE_PROPERTIES = {"type": "object", "maxProperties": 128,
                      "additionalProperties": {"type": "string", "maxLength": 65535}}
 
 
+# Volumes, snapshots and backups: what the volume modules check again.
+_VOLUME_NAME = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "[^ ]"}
+_GIB = {"type": "integer", "minimum": 1, "maximum": 65536}
+_DESCRIPTION = {"type": "string", "maxLength": 255}
+_VOLUME_METADATA = {"type": "object", "maxProperties": 128,
+                    "propertyNames": {"minLength": 1, "maxLength": 255},
+                    "additionalProperties": {"type": "string", "maxLength": 255}}
+
+
 def _schema(properties: dict, required: list[str]) -> dict:
     return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
 
@@ -222,6 +231,67 @@ TEMPLATES = {
         "playbook": "image_delete.yml",
         "description": "Delete an image from the store (Glance's DELETE /images/{id})",
         "schema": _schema({"image_id": _SERVER_ID}, ["image_id"]),
+    },
+    "nimbus.volume_create": {
+        "playbook": "volume_create.yml",
+        "description": "Create a volume on the storage host: blank, or from an image, a snapshot, a volume or a "
+                       "backup (Cinder's POST /volumes, a backup's restore)",
+        "schema": _schema({
+            "volume_id": _SERVER_ID, "volume_name": _VOLUME_NAME, "volume_size": _GIB,
+            "volume_type": _NAME, "volume_description": _DESCRIPTION, "volume_metadata": _VOLUME_METADATA,
+            "volume_image": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$"},
+            "volume_snapshot_id": _SERVER_ID, "volume_source_id": _SERVER_ID, "volume_backup_id": _SERVER_ID,
+        }, ["volume_id", "volume_name"]),
+    },
+    "nimbus.volume_update": {
+        "playbook": "volume_update.yml",
+        "description": "Grow, rename or describe a volume, or set its metadata (Cinder's PUT /volumes/{id}, "
+                       "os-extend)",
+        "schema": _schema({"volume_id": _SERVER_ID, "volume_name": _VOLUME_NAME, "volume_size": _GIB,
+                           "volume_description": _DESCRIPTION, "volume_metadata": _VOLUME_METADATA},
+                          ["volume_id"]),
+    },
+    "nimbus.volume_delete": {
+        "playbook": "volume_delete.yml",
+        "description": "Delete a volume, and with cascade its snapshots (Cinder's DELETE /volumes/{id})",
+        "schema": _schema({"volume_id": _SERVER_ID, "volume_cascade": {"type": "boolean"}}, ["volume_id"]),
+    },
+    "nimbus.volume_attach": {
+        "playbook": "volume_attach.yml",
+        "description": "Export a volume to a server's compute host and attach it live (Nova's POST "
+                       "/servers/{id}/os-volume_attachments)",
+        "schema": _schema({"server_id": _SERVER_ID, "volume_id": _SERVER_ID,
+                           "volume_device": {"type": "string", "pattern": "^vd[b-z]$"}},
+                          ["server_id", "volume_id"]),
+    },
+    "nimbus.volume_detach": {
+        "playbook": "volume_detach.yml",
+        "description": "Detach a volume live and remove its export (Nova's DELETE "
+                       "/servers/{id}/os-volume_attachments/{volume_id})",
+        "schema": _schema({"server_id": _SERVER_ID, "volume_id": _SERVER_ID}, ["server_id", "volume_id"]),
+    },
+    "nimbus.snapshot_create": {
+        "playbook": "snapshot_create.yml",
+        "description": "Take a snapshot of a detached volume (Cinder's POST /snapshots)",
+        "schema": _schema({"snapshot_id": _SERVER_ID, "volume_id": _SERVER_ID, "snapshot_name": _VOLUME_NAME,
+                           "snapshot_description": _DESCRIPTION, "snapshot_metadata": _VOLUME_METADATA},
+                          ["snapshot_id", "volume_id", "snapshot_name"]),
+    },
+    "nimbus.snapshot_delete": {
+        "playbook": "snapshot_delete.yml",
+        "description": "Delete a snapshot (Cinder's DELETE /snapshots/{id})",
+        "schema": _schema({"snapshot_id": _SERVER_ID}, ["snapshot_id"]),
+    },
+    "nimbus.backup_create": {
+        "playbook": "backup_create.yml",
+        "description": "Back a volume up into the storage host's backup directory (Cinder's POST /backups)",
+        "schema": _schema({"backup_id": _SERVER_ID, "volume_id": _SERVER_ID, "backup_name": _VOLUME_NAME,
+                           "backup_description": _DESCRIPTION}, ["backup_id", "volume_id", "backup_name"]),
+    },
+    "nimbus.backup_delete": {
+        "playbook": "backup_delete.yml",
+        "description": "Delete a backup (Cinder's DELETE /backups/{id})",
+        "schema": _schema({"backup_id": _SERVER_ID}, ["backup_id"]),
     },
     # The cloud admin's: it converges a host and changes every host's flood lists, for every project.
     "nimbus.compute_host_add": {

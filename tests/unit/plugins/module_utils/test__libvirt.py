@@ -13,6 +13,7 @@ from ansible_collections.nimbus.cloud.plugins.module_utils._compute import (
     Nic,
     Seed,
     Spec,
+    VolumeDisk,
     build_domain_xml,
     parse_domain_xml,
     plan,
@@ -565,6 +566,21 @@ def test_delete(host):
     # Again: nothing left to undefine, and a missing directory is fine.
     hv.delete("web1")
     assert host.conn.calls("web1") == ["destroy", "undefineFlags"]
+
+
+def test_delete_removes_the_chap_secrets_of_its_volumes(host):
+    """An instance deleted with a volume attached leaves no CHAP secret behind; another volume's stays."""
+    volume_id = "6f1c2d3e-4a5b-4c6d-8e7f-0a1b2c3d4e5f"
+    dom = host.add_instance("web1", state="running")
+    root = ET.fromstring(dom.xml)
+    disk = VolumeDisk(volume_id=volume_id, device="vdc", portal="10.0.20.5:3260", iqn="iqn.2026-12.x:v", lun=1,
+                      username="nimbus-chap")
+    root.find("devices").append(disk.element())
+    dom.xml = ET.tostring(root, encoding="unicode")
+    for usage in (disk.secret_usage, "nimbus-volume-other"):
+        host.conn.secretDefineXML("<secret><usage type='iscsi'><target>%s</target></usage></secret>" % usage)
+    hypervisor(host).delete("web1")
+    assert list(host.conn.secrets) == ["nimbus-volume-other"]
 
 
 def test_libvirt_errors_name_what_failed(host):

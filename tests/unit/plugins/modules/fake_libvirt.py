@@ -63,6 +63,7 @@ class FakeLibvirt:
     VIR_DOMAIN_UNDEFINE_MANAGED_SAVE = 1
     VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA = 2
     VIR_DOMAIN_UNDEFINE_NVRAM = 4
+    VIR_SECRET_USAGE_TYPE_ISCSI = 3
 
     def __init__(self, memory_mb=8192, cpus=4, hostname="compute1"):
         self.conn = FakeConnection(memory_mb, cpus, hostname)
@@ -101,6 +102,8 @@ class FakeConnection:
         # call name -> libvirtError to raise instead of doing it.
         self.failures = {}
         self._vnet = 0
+        # usage -> FakeSecret (iSCSI CHAP secrets of attached volumes)
+        self.secrets = {}
 
     def getHostname(self):
         return self.hostname
@@ -153,6 +156,18 @@ class FakeConnection:
         dom.saved = managed_save
         return dom
 
+    def secretLookupByUsage(self, kind, usage):
+        try:
+            return self.secrets[usage]
+        except KeyError:
+            raise libvirtError("Secret not found: no secret with matching usage '%s'" % usage)
+
+    def secretDefineXML(self, xml):
+        usage = ET.fromstring(xml).findtext("usage/target")
+        self.log.append(("secretDefineXML", usage))
+        self.secrets[usage] = FakeSecret(self, usage)
+        return self.secrets[usage]
+
     def calls(self, name=None):
         return [call for call, dom in self.log if name is None or dom == name]
 
@@ -163,6 +178,20 @@ class FakeConnection:
     def next_vnet(self):
         self._vnet += 1
         return "vnet%d" % (self._vnet - 1)
+
+
+class FakeSecret:
+    def __init__(self, conn, usage):
+        self.conn = conn
+        self.usage = usage
+        self.value = None
+
+    def setValue(self, value, flags=0):
+        self.value = value
+
+    def undefine(self):
+        self.conn.log.append(("secret undefine", self.usage))
+        del self.conn.secrets[self.usage]
 
 
 class FakeDomain:
