@@ -414,3 +414,19 @@ def test_what_a_user_sends_is_data(cinder_cloud):
     call(cloud, "POST", token, "/volumes", 400, json={"volume": "x"})
     with app.state.sessions() as db:
         assert db.query(Job).count() == 1
+
+
+def test_a_cloud_without_storage_hosts_lists_nothing_and_makes_nothing(views_settings):
+    app = bootstrapped_app(views_settings)
+    with TestClient(app) as client:
+        cloud = Cloud(client)
+        a = cloud.project("proj-a")
+        cloud.user("member-a", roles=[(a, "member")])
+        token = cloud.token("member-a", "password-123", "proj-a")
+        register_runbooks(app, standin_dir="/nonexistent")
+        assert call(cloud, "GET", token, "/volumes/detail", 200)["volumes"] == []
+        assert call(cloud, "GET", token, "/types", 200)["volume_types"] == []
+        assert "no storage host" in call(cloud, "POST", token, "/volumes", 503,
+                                         json={"volume": {"size": 1}})["serviceUnavailable"]["message"]
+        with app.state.sessions() as db:
+            assert db.query(Job).count() == 0
