@@ -135,22 +135,61 @@ def volume_status(clients, user: str, name: str, wanted: str, kind: tuple = ("vo
     openstack_story.until("%s %s to be %s" % (" ".join(kind), name, wanted), check)
 
 
-def test_the_demo_project_makes_snapshots_backs_up_attaches_and_deletes_volumes(clients):
+def console(server_id: str) -> str:
+    return on_host("cat /var/lib/nimbus/instances/%s/console.log" % server_id).stdout
+
+
+# The guest's user-data: once the volume is attached live as vdc, the marker goes into its first sector and is
+# read back (the test guest's busybox has dd).
+WRITER = """#!/bin/sh
+while [ ! -b /dev/vdc ]; do sleep 1; done
+printf '%s\\n' MARKER | dd of=/dev/vdc bs=512 count=1 conv=sync 2>/dev/null
+sync
+echo "NIMBUS-VOLUME-WROTE $(dd if=/dev/vdc bs=512 count=1 2>/dev/null | head -n 1)"
+"""
+
+
+def test_the_demo_project_writes_to_an_attached_volume_snapshots_and_backs_it_up(clients, tmp_path):
     """openstack volume create, snapshot, backup and extend through Cinder, and server add / remove volume
-    through Nova, to the real runbooks: the storage host's tgt target and the compute host's libvirt disk come
-    and go, a server deleted with a volume attached leaves it available, and nothing is left afterwards."""
+    through Nova, to the real runbooks: the guest writes a marker to the volume attached live over iSCSI, a
+    volume made from its snapshot holds the marker, a server deleted with a volume attached leaves it available,
+    and afterwards no file, tgt target or libvirt secret is left."""
+    marker = "e2e-marker-" + secrets.token_hex(6)
     clients.run("demo", "volume", "create", "--size", "1", "--description", "{{ 7 * 7 }}", "e2e-vol")
     volume_status(clients, "demo", "e2e-vol", "available")
     vol = clients.shown("demo", "volume", "show", "e2e-vol")
     assert (vol["size"], vol["description"], vol["type"]) == (1, "{{ 7 * 7 }}", "standard")
     assert clients.run(OTHER, "volume", "show", "e2e-vol", ok=False).returncode != 0
-    assert "e2e-vol" in [t["Name"] for t in clients.listed("demo", "volume", "list")]
     assert "standard" in [t["Name"] for t in clients.listed("demo", "volume", "type", "list")]
 
+    user_data = tmp_path / "writer.sh"
+    user_data.write_text(WRITER.replace("MARKER", marker))
+    server = clients.shown("demo", "server", "create", "--flavor", "m1.nano", "--image", "nimbus-tiny.qcow2",
+                           "--nic", "none", "--user-data", str(user_data), "--wait", "e2e-volvm")
+    assert server["status"] == "ACTIVE", server
+    openstack_story.until("the guest's user-data to start", lambda: "NIMBUS-USER-DATA start" in console(server["id"]),
+                          timeout=300)
+    clients.run("demo", "server", "add", "volume", "e2e-volvm", "e2e-vol")
+    volume_status(clients, "demo", "e2e-vol", "in-use")
+    attached = clients.shown("demo", "volume", "show", "e2e-vol")["attachments"]
+    assert [(a["server_id"], a["device"]) for a in attached] == [(server["id"], "/dev/vdc")]
+    domain = on_host("virsh -c qemu:///system dumpxml %s" % server["id"]).stdout
+    assert "<serial>%s</serial>" % vol["id"] in domain and "protocol='iscsi'" in domain
+    assert vol["id"] in on_host("tgtadm --lld iscsi --mode target --op show").stdout
+    openstack_story.until("the guest to write to the volume",
+                          lambda: "NIMBUS-VOLUME-WROTE " + marker in console(server["id"]), timeout=300)
+    # In use: not deleted.
+    assert clients.run("demo", "volume", "delete", "e2e-vol", ok=False).returncode != 0
+    clients.run("demo", "server", "remove", "volume", "e2e-volvm", "e2e-vol")
+    volume_status(clients, "demo", "e2e-vol", "available")
+    assert "<serial>" not in on_host("virsh -c qemu:///system dumpxml %s" % server["id"]).stdout
+
+    # A snapshot, and a volume made from it: the marker the guest wrote is there.
     clients.run("demo", "volume", "snapshot", "create", "--volume", "e2e-vol", "e2e-snap")
     volume_status(clients, "demo", "e2e-snap", "available", ("volume", "snapshot"))
-    clients.run("demo", "volume", "create", "--snapshot", "e2e-snap", "e2e-clone")
+    clone = clients.shown("demo", "volume", "create", "--snapshot", "e2e-snap", "e2e-clone")
     volume_status(clients, "demo", "e2e-clone", "available")
+    assert marker in on_host("head -c 512 /var/lib/nimbus/volumes/%s" % clone["id"]).stdout
     clients.run("demo", "volume", "backup", "create", "--name", "e2e-backup", "e2e-vol")
     volume_status(clients, "demo", "e2e-backup", "available", ("volume", "backup"))
     clients.run("demo", "volume", "set", "--size", "2", "e2e-vol")
@@ -159,21 +198,6 @@ def test_the_demo_project_makes_snapshots_backs_up_attaches_and_deletes_volumes(
     # Volumes of 2 and 1 GiB and a snapshot of 1 GiB, against the default limits.
     assert (quota["used"]["volumes"], quota["used"]["gigabytes"], quota["volumes"]) == (2, 4, 10)
 
-    server = clients.shown("demo", "server", "create", "--flavor", "m1.nano", "--image", "nimbus-tiny.qcow2",
-                           "--nic", "none", "--wait", "e2e-volvm")
-    assert server["status"] == "ACTIVE", server
-    clients.run("demo", "server", "add", "volume", "e2e-volvm", "e2e-vol")
-    volume_status(clients, "demo", "e2e-vol", "in-use")
-    attached = clients.shown("demo", "volume", "show", "e2e-vol")["attachments"]
-    assert [(a["server_id"], a["device"]) for a in attached] == [(server["id"], "/dev/vdc")]
-    domain = on_host("virsh -c qemu:///system dumpxml %s" % server["id"]).stdout
-    assert "<serial>%s</serial>" % vol["id"] in domain and "protocol='iscsi'" in domain
-    assert vol["id"] in on_host("tgtadm --lld iscsi --mode target --op show").stdout
-    # In use: not deleted.
-    assert clients.run("demo", "volume", "delete", "e2e-vol", ok=False).returncode != 0
-    clients.run("demo", "server", "remove", "volume", "e2e-volvm", "e2e-vol")
-    volume_status(clients, "demo", "e2e-vol", "available")
-    assert "<serial>" not in on_host("virsh -c qemu:///system dumpxml %s" % server["id"]).stdout
     # A server deleted with a volume attached: the volume is available again, its target and secret gone.
     clients.run("demo", "server", "add", "volume", "e2e-volvm", "e2e-clone")
     volume_status(clients, "demo", "e2e-clone", "in-use")
@@ -192,7 +216,7 @@ def test_the_demo_project_makes_snapshots_backs_up_attaches_and_deletes_volumes(
     clients.gone("demo", "volume", "e2e-vol")
     openstack_story.until("e2e-backup to go", lambda: clients.listed("demo", "volume", "backup", "list") == [])
     left = on_host("ls -A /var/lib/nimbus/volumes /var/lib/nimbus/volume-backups").stdout
-    assert vol["id"] not in left and ".json" not in left
+    assert vol["id"] not in left and clone["id"] not in left and ".json" not in left
 
 
 # The project's Cinder quota set with its usage, through openstacksdk.

@@ -342,23 +342,33 @@ class VolumeCreate(_Loose):
     volume: VolumeBody
 
 
-def _usage(request: Request, db, project_id: str) -> dict:
-    """What the project uses: what the storage host shows and what is still being made (or grown)."""
-    used = dict.fromkeys(QUOTAS, 0)
+USAGE_KINDS = (("volumes", "volume", "volumes", "gigabytes"), ("volume_snapshots", "snapshot", "snapshots", "gigabytes"),
+               ("volume_backups", "backup", "backups", "backup_gigabytes"))
+
+
+def _usage_views(request: Request, db, project_id: str) -> dict:
+    """What the storage host shows of the project, per kind: (items, when the read began). Read before the
+    project's lock is taken: a view read may run a module on the hosts."""
     views = request.app.state.resources
-    for kind, resource, count, gigabytes in (("volumes", "volume", "volumes", "gigabytes"),
-                                             ("volume_snapshots", "snapshot", "snapshots", "gigabytes"),
-                                             ("volume_backups", "backup", "backups", "backup_gigabytes")):
-        if not views.available(kind):
-            continue
-        items, _errors, read_at = views.read(kind, operations.last_ended(db, project_id, resource))
-        items = [i for i in items if i.get("project") == project_id]
-        seen = {i.get("id") for i in items}
+    seen = {}
+    for kind, resource, _count, _gigabytes in USAGE_KINDS:
+        if views.available(kind):
+            items, _errors, read_at = views.read(kind, operations.last_ended(db, project_id, resource))
+            seen[kind] = ([i for i in items if i.get("project") == project_id], read_at)
+    return seen
+
+
+def _usage(db, project_id: str, seen: dict) -> dict:
+    """What the project uses: what the storage host shows (``seen``) and what is still being made (or grown)."""
+    used = dict.fromkeys(QUOTAS, 0)
+    for kind, resource, count, gigabytes in USAGE_KINDS:
+        items, read_at = seen.get(kind, ([], 0))
+        known = {i.get("id") for i in items}
         used[count] += len(items)
         used[gigabytes] += sum(int(i.get("size") or 0) for i in items)
         for pending in operations.pending(db, project_id, resource, read_at):
             op = pending.operation
-            if op.action == "create" and not pending.failed and op.resource_id not in seen:
+            if op.action == "create" and not pending.failed and op.resource_id not in known:
                 used[count] += 1
                 used[gigabytes] += int(pending.shown.get("size") or 0)
             elif op.action == "update" and pending.in_flight:
@@ -366,16 +376,19 @@ def _usage(request: Request, db, project_id: str) -> dict:
     return used
 
 
-def _quota_check(request: Request, db, project_id: str, wanted: dict) -> None:
-    """403 when what is wanted would pass one of the project's limits."""
-    limits_now = quotas.limits(db, request.app.state.settings, project_id)
-    used = _usage(request, db, project_id)
-    over = [k for k, n in wanted.items() if n and not quotas.allows(limits_now[k], used[k], n)]
-    if over:
-        raise HTTPException(status_code=413, detail="VolumeLimitExceeded: Maximum number of %s exceeded: requested "
-                            "%s, already used %s of %s" % (", ".join(over), ", ".join(str(wanted[k]) for k in over),
-                                                           ", ".join(str(used[k]) for k in over),
-                                                           ", ".join(str(limits_now[k]) for k in over)))
+def _quota_check(request: Request, db, project_id: str, wanted: dict, seen: dict):
+    """A check for operations.launch: 413 when what is wanted would pass one of the project's limits, counted
+    under its lock from ``seen`` (_usage_views, read before) and the jobs in flight."""
+    def check():
+        limits_now = quotas.limits(db, request.app.state.settings, project_id)
+        used = _usage(db, project_id, seen)
+        over = [k for k, n in wanted.items() if n and not quotas.allows(limits_now[k], used[k], n)]
+        if over:
+            raise HTTPException(status_code=413, detail="VolumeLimitExceeded: Maximum number of %s exceeded: "
+                                "requested %s, already used %s of %s"
+                                % (", ".join(over), ", ".join(str(wanted[k]) for k in over),
+                                   ", ".join(str(used[k]) for k in over), ", ".join(str(limits_now[k]) for k in over)))
+    return check
 
 
 def _source(request: Request, db, auth, body: VolumeBody) -> tuple[dict, int | None, list]:
@@ -447,7 +460,8 @@ def _launch_volume_create(request: Request, db, auth, volume_id: str, name: str 
         if key in source:
             after += operations.in_flight(db, resource, [source[key]])
     operations.launch(request, db, auth, "volume", volume_id, "create", extra_vars, shown,
-                      check=lambda: _quota_check(request, db, auth.project_id, {"volumes": 1, "gigabytes": size}),
+                      check=_quota_check(request, db, auth.project_id, {"volumes": 1, "gigabytes": size},
+                                         _usage_views(request, db, auth.project_id)),
                       after=after)
     return dict(shown, id=volume_id, project=auth.project_id, status="creating")
 
@@ -611,7 +625,8 @@ def volume_action(volume_id: str, body: VolumeAction, request: Request, auth=Dep
     project_id = item.get("project") or auth.project_id
     _launch_update(request, db, auth, item, {"volume_size": new_size},
                    {"name": item.get("name"), "grows_by": new_size - size},
-                   check=lambda: _quota_check(request, db, project_id, {"gigabytes": new_size - size}))
+                   check=_quota_check(request, db, project_id, {"gigabytes": new_size - size},
+                                      _usage_views(request, db, project_id)))
     return Response(status_code=202)
 
 
@@ -690,7 +705,8 @@ def create_snapshot(body: SnapshotCreate, request: Request, auth=Depends(current
     shown = {"name": name, "description": s.description, "volume_id": volume["id"], "size": size,
              "metadata": metadata, "created_at": created, "updated_at": created}
     operations.launch(request, db, auth, "snapshot", snapshot_id, "create", extra_vars, shown,
-                      check=lambda: _quota_check(request, db, auth.project_id, {"snapshots": 1, "gigabytes": size}),
+                      check=_quota_check(request, db, auth.project_id, {"snapshots": 1, "gigabytes": size},
+                                         _usage_views(request, db, auth.project_id)),
                       after=operations.in_flight(db, "volume", [volume["id"]]))
     return {"snapshot": snapshot_view(request, dict(shown, id=snapshot_id, project=auth.project_id,
                                                     status="creating"), auth)}
@@ -795,8 +811,8 @@ def create_backup(body: BackupCreate, request: Request, auth=Depends(current_aut
     shown = {"name": name, "description": b.description, "volume_id": volume["id"], "size": size,
              "created_at": created, "updated_at": created}
     operations.launch(request, db, auth, "backup", backup_id, "create", extra_vars, shown,
-                      check=lambda: _quota_check(request, db, auth.project_id,
-                                                 {"backups": 1, "backup_gigabytes": size}),
+                      check=_quota_check(request, db, auth.project_id, {"backups": 1, "backup_gigabytes": size},
+                                         _usage_views(request, db, auth.project_id)),
                       after=operations.in_flight(db, "volume", [volume["id"]]))
     return {"backup": {"id": backup_id, "name": name, "links": _links(request, "backups", backup_id)}}
 
@@ -874,7 +890,8 @@ def show_quotas(target_project: str, request: Request, usage: str | None = None,
         raise HTTPException(status_code=403, detail="Policy doesn't allow reading another project's quotas.")
     identity.get_or_404(db, Project, target_project, "project")
     values = quotas.limits(db, request.app.state.settings, target_project)
-    used = _usage(request, db, target_project) if str(usage).lower() in ("true", "1") else None
+    used = _usage(db, target_project, _usage_views(request, db, target_project)) \
+        if str(usage).lower() in ("true", "1") else None
     return _quota_set(target_project, values, used)
 
 
@@ -919,7 +936,8 @@ def reset_quotas(target_project: str, db=Depends(get_db)):
 def limits(request: Request, auth=Depends(current_auth), db=Depends(get_db)):
     settings = request.app.state.settings
     values = quotas.limits(db, settings, auth.project_id) if auth.project_id else quotas.defaults(settings)
-    used = _usage(request, db, auth.project_id) if auth.project_id else dict.fromkeys(QUOTAS, 0)
+    used = _usage(db, auth.project_id, _usage_views(request, db, auth.project_id)) if auth.project_id \
+        else dict.fromkeys(QUOTAS, 0)
     return {"limits": {"rate": [], "absolute": {
         "maxTotalVolumes": values["volumes"], "maxTotalSnapshots": values["snapshots"],
         "maxTotalVolumeGigabytes": values["gigabytes"], "maxTotalBackups": values["backups"],
