@@ -164,8 +164,9 @@ def _page(items: list[dict], limit: int | None, marker: str | None) -> list[dict
     return items
 
 
-def _filtered(items: list[dict], name: str | None, status: str | None) -> list[dict]:
-    return [i for i in items if (name is None or i.get("name") == name) and (status is None or i.get("status") == status)]
+def _filtered(items: list[dict], name: str | None, status: str | None, volume_id: str | None = None) -> list[dict]:
+    return [i for i in items if (name is None or i.get("name") == name) and (status is None or i.get("status") == status)
+            and (volume_id is None or i.get("volume_id") == volume_id)]
 
 
 def _all_tenants(auth, value: str | None) -> bool:
@@ -288,11 +289,15 @@ def _volumes(request: Request, db, auth, all_projects: bool = False) -> list[dic
     return items
 
 
-def find_volume(request: Request, db, auth, volume_id: str) -> dict:
-    for item in _volumes(request, db, auth, auth.is_admin):
-        if item.get("id") == volume_id:
+def _find(items: list[dict], ident: str, what: str) -> dict:
+    for item in items:
+        if item.get("id") == ident:
             return item
-    raise HTTPException(status_code=404, detail="Volume %s could not be found." % volume_id[:64])
+    raise HTTPException(status_code=404, detail="%s %s could not be found." % (what, str(ident)[:64]))
+
+
+def find_volume(request: Request, db, auth, volume_id: str) -> dict:
+    return _find(_volumes(request, db, auth, auth.is_admin), volume_id, "Volume")
 
 
 @route("get", "/volumes")
@@ -498,14 +503,7 @@ def delete_volume(volume_id: str, request: Request, cascade: str | None = None, 
     if not cascading and _snapshots_of(request, db, auth, volume_id):
         raise HTTPException(status_code=400, detail="Invalid volume: Volume %s still has dependent snapshots "
                             "(delete them, or ask for cascade)." % volume_id)
-    project_id = item.get("project") or auth.project_id
-    for pending in operations.pending(db, project_id, "volume"):
-        if pending.operation.resource_id == volume_id and pending.operation.action == "create" \
-                and (pending.in_flight or pending.failed):
-            operations.cancel_create(db, pending)
-    operations.launch(request, db, auth, "volume", volume_id, "delete",
-                      {"volume_id": volume_id, "volume_cascade": cascading}, {"name": item.get("name")},
-                      project_id=project_id, after=operations.in_flight(db, "volume", [volume_id]))
+    _launch_delete(request, db, auth, "volume", item, {"volume_cascade": cascading})
     return Response(status_code=202)
 
 
@@ -630,6 +628,44 @@ def volume_action(volume_id: str, body: VolumeAction, request: Request, auth=Dep
     return Response(status_code=202)
 
 
+def _launch_of_volume(request: Request, db, auth, resource: str, volume_ref: str, name: str | None,
+                      description: str | None, extra: dict, counted: dict) -> dict:
+    """Queue a snapshot's or a backup's create (``resource``) of an available volume of the caller's project,
+    counted against its quotas (``counted``, plus the volume's size in gigabytes, or backup_gigabytes for a
+    backup); returns what it shows until the job is done."""
+    _storage(request)
+    volume = find_volume(request, db, auth, check_uuid(volume_ref, "volume_id"))
+    if volume.get("status") != "available":
+        raise HTTPException(status_code=400, detail="Invalid volume: Volume %s is %s; %ss are taken of an "
+                            "available (detached) volume." % (volume["id"], volume.get("status"), resource))
+    ident = str(uuid.uuid4())
+    name = name if name and name.strip() else ident
+    size = int(volume.get("size") or 0)
+    created = _stamp()
+    extra_vars = dict(extra, volume_id=volume["id"], **{resource + "_id": ident, resource + "_name": name})
+    if description:
+        extra_vars[resource + "_description"] = description
+    shown = {"name": name, "description": description, "volume_id": volume["id"], "size": size,
+             "metadata": extra.get("snapshot_metadata", {}), "created_at": created, "updated_at": created}
+    wanted = dict(counted, **{"backup_gigabytes" if resource == "backup" else "gigabytes": size})
+    operations.launch(request, db, auth, resource, ident, "create", extra_vars, shown,
+                      check=_quota_check(request, db, auth.project_id, wanted,
+                                         _usage_views(request, db, auth.project_id)),
+                      after=operations.in_flight(db, "volume", [volume["id"]]))
+    return dict(shown, id=ident, project=auth.project_id, status="creating")
+
+
+def _launch_delete(request: Request, db, auth, resource: str, item: dict, extra_vars: dict) -> None:
+    """Queue the deletion of the volume, snapshot or backup ``item`` for its project, after its jobs in flight;
+    its create still in flight (or failed) is canceled first."""
+    ident = item["id"]
+    project_id = item.get("project") or auth.project_id
+    operations.cancel_creates(db, project_id, resource, ident)
+    operations.launch(request, db, auth, resource, ident, "delete", dict(extra_vars, **{resource + "_id": ident}),
+                      {"name": item.get("name")}, project_id=project_id,
+                      after=operations.in_flight(db, resource, [ident]))
+
+
 # --- snapshots -----------------------------------------------------------------------------------------
 
 def _snapshots(request: Request, db, auth, all_projects: bool = False) -> list[dict]:
@@ -637,10 +673,7 @@ def _snapshots(request: Request, db, auth, all_projects: bool = False) -> list[d
 
 
 def _find_snapshot(request: Request, db, auth, snapshot_id: str) -> dict:
-    for item in _snapshots(request, db, auth, auth.is_admin):
-        if item.get("id") == snapshot_id:
-            return item
-    raise HTTPException(status_code=404, detail="Snapshot %s could not be found." % str(snapshot_id)[:64])
+    return _find(_snapshots(request, db, auth, auth.is_admin), snapshot_id, "Snapshot")
 
 
 def snapshot_view(request: Request, item: dict, auth) -> dict:
@@ -661,8 +694,7 @@ def snapshot_view(request: Request, item: dict, auth) -> dict:
 def list_snapshots(request: Request, name: str | None = None, status: str | None = None,
                    all_tenants: str | None = None, volume_id: str | None = None, limit: int | None = None,
                    marker: str | None = None, auth=Depends(current_auth), db=Depends(get_db)):
-    items = _filtered(_snapshots(request, db, auth, _all_tenants(auth, all_tenants)), name, status)
-    items = [i for i in items if volume_id is None or i.get("volume_id") == volume_id]
+    items = _filtered(_snapshots(request, db, auth, _all_tenants(auth, all_tenants)), name, status, volume_id)
     return {"snapshots": [snapshot_view(request, i, auth) for i in _page(items, limit, marker)]}
 
 
@@ -688,42 +720,15 @@ class SnapshotCreate(_Loose):
 @policy("member")
 def create_snapshot(body: SnapshotCreate, request: Request, auth=Depends(current_auth), db=Depends(get_db)):
     s = body.snapshot
-    _storage(request)
-    volume = find_volume(request, db, auth, check_uuid(s.volume_id, "volume_id"))
-    if volume.get("status") != "available":
-        raise HTTPException(status_code=400, detail="Invalid volume: Volume %s is %s; snapshots are taken of an "
-                            "available (detached) volume." % (volume["id"], volume.get("status")))
-    snapshot_id = str(uuid.uuid4())
-    name = s.name if s.name and s.name.strip() else snapshot_id
-    metadata = _metadata(s.metadata)
-    size = int(volume.get("size") or 0)
-    created = _stamp()
-    extra_vars = {"snapshot_id": snapshot_id, "volume_id": volume["id"], "snapshot_name": name,
-                  "snapshot_metadata": metadata}
-    if s.description:
-        extra_vars["snapshot_description"] = s.description
-    shown = {"name": name, "description": s.description, "volume_id": volume["id"], "size": size,
-             "metadata": metadata, "created_at": created, "updated_at": created}
-    operations.launch(request, db, auth, "snapshot", snapshot_id, "create", extra_vars, shown,
-                      check=_quota_check(request, db, auth.project_id, {"snapshots": 1, "gigabytes": size},
-                                         _usage_views(request, db, auth.project_id)),
-                      after=operations.in_flight(db, "volume", [volume["id"]]))
-    return {"snapshot": snapshot_view(request, dict(shown, id=snapshot_id, project=auth.project_id,
-                                                    status="creating"), auth)}
+    made = _launch_of_volume(request, db, auth, "snapshot", s.volume_id, s.name, s.description,
+                             {"snapshot_metadata": _metadata(s.metadata)}, {"snapshots": 1})
+    return {"snapshot": snapshot_view(request, made, auth)}
 
 
 @route("delete", "/snapshots/{snapshot_id}", status_code=202)
 @policy("member")
 def delete_snapshot(snapshot_id: str, request: Request, auth=Depends(current_auth), db=Depends(get_db)):
-    item = _find_snapshot(request, db, auth, snapshot_id)
-    project_id = item.get("project") or auth.project_id
-    for pending in operations.pending(db, project_id, "snapshot"):
-        if pending.operation.resource_id == snapshot_id and pending.operation.action == "create" \
-                and (pending.in_flight or pending.failed):
-            operations.cancel_create(db, pending)
-    operations.launch(request, db, auth, "snapshot", snapshot_id, "delete", {"snapshot_id": snapshot_id},
-                      {"name": item.get("name")}, project_id=project_id,
-                      after=operations.in_flight(db, "snapshot", [snapshot_id]))
+    _launch_delete(request, db, auth, "snapshot", _find_snapshot(request, db, auth, snapshot_id), {})
     return Response(status_code=202)
 
 
@@ -741,10 +746,7 @@ def _backups(request: Request, db, auth, all_projects: bool = False) -> list[dic
 
 
 def _find_backup(request: Request, db, auth, backup_id: str) -> dict:
-    for item in _backups(request, db, auth, auth.is_admin):
-        if item.get("id") == backup_id:
-            return item
-    raise HTTPException(status_code=404, detail="Backup %s could not be found." % str(backup_id)[:64])
+    return _find(_backups(request, db, auth, auth.is_admin), backup_id, "Backup")
 
 
 def backup_view(request: Request, item: dict, auth) -> dict:
@@ -764,8 +766,7 @@ def backup_view(request: Request, item: dict, auth) -> dict:
 def list_backups(request: Request, name: str | None = None, status: str | None = None,
                  all_tenants: str | None = None, volume_id: str | None = None, limit: int | None = None,
                  marker: str | None = None, auth=Depends(current_auth), db=Depends(get_db)):
-    items = _filtered(_backups(request, db, auth, _all_tenants(auth, all_tenants)), name, status)
-    items = [i for i in items if volume_id is None or i.get("volume_id") == volume_id]
+    items = _filtered(_backups(request, db, auth, _all_tenants(auth, all_tenants)), name, status, volume_id)
     return {"backups": [backup_view(request, i, auth) for i in _page(items, limit, marker)]}
 
 
@@ -796,25 +797,9 @@ def create_backup(body: BackupCreate, request: Request, auth=Depends(current_aut
     if b.incremental or b.snapshot_id or b.container:
         raise HTTPException(status_code=400, detail="Invalid input: incremental backups, backups of a snapshot and "
                             "backup containers are not supported (each backup is a full copy on the storage host)")
-    _storage(request)
-    volume = find_volume(request, db, auth, check_uuid(b.volume_id, "volume_id"))
-    if volume.get("status") != "available":
-        raise HTTPException(status_code=400, detail="Invalid volume: Volume %s is %s; backups are taken of an "
-                            "available (detached) volume." % (volume["id"], volume.get("status")))
-    backup_id = str(uuid.uuid4())
-    name = b.name if b.name and b.name.strip() else backup_id
-    size = int(volume.get("size") or 0)
-    created = _stamp()
-    extra_vars = {"backup_id": backup_id, "volume_id": volume["id"], "backup_name": name}
-    if b.description:
-        extra_vars["backup_description"] = b.description
-    shown = {"name": name, "description": b.description, "volume_id": volume["id"], "size": size,
-             "created_at": created, "updated_at": created}
-    operations.launch(request, db, auth, "backup", backup_id, "create", extra_vars, shown,
-                      check=_quota_check(request, db, auth.project_id, {"backups": 1, "backup_gigabytes": size},
-                                         _usage_views(request, db, auth.project_id)),
-                      after=operations.in_flight(db, "volume", [volume["id"]]))
-    return {"backup": {"id": backup_id, "name": name, "links": _links(request, "backups", backup_id)}}
+    made = _launch_of_volume(request, db, auth, "backup", b.volume_id, b.name, b.description, {},
+                             {"backups": 1})
+    return {"backup": {"id": made["id"], "name": made["name"], "links": _links(request, "backups", made["id"])}}
 
 
 @route("delete", "/backups/{backup_id}", status_code=202)
@@ -823,14 +808,7 @@ def delete_backup(backup_id: str, request: Request, auth=Depends(current_auth), 
     item = _find_backup(request, db, auth, backup_id)
     if item.get("status") == "restoring":
         raise HTTPException(status_code=400, detail="Invalid backup: Backup %s is being restored." % backup_id)
-    project_id = item.get("project") or auth.project_id
-    for pending in operations.pending(db, project_id, "backup"):
-        if pending.operation.resource_id == backup_id and pending.operation.action == "create" \
-                and (pending.in_flight or pending.failed):
-            operations.cancel_create(db, pending)
-    operations.launch(request, db, auth, "backup", backup_id, "delete", {"backup_id": backup_id},
-                      {"name": item.get("name")}, project_id=project_id,
-                      after=operations.in_flight(db, "backup", [backup_id]))
+    _launch_delete(request, db, auth, "backup", item, {})
     return Response(status_code=202)
 
 
