@@ -65,11 +65,13 @@ def test_bootstrap_migrates_and_registers_the_identity_endpoint_once(admin_cli, 
     from nimbus_api.models import Endpoint, Service
     with cli._sessions(cli.get_settings())() as db:
         services = db.scalars(select(Service).order_by(Service.name)).all()
-        assert [(s.name, s.type) for s in services] == [("glance", "image"), ("keystone", "identity"),
-                                                        ("neutron", "network"), ("nova", "compute")]
+        assert [(s.name, s.type) for s in services] == [("cinder", "block-storage"), ("glance", "image"),
+                                                        ("keystone", "identity"), ("neutron", "network"),
+                                                        ("nova", "compute")]
         assert sorted((e.interface, e.url) for e in db.scalars(select(Endpoint))) == [
             ("public", "https://cloud.example.test/compute/v2.1"), ("public", "https://cloud.example.test/identity/v3"),
-            ("public", "https://cloud.example.test/image"), ("public", "https://cloud.example.test/networking")]
+            ("public", "https://cloud.example.test/image"), ("public", "https://cloud.example.test/networking"),
+            ("public", "https://cloud.example.test/volume/v3")]
 
 
 def test_bootstrap_takes_over_the_identity_service_registered_before_keystone(admin_cli, capsys):
@@ -89,7 +91,8 @@ def test_bootstrap_takes_over_the_identity_service_registered_before_keystone(ad
             [("old", "keystone")]
         assert sorted(e.url for e in db.scalars(select(Endpoint))) == [
             "http://203.0.113.5:8080/compute/v2.1", "http://203.0.113.5:8080/identity/v3",
-            "http://203.0.113.5:8080/image", "http://203.0.113.5:8080/networking"]
+            "http://203.0.113.5:8080/image", "http://203.0.113.5:8080/networking",
+            "http://203.0.113.5:8080/volume/v3"]
 
 
 def test_runbooks_registers_the_templates_once(admin_cli, capsys, tmp_path, settings):

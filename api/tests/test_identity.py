@@ -40,7 +40,9 @@ def test_every_route_but_the_public_ones_needs_a_token(client, app):
               # Glance v2: version documents.
               ("GET", "/image"), ("GET", "/image/"), ("GET", "/image/versions"),
               # Neutron v2.0: version document.
-              ("GET", "/networking"), ("GET", "/networking/")}
+              ("GET", "/networking"), ("GET", "/networking/"),
+              # Cinder v3: version documents.
+              ("GET", "/volume"), ("GET", "/volume/"), ("GET", "/volume/v3"), ("GET", "/volume/v3/")}
     routes = policy_routes(app)
     assert len(routes) > 50
     checked = 0
