@@ -95,7 +95,7 @@ EXAMPLES = r"""
     iqn: "{{ export.connection.iqn }}"
     lun: "{{ export.connection.lun }}"
     username: "{{ export.connection.username }}"
-    password: "{{ chap.content | b64decode }}"
+    password: "{{ chap.content | b64decode | trim }}"
   no_log: false
 """
 

@@ -165,7 +165,7 @@ def test_the_demo_project_writes_to_an_attached_volume_snapshots_and_backs_it_up
     user_data = tmp_path / "writer.sh"
     user_data.write_text(WRITER.replace("MARKER", marker))
     server = clients.shown("demo", "server", "create", "--flavor", "m1.nano", "--image", "nimbus-tiny.qcow2",
-                           "--nic", "none", "--user-data", str(user_data), "--wait", "e2e-volvm")
+                           "--network", "demo-net", "--user-data", str(user_data), "--wait", "e2e-volvm")
     assert server["status"] == "ACTIVE", server
     openstack_story.until("the guest's user-data to start", lambda: "NIMBUS-USER-DATA start" in console(server["id"]),
                           timeout=300)
