@@ -430,3 +430,26 @@ def test_a_cloud_without_storage_hosts_lists_nothing_and_makes_nothing(views_set
                                          json={"volume": {"size": 1}})["serviceUnavailable"]["message"]
         with app.state.sessions() as db:
             assert db.query(Job).count() == 0
+
+
+def test_concurrent_creates_never_pass_the_quota(cinder_cloud, live_server_for):
+    """Twenty creates at once against a quota of five volumes: five are queued, fifteen refused, whether the
+    jobs of the first ones have ended or not."""
+    import concurrent.futures
+
+    import httpx
+
+    cloud, app, p, t, records = cinder_cloud
+    call(cloud, "PUT", t["admin"], "/os-quota-sets/" + p["a"], 200, json={"quota_set": {"volumes": 5}})
+    base = live_server_for(app)
+
+    def one(n):
+        return httpx.post(base + V + "/volumes", headers={"X-Auth-Token": t["member-a"]}, timeout=120,
+                          json={"volume": {"name": "burst-%d" % n, "size": 1}}).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        codes = sorted(pool.map(one, range(20)))
+    assert codes == [202] * 5 + [413] * 15
+    settle(app)
+    assert len(call(cloud, "GET", t["member-a"], "/volumes", 200)["volumes"]) == 5
+    create(cloud, app, t["member-a"], status=413)
