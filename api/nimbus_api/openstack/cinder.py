@@ -80,13 +80,6 @@ class _Loose(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
 
-def _text(value, what: str, limit: int = 255) -> str | None:
-    if value is not None and (not isinstance(value, str) or len(value) > limit):
-        raise HTTPException(status_code=400, detail="Invalid input: %s must be a string of at most %d characters"
-                            % (what, limit))
-    return value
-
-
 def _metadata(given) -> dict:
     if given is None:
         return {}
@@ -144,10 +137,6 @@ def _merged(request: Request, db, auth, kind: str, resource: str, all_projects: 
         elif item is not None and pending.in_flight and op.action in BUSY.get(resource, {}):
             item["status"] = BUSY[resource][op.action]
     return items
-
-
-def _in_flight_on(db, resource: str, ident: str, action: str | None = None) -> list:
-    return [p for p in operations.in_flight(db, resource, [ident]) if action is None or p.operation.action == action]
 
 
 def _page(items: list[dict], limit: int | None, marker: str | None) -> list[dict]:
@@ -396,8 +385,8 @@ def _quota_check(request: Request, db, project_id: str, wanted: dict, seen: dict
     return check
 
 
-def _source(request: Request, db, auth, body: VolumeBody) -> tuple[dict, int | None, list]:
-    """The runbook's source variable, the source's size (GiB; None for an image), and the jobs it waits for."""
+def _source(request: Request, db, auth, body: VolumeBody) -> tuple[dict, int | None]:
+    """The runbook's source variable and the source's size (GiB; None for an image)."""
     given = [k for k in ("snapshot_id", "source_volid", "imageRef", "backup_id") if getattr(body, k) is not None]
     if len(given) > 1:
         raise HTTPException(status_code=400, detail="Invalid input: give one of snapshot_id, source_volid, imageRef "
@@ -407,26 +396,26 @@ def _source(request: Request, db, auth, body: VolumeBody) -> tuple[dict, int | N
         if snap.get("status") != "available":
             raise HTTPException(status_code=400, detail="Invalid snapshot: snapshot %s is %s, not available"
                                 % (snap["id"], snap.get("status")))
-        return {"volume_snapshot_id": snap["id"]}, int(snap.get("size") or 0), []
+        return {"volume_snapshot_id": snap["id"]}, int(snap.get("size") or 0)
     if body.source_volid is not None:
         vol = find_volume(request, db, auth, check_uuid(body.source_volid, "source_volid"))
         if vol.get("status") != "available":
             raise HTTPException(status_code=400, detail="Invalid volume: volume %s is %s; a copy is made of an "
                                 "available (detached) volume" % (vol["id"], vol.get("status")))
-        return {"volume_source_id": vol["id"]}, int(vol.get("size") or 0), []
+        return {"volume_source_id": vol["id"]}, int(vol.get("size") or 0)
     if body.backup_id is not None:
         backup = _find_backup(request, db, auth, check_uuid(body.backup_id, "backup_id"))
         if backup.get("status") != "available":
             raise HTTPException(status_code=400, detail="Invalid backup: backup %s is %s, not available"
                                 % (backup["id"], backup.get("status")))
-        return {"volume_backup_id": backup["id"]}, int(backup.get("size") or 0), []
+        return {"volume_backup_id": backup["id"]}, int(backup.get("size") or 0)
     if body.imageRef is not None:
         image = glance.bootable(request, db, auth, body.imageRef)
         if image is None or not glance.UUID.match(image):
             raise HTTPException(status_code=400, detail="Invalid image: %s is not an active image of the image "
                                 "store this project may use" % body.imageRef[:64])
-        return {"volume_image": image}, None, []
-    return {}, None, []
+        return {"volume_image": image}, None
+    return {}, None
 
 
 def _storage(request: Request) -> None:
@@ -481,7 +470,7 @@ def create_volume(body: VolumeCreate, request: Request, auth=Depends(current_aut
         raise HTTPException(status_code=400, detail="Invalid input: availability zone %s does not exist (only nova)"
                             % v.availability_zone[:64])
     type_name = _find_type(request, v.volume_type)["name"] if v.volume_type else None
-    source, source_size, _after = _source(request, db, auth, v)
+    source, source_size = _source(request, db, auth, v)
     made = _launch_volume_create(request, db, auth, str(uuid.uuid4()), v.name, v.size, type_name, v.description,
                                  _metadata(v.metadata), source, source_size)
     return {"volume": volume_view(request, made, auth)}
