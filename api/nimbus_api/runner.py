@@ -426,8 +426,9 @@ class InProcessQueue:
                 with self.lock:
                     self.outstanding.discard(job_id)
 
-    def drain(self, timeout=None):
-        """Wait until every job submitted here has ended (or ``timeout`` seconds)."""
+    def drain(self, timeout=None) -> bool:
+        """Wait until every job submitted here has ended (or ``timeout`` seconds); whether they all have."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while self.outstanding and (deadline is None or time.monotonic() < deadline):
             time.sleep(0.05)
+        return not self.outstanding

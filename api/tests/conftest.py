@@ -74,6 +74,15 @@ PLAYBOOKS = {
 """,
 }
 
+# How long a test waits for the jobs it started. A limit to tell a hung job from a slow one, never a figure
+# the test measures: the suite shares two cores with container hosts, at the lowest CPU priority.
+SETTLE_SECONDS = 900
+
+
+def settle(app, timeout=SETTLE_SECONDS):
+    """Wait until every job this app started has ended; fail, rather than go on with jobs still running."""
+    assert app.state.queue.drain(timeout), "jobs still running after %d s" % timeout
+
 
 def pytest_collection_modifyitems(items):
     """Schemathesis gives the test of every operation (test_openapi) the same node id under pytest 9; pytest-xdist
@@ -258,7 +267,7 @@ def live_server_for():
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
         thread.start()
-        deadline = time.time() + 10
+        deadline = time.time() + 120
         while not server.started and time.time() < deadline:
             time.sleep(0.05)
         running.append((app, server, thread))
@@ -268,7 +277,7 @@ def live_server_for():
     for app, server, thread in running:
         server.should_exit = True
         thread.join(10)
-        app.state.queue.drain(30)
+        settle(app)
 
 
 @pytest.fixture

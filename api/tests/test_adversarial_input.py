@@ -46,9 +46,9 @@ def raw_request(url, head: bytes, body_chunks=(), timeout=10):
 def test_a_declared_oversized_body_is_refused_at_once(live_server):
     head = (b"POST /v1/auth/tokens HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             b"Content-Length: %d\r\n\r\n" % (200 * MIB))
-    started = time.time()
+    # No body follows: an answer at all (before raw_request gives up) means the service did not wait for one.
     status, _sent = raw_request(live_server, head)
-    assert status.startswith(b"HTTP/1.1 413") and time.time() - started < 5
+    assert status.startswith(b"HTTP/1.1 413")
 
 
 def test_a_chunked_body_is_cut_at_the_limit_with_bounded_memory(live_server):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import Cloud, bootstrapped_app, register_runbooks, with_views
+from conftest import Cloud, bootstrapped_app, register_runbooks, settle, with_views
 from fastapi.testclient import TestClient
 
 from nimbus_api.models import Job
@@ -203,9 +203,6 @@ def call(cloud, method, token, path, status, prefix=V, **kw):
     assert r.status_code == status, r.text
     return r.json() if r.content and "json" in r.headers.get("content-type", "") else r
 
-
-def settle(app):
-    app.state.queue.drain(60)
 
 
 def create(cloud, app, token, status=202, **volume):

@@ -10,7 +10,7 @@ import re
 import shutil
 
 import pytest
-from conftest import template
+from conftest import settle, template
 
 playwright = pytest.importorskip("playwright.sync_api")
 CHROMIUM = os.environ.get("NIMBUS_CHROMIUM", "/usr/bin/chromium")
@@ -40,7 +40,7 @@ def browser():
 def page(browser):
     context = browser.new_context()
     page = context.new_page()
-    page.set_default_timeout(30000)
+    page.set_default_timeout(120000)
     yield page
     context.close()
 
@@ -95,7 +95,7 @@ def test_log_in_switch_launch_watch_and_list(page, live_server, cloud, hyperviso
     page.click("#launch-submit")
 
     # The log arrives live and ends with the recap; the status turns successful.
-    page.wait_for_selector("#job-status:has-text('successful')", timeout=60000)
+    page.wait_for_selector("#job-status:has-text('successful')", timeout=300000)
     log = page.inner_text("#job-log")
     assert all(re.search(r"msg\W+line %d\b" % n, log) for n in range(5)) and "PLAY RECAP" in log
     assert "project %s on node-1" % a in log
@@ -167,7 +167,7 @@ def test_instances_launch_watch_and_delete(page, live_server, cloud, app, hyperv
     page.wait_for_selector("[data-server='%s']:has-text('BUILD')" % hostile)
     assert page.locator("#view img").count() == 0
     (tmp_path / "go").write_text("")
-    page.wait_for_selector("[data-server='%s']:has-text('ACTIVE')" % hostile, timeout=60000)
+    page.wait_for_selector("[data-server='%s']:has-text('ACTIVE')" % hostile, timeout=300000)
     arrived = [json.loads(f.read_text()) for f in xml.parent.glob("arrived-*.json")]
     assert [(a["name"], a["networks"]) for a in arrived] == [(hostile, ["net-a"])]
     # A bad launch shows the API's message.
@@ -180,7 +180,7 @@ def test_instances_launch_watch_and_delete(page, live_server, cloud, app, hyperv
     page.click("a[href='#/instances']")
     page.once("dialog", lambda dialog: dialog.accept())
     page.click("[data-delete='%s']" % hostile)
-    page.wait_for_selector("#view p.empty", timeout=60000)
+    page.wait_for_selector("#view p.empty", timeout=300000)
 
 
 def test_security_groups_create_rules_and_delete(page, live_server, cloud, app, tmp_path):
@@ -212,7 +212,7 @@ def test_security_groups_create_rules_and_delete(page, live_server, cloud, app, 
     page.fill(form + " [name=remote_ip_prefix]", "192.0.2.0/24")
     page.click(form + " button[type=submit]")
     page.wait_for_selector("[data-group='%s'] td:has-text('192.0.2.0/24')" % hostile)
-    app.state.queue.drain(30)
+    settle(app)
     mine = [g for g in json.loads(held.read_text()) if g["project"] == a and g["name"] != default_id(a)]
     assert [(r["protocol"], r["port_range_min"]) for r in mine[0]["rules"] if r["direction"] == "ingress"] == [("tcp", 22)]
     # A rule the API refuses shows its message.
@@ -225,7 +225,7 @@ def test_security_groups_create_rules_and_delete(page, live_server, cloud, app, 
     page.once("dialog", lambda dialog: dialog.accept())
     page.click("[data-delete-group='%s']" % hostile)
     page.wait_for_selector("[data-group='%s']" % hostile, state="detached")
-    app.state.queue.drain(30)
+    settle(app)
     assert [g["name"] for g in json.loads(held.read_text())] == [default_id(a)]
 
 

@@ -15,7 +15,7 @@ import json
 import threading
 
 import pytest
-from conftest import Cloud, bootstrapped_app, register_runbooks, with_views
+from conftest import Cloud, bootstrapped_app, register_runbooks, settle, with_views
 from fastapi.testclient import TestClient
 
 from nimbus_api.models import Job
@@ -169,9 +169,6 @@ def call(cloud, method, token, path, status, **kw):
     assert r.status_code == status, r.text
     return r.json() if r.content and "json" in r.headers.get("content-type", "") else r
 
-
-def settle(app):
-    app.state.queue.drain(60)
 
 
 def upload(cloud, app, token, name="cirros", data=b"QFI\xfb" + b"\0" * 4096, status=204, **attrs):

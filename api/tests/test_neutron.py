@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import Cloud, bootstrapped_app, register_runbooks, with_views
+from conftest import Cloud, bootstrapped_app, register_runbooks, settle, with_views
 from fastapi.testclient import TestClient
 
 from nimbus_api.models import Job, Operation, Segment
@@ -90,9 +90,6 @@ def call(cloud, method, token, path, status, **kw):
     assert r.status_code == status, r.text
     return r.json() if r.content else None
 
-
-def settle(app):
-    app.state.queue.drain(60)
 
 
 def test_versions_and_extensions(neutron):

@@ -16,7 +16,7 @@ import time
 
 import httpx
 import pytest
-from conftest import Cloud, bootstrapped_app, register_runbooks, with_images
+from conftest import Cloud, bootstrapped_app, register_runbooks, settle, with_images
 from fastapi.testclient import TestClient
 
 from nimbus_api.models import Job, Operation
@@ -130,7 +130,7 @@ def boot(cloud, token, name, status=202, **extra):
     return call(cloud, "POST", token, "/servers", status, json=body)
 
 
-def wait_for(cloud, token, server_id, status, timeout=60):
+def wait_for(cloud, token, server_id, status, timeout=300):
     deadline = time.monotonic() + timeout
     while True:
         r = cloud.client.get(C + "/servers/" + server_id, headers={"X-Auth-Token": token})
@@ -195,9 +195,9 @@ def test_actions_need_the_right_state(compute):
     wait_for(cloud, t["member-a"], server_id, "ACTIVE")
     call(cloud, "POST", t["member-a"], "/servers/%s/action" % server_id, 409, json={"os-start": None})
     call(cloud, "POST", t["member-a"], "/servers/%s/action" % server_id, 202, json={"reboot": {"type": "HARD"}})
-    app.state.queue.drain(30)
+    settle(app)
     call(cloud, "POST", t["member-a"], "/servers/%s/action" % server_id, 202, json={"os-stop": None})
-    app.state.queue.drain(30)
+    settle(app)
     assert (tmp / "actions").read_text().split("\n")[:2] == [server_id + " reboot hard", server_id + " stop soft"]
     for bad in ({"reboot": {"type": "GENTLE"}}, {"evacuate": {}}, {"os-stop": None, "os-start": None}):
         call(cloud, "POST", t["member-a"], "/servers/%s/action" % server_id, 400, json=bad)
@@ -247,7 +247,7 @@ def test_concurrent_creates_never_pass_the_quota(compute, live_server_for):
     absolute = call(cloud, "GET", t["member-a"], "/limits", 200)["limits"]["absolute"]
     assert (absolute["totalInstancesUsed"], absolute["totalCoresUsed"], absolute["totalRAMUsed"]) == (5, 10, 2560)
     (tmp / "go").write_text("")
-    app.state.queue.drain(120)
+    settle(app)
     servers = call(cloud, "GET", t["member-a"], "/servers/detail", 200)["servers"]
     assert sorted(s["status"] for s in servers) == ["ACTIVE"] * 5
     boot(cloud, t["member-a"], "one-more", status=403)
@@ -283,7 +283,7 @@ def test_a_stopped_server_is_resized_then_confirmed_or_reverted(compute):
     call(cloud, "POST", t["member-a"], "/servers/%s/action" % server_id, 202, json={"resize": {"flavorRef": "medium"}})
     assert wait_for(cloud, t["member-a"], server_id, "VERIFY_RESIZE")["server"]["flavor"]["id"] == "medium"
     call(cloud, "POST", t["member-a"], "/servers/%s/action" % server_id, 202, json={"revertResize": None})
-    app.state.queue.drain(60)
+    settle(app)
     shown = wait_for(cloud, t["member-a"], server_id, "SHUTOFF")["server"]
     assert shown["flavor"]["id"] == "large"
     with app.state.sessions() as db:

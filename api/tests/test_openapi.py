@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import schemathesis
-from conftest import PLAYBOOKS, Cloud, bootstrapped_app, with_views
+from conftest import Cloud, PLAYBOOKS, bootstrapped_app, settle, with_views
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings as hypothesis_settings
 
@@ -51,7 +51,7 @@ STATUSES: Counter = Counter()
 def admin_headers():
     with TestClient(APP) as client:
         yield {"Authorization": "Bearer " + Cloud(client).admin}
-    APP.state.queue.drain(60)
+    settle(APP)
     shutil.rmtree(ROOT, ignore_errors=True)
 
 

@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import ADMIN_PASSWORD
+from conftest import ADMIN_PASSWORD, settle
 from openstack_shell import Shell
 
 REPO = Path(__file__).resolve().parents[2]
@@ -277,7 +277,7 @@ def test_openstack_command_server_lifecycle(venv, compute, cloud, app, hyperviso
     assert [(s["Name"], s["Status"], s["Image"], s["Flavor"]) for s in listed] == [
         ("vm1", "ACTIVE", "nimbus-tiny.qcow2", "m1.nano")]
     openstack(venv, env, "server", "stop", "vm1")
-    app.state.queue.drain(30)
+    settle(app)
     assert (tmp_path / "actions").read_text().split() == [created["id"], "stop", "soft"]
     openstack(venv, env, "server", "delete", "--wait", "vm1")
     assert json.loads(openstack(venv, env, "server", "list", "-f", "json").stdout) == []
@@ -311,13 +311,13 @@ def test_openstack_command_networks_subnets_and_a_server_on_them(venv, compute, 
     env = os_env(compute, "nina", "member-password-3", "netted")
     made = json.loads(openstack(venv, env, "network", "create", "-f", "json", "private").stdout)
     assert (made["name"], made["status"], made["project_id"]) == ("private", "BUILD", project)
-    app.state.queue.drain(30)
+    settle(app)
     listed = json.loads(openstack(venv, env, "network", "list", "-f", "json").stdout)
     assert [(n["Name"], n["ID"]) for n in listed] == [("private", made["id"])]
     subnet = json.loads(openstack(venv, env, "subnet", "create", "-f", "json", "--network", "private",
                                   "--subnet-range", "10.50.0.0/24", "private-subnet").stdout)
     assert (subnet["cidr"], subnet["gateway_ip"], subnet["network_id"]) == ("10.50.0.0/24", "10.50.0.1", made["id"])
-    app.state.queue.drain(30)
+    settle(app)
     shown = json.loads(openstack(venv, env, "network", "show", "-f", "json", "private").stdout)
     assert shown["status"] == "ACTIVE" and shown["subnets"] == [subnet["id"]]
     openstack(venv, env, "network", "set", "--name", "renamed", "private")
@@ -336,9 +336,9 @@ def test_openstack_command_networks_subnets_and_a_server_on_them(venv, compute, 
     assert openstack(venv, other, "network", "delete", made["id"], ok=False).returncode != 0
     openstack(venv, env, "server", "delete", "--wait", "on-net")
     openstack(venv, env, "subnet", "delete", "private-subnet")
-    app.state.queue.drain(30)
+    settle(app)
     openstack(venv, env, "network", "delete", "renamed")
-    app.state.queue.drain(30)
+    settle(app)
     assert json.loads(openstack(venv, env, "network", "list", "-f", "json").stdout) == []
 
 
@@ -378,11 +378,11 @@ def test_openstack_command_security_groups_ports_routers_and_floating_ips(venv, 
     rule = run("security", "group", "rule", "create", "--protocol", "tcp", "--dst-port", "22", "--remote-ip",
                "192.0.2.0/24", "web")
     assert (rule["port_range_min"], rule["port_range_max"], rule["remote_ip_prefix"]) == (22, 22, "192.0.2.0/24")
-    app.state.queue.drain(30)
+    settle(app)
     assert rule["id"] in {r["ID"] for r in run("security", "group", "rule", "list", "web")}
     port = run("port", "create", "--network", "private", "--fixed-ip", "subnet=private-subnet,ip-address=10.60.0.50",
                "--security-group", "web", "p1")
-    app.state.queue.drain(30)
+    settle(app)
     shown = run("port", "show", "p1")
     assert (shown["id"], shown["security_group_ids"], shown["status"]) == (port["id"], [web["id"]], "DOWN")
     assert json.loads(files["ports"].read_text())[0]["fixed_ips"] == [{"subnet": "private-subnet",
@@ -390,25 +390,25 @@ def test_openstack_command_security_groups_ports_routers_and_floating_ips(venv, 
     router = run("router", "create", "r1")
     openstack(venv, env, "router", "set", "--external-gateway", "public", "r1")
     openstack(venv, env, "router", "add", "subnet", "r1", "private-subnet")
-    app.state.queue.drain(30)
+    settle(app)
     shown = run("router", "show", "r1")
     assert (shown["id"], shown["status"], shown["external_gateway_info"]["network_id"]) == \
         (router["id"], "ACTIVE", "public")
     fip = run("floating", "ip", "create", "--port", "p1", "public")
     assert fip["floating_ip_address"] == "172.24.4.254"  # at once, as Neutron answers
-    app.state.queue.drain(30)
+    settle(app)
     listed = run("floating", "ip", "list")
     assert [(f["ID"], f["Floating IP Address"], f["Port"]) for f in listed] == [(fip["id"], "172.24.4.254", port["id"])]
     openstack(venv, env, "floating", "ip", "delete", fip["id"])
     openstack(venv, env, "router", "remove", "subnet", "r1", "private-subnet")
     openstack(venv, env, "router", "unset", "--external-gateway", "r1")
-    app.state.queue.drain(30)
+    settle(app)
     openstack(venv, env, "router", "delete", "r1")
     openstack(venv, env, "port", "delete", "p1")
     openstack(venv, env, "security", "group", "rule", "delete", rule["id"])
-    app.state.queue.drain(30)
+    settle(app)
     openstack(venv, env, "security", "group", "delete", "web")
-    app.state.queue.drain(30)
+    settle(app)
     assert run("router", "list") == [] and run("port", "list") == [] and run("floating", "ip", "list") == []
     assert [g["Name"] for g in run("security", "group", "list")] == ["default"]
 
@@ -439,7 +439,7 @@ def test_openstack_command_images_upload_download_deactivate_delete(
         created = json.loads(openstack(venv, ann, "image", "create", "-f", "json", "--file", str(data),
                                        "--disk-format", "qcow2", "--container-format", "bare",
                                        "--property", "os_type=linux", "e2e-image").stdout)
-        app.state.queue.drain(60)
+        settle(app)
         shown = json.loads(openstack(venv, ann, "image", "show", "-f", "json", "e2e-image").stdout)
         assert (shown["status"], shown["size"], shown["disk_format"], shown["id"]) == (
             "active", data.stat().st_size, "qcow2", created["id"])
@@ -453,16 +453,16 @@ def test_openstack_command_images_upload_download_deactivate_delete(
         assert hashlib.sha256(saved.read_bytes()).digest() == hashlib.sha256(data.read_bytes()).digest()
         # Deactivated, then active again.
         openstack(venv, ann, "image", "set", "--deactivate", "e2e-image")
-        app.state.queue.drain(60)
+        settle(app)
         assert json.loads(openstack(venv, ann, "image", "show", "-f", "json", "e2e-image").stdout)["status"] == \
             "deactivated"
         openstack(venv, ann, "image", "set", "--activate", "e2e-image")
-        app.state.queue.drain(60)
+        settle(app)
         sdk = python(venv, "import json, openstack\nconn = openstack.connect()\n"
                            "print(json.dumps([(i.name, i.status) for i in conn.image.images()]))", ann)
         assert ["e2e-image", "active"] in sdk
         openstack(venv, ann, "image", "delete", "e2e-image")
-        app.state.queue.drain(60)
+        settle(app)
         assert "e2e-image" not in openstack(venv, ann, "image", "list", "-f", "value", "-c", "Name").stdout
     finally:
         served.close()
@@ -497,32 +497,32 @@ def test_openstack_command_volumes_snapshots_backups_and_attachments(venv, compu
 
     created = shown("volume", "create", "--size", "1", "--type", "raw", "--property", "tier=gold", "data")
     assert created["status"] == "creating"
-    app.state.queue.drain(60)
+    settle(app)
     volume = shown("volume", "show", "data")
     assert (volume["status"], volume["size"], volume["type"], volume["properties"]) == (
         "available", 1, "raw", {"tier": "gold"})
     assert [t["Name"] for t in shown("volume", "type", "list")] == ["raw", "standard"]
     openstack(venv, vic, "volume", "set", "--size", "2", "data")
-    app.state.queue.drain(60)
+    settle(app)
     assert shown("volume", "show", "data")["size"] == 2
     openstack(venv, vic, "volume", "snapshot", "create", "--volume", "data", "snap")
     openstack(venv, vic, "volume", "backup", "create", "--name", "nightly", "data")
-    app.state.queue.drain(60)
+    settle(app)
     assert shown("volume", "snapshot", "show", "snap")["status"] == "available"
     assert shown("volume", "backup", "show", "nightly")["status"] == "available"
     openstack(venv, vic, "volume", "create", "--snapshot", "snap", "clone")
-    app.state.queue.drain(60)
+    settle(app)
     assert {v["Name"]: v["Status"] for v in shown("volume", "list")} == {"data": "available", "clone": "available"}
 
     openstack(venv, vic, "server", "add", "volume", SERVER, "data")
-    app.state.queue.drain(60)
+    settle(app)
     attached = shown("volume", "show", "data")
     assert attached["status"] == "in-use"
     assert [(a["server_id"], a["device"]) for a in attached["attachments"]] == [(SERVER, "/dev/vdc")]
     assert [a["Volume ID"] for a in shown("server", "volume", "list", SERVER)] == [attached["id"]]
     assert openstack(venv, vic, "volume", "delete", "data", ok=False).returncode != 0
     openstack(venv, vic, "server", "remove", "volume", SERVER, "data")
-    app.state.queue.drain(60)
+    settle(app)
     assert shown("volume", "show", "data")["status"] == "available"
 
     quota = python(venv, "import json, openstack\nconn = openstack.connect()\n"
@@ -533,7 +533,7 @@ def test_openstack_command_volumes_snapshots_backups_and_attachments(venv, compu
     openstack(venv, vic, "volume", "backup", "delete", "nightly")
     openstack(venv, vic, "volume", "delete", "clone")
     openstack(venv, vic, "volume", "snapshot", "delete", "snap")
-    app.state.queue.drain(60)
+    settle(app)
     openstack(venv, vic, "volume", "delete", "data")
-    app.state.queue.drain(60)
+    settle(app)
     assert shown("volume", "list") == [] and shown("volume", "backup", "list") == []

@@ -1,7 +1,7 @@
 """Jobs outlive the death of their worker, a job waiting for its hosts holds no worker slot, and a canceled
 or timed-out job leaves no process behind.
 
-Heartbeats are fast here (every 0.5 s, dead after 3 s) and the grace between SIGINT, SIGTERM and SIGKILL
+Heartbeats are fast here (every 0.5 s, dead after 8 s) and the grace between SIGINT, SIGTERM and SIGKILL
 is 2 s, so each case takes seconds; the production defaults are 5 s, 60 s and 10 s.
 """
 
@@ -21,7 +21,7 @@ from test_jobs import launch, wait
 
 from nimbus_api.models import Job, JobEvent, TargetLock, now
 
-FAST = {"job_heartbeat_interval": 0.5, "job_heartbeat_timeout": 3, "cancel_grace": 2}
+FAST = {"job_heartbeat_interval": 0.5, "job_heartbeat_timeout": 8, "cancel_grace": 2}
 
 
 @pytest.fixture
@@ -78,16 +78,16 @@ def test_a_job_waiting_for_its_hosts_holds_no_worker_slot(world, app):
     cloud, p, t = world
     slow_x = template(cloud, name="slow-x", playbook="slow.yml", hosts=("host-x",))
     quick_y = template(cloud, name="quick-y", playbook="chatty.yml", hosts=("host-y",), schema={"type": "object"})
-    a = launch(cloud, t["member-a"], p["a"], slow_x, extra_vars={"seconds": 8}).json()["id"]
-    until(lambda: status(cloud, t["member-a"], p["a"], a)["status"] == "running", 30, "A never started")
+    a = launch(cloud, t["member-a"], p["a"], slow_x, extra_vars={"seconds": 20}).json()["id"]
+    until(lambda: status(cloud, t["member-a"], p["a"], a)["status"] == "running", 120, "A never started")
     # Two slots: A has one. B waits for host-x; before, it sat in the other slot until A ended, and C
     # (host-y, free) could not start.
     b = launch(cloud, t["member-a"], p["a"], slow_x, extra_vars={"seconds": 1}).json()["id"]
     time.sleep(1.5)
     c = launch(cloud, t["member-a"], p["a"], quick_y).json()["id"]
-    jc = wait(cloud, t["member-a"], p["a"], c, timeout=60)
-    ja = wait(cloud, t["member-a"], p["a"], a, timeout=60)
-    jb = wait(cloud, t["member-a"], p["a"], b, timeout=60)
+    jc = wait(cloud, t["member-a"], p["a"], c, timeout=300)
+    ja = wait(cloud, t["member-a"], p["a"], a, timeout=300)
+    jb = wait(cloud, t["member-a"], p["a"], b, timeout=300)
     assert [ja["status"], jb["status"], jc["status"]] == ["successful"] * 3
     assert jc["finished_at"] < ja["finished_at"] <= jb["started_at"]
 
@@ -100,16 +100,16 @@ def test_cancel_ends_the_whole_process_tree(world):
         events = "/v1/projects/%s/jobs/%s/events" % (p["a"], job_id)
         # The pause runs in a task worker that ansible-core puts in a session of its own.
         until(lambda: any(e["event"] == "playbook_on_task_start" and e["task"] == "Wait"
-                          for e in cloud.call("GET", events, t["member-a"]).json()), 60, "the pause never started")
+                          for e in cloud.call("GET", events, t["member-a"]).json()), 180, "the pause never started")
         until(lambda: len(sessions_of(job_id)) >= 2, 30, "expected the worker in a session of its own")
         tree = processes_of(job_id)
         assert len({os.getsid(pid) for pid in tree}) >= 2, "expected the worker in a session of its own"
         beat = status(cloud, t["member-a"], p["a"], job_id)["heartbeat_at"]
-        # Beats every 0.5 s: within 1.2 s it has beaten again (the worker is alive).
-        until(lambda: status(cloud, t["member-a"], p["a"], job_id)["heartbeat_at"] > beat, 1.2, "no heartbeat")
+        # Beats every 0.5 s: it beats again (the worker is alive); the limit allows for a loaded machine.
+        until(lambda: status(cloud, t["member-a"], p["a"], job_id)["heartbeat_at"] > beat, 10, "no heartbeat")
         assert status(cloud, t["member-a"], p["a"], job_id)["heartbeat_at"] > beat  # the worker is alive
         cloud.call("POST", "/v1/projects/%s/jobs/%s/cancel" % (p["a"], job_id), t["member-a"])
-        job = wait(cloud, t["member-a"], p["a"], job_id, timeout=30)
+        job = wait(cloud, t["member-a"], p["a"], job_id, timeout=300)
         assert job["status"] == "canceled"
         assert processes_of(job_id) == [], "processes of the canceled job outlived it"
     finally:
@@ -121,7 +121,7 @@ def test_a_timeout_ends_the_whole_process_tree(world):
     tid = template(cloud, name="short", playbook="slow.yml", timeout=4)
     job_id = launch(cloud, t["member-a"], p["a"], tid, extra_vars={"seconds": 300}).json()["id"]
     try:
-        job = wait(cloud, t["member-a"], p["a"], job_id, timeout=60)
+        job = wait(cloud, t["member-a"], p["a"], job_id, timeout=300)
         assert job["status"] == "failed" and "timed out after 4 s" in job["explanation"]
         assert processes_of(job_id) == []
     finally:
@@ -191,7 +191,7 @@ def test_a_job_whose_celery_worker_is_killed_ends_in_error_and_frees_its_host(ce
     tid = template(cloud, name="slow", playbook="slow.yml", hosts=("host-x",))
     first = launch(cloud, token, project, tid, extra_vars={"seconds": 120}).json()["id"]
     try:
-        until(lambda: status(cloud, token, project, first)["status"] == "running", 60, "the job never started")
+        until(lambda: status(cloud, token, project, first)["status"] == "running", 180, "the job never started")
         until(lambda: processes_of(first), 30, "no playbook process")
         node = status(cloud, token, project, first)["execution_node"]
         victim = [proc for proc, log in procs if log.name.endswith("/%s.log" % node.split("@")[0])][0]
@@ -199,11 +199,11 @@ def test_a_job_whose_celery_worker_is_killed_ends_in_error_and_frees_its_host(ce
         victim.wait(10)
         # The next job for the same host waits for it, on the surviving worker, then runs.
         second = launch(cloud, token, project, tid, extra_vars={"seconds": 1}).json()["id"]
-        job = wait(cloud, token, project, first, timeout=60)
+        job = wait(cloud, token, project, first, timeout=300)
         assert job["status"] == "error" and "the worker running this job (%s) stopped" % node in job["explanation"]
         events = cloud.call("GET", "/v1/projects/%s/jobs/%s/events" % (project, first), token).json()
         assert events[-1]["event"] == "error" and "stopped" in events[-1]["stdout"]
-        after = wait(cloud, token, project, second, timeout=90)
+        after = wait(cloud, token, project, second, timeout=300)
         assert after["status"] == "successful" and after["execution_node"] != node
         with app.state.sessions() as db:
             assert db.scalars(select(TargetLock).where(TargetLock.job_id == first)).all() == []

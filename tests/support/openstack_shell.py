@@ -141,10 +141,10 @@ class Shell:
         answer = json.loads(line)
         return subprocess.CompletedProcess(args, answer["rc"], answer["stdout"], answer["stderr"])
 
-    def openstack(self, *args: str, env: dict, timeout: float = 120) -> subprocess.CompletedProcess:
+    def openstack(self, *args: str, env: dict, timeout: float = 600) -> subprocess.CompletedProcess:
         """``openstack ARGS`` with this environment (standard input empty)."""
         return self._ask({"argv": list(args), "env": env}, ["openstack", *args], timeout)
 
-    def python(self, code: str, env: dict, stdin: str = "", timeout: float = 120) -> subprocess.CompletedProcess:
+    def python(self, code: str, env: dict, stdin: str = "", timeout: float = 600) -> subprocess.CompletedProcess:
         """A script, as ``python -c CODE`` would run it with this environment and standard input."""
         return self._ask({"python": code, "env": env, "stdin": stdin}, ["python", "-c", "..."], timeout)
