@@ -110,6 +110,31 @@ STANDINS = {
         dest: "{{ standin_dir }}/volumes/{{ volume_id }}.json"
         mode: "0644"
 """,
+    # Boots from a volume only (a server of the image is the Nova tests' business).
+    "server_create.yml": r"""
+- hosts: compute
+  gather_facts: false
+  vars:
+    record: "{{ lookup('ansible.builtin.file', standin_dir ~ '/volumes/' ~ server_boot_volume ~ '.json') | from_json }}"
+  tasks:
+    - name: Refuse another project's volume
+      ansible.builtin.assert:
+        that: record.project == nimbus_project and server_image is not defined
+    - name: The server
+      ansible.builtin.copy:
+        content: "{{ {'uuid': server_id, 'name': server_id, 'project': nimbus_project, 'state': 'running',
+                      'vcpus': server_flavor.vcpus, 'ram_mb': server_flavor.ram_mb, 'metadata': server_metadata,
+                      'flavor': {'name': server_flavor.name}, 'nics': [],
+                      'disks': [{'device': 'vda', 'role': 'root', 'volume_id': server_boot_volume}]} | to_json }}"
+        dest: "{{ standin_dir }}/servers/{{ server_id }}.json"
+        mode: "0644"
+    - name: The volume, in use
+      ansible.builtin.copy:
+        content: "{{ record | combine({'status': 'in-use', 'attachments': [{'server_id': server_id, 'host': 'hv1'}]})
+                     | to_json }}"
+        dest: "{{ standin_dir }}/volumes/{{ server_boot_volume }}.json"
+        mode: "0644"
+""",
     "snapshot_create.yml": r"""
 - hosts: compute
   gather_facts: false
@@ -164,19 +189,20 @@ def _read(directory):
 
 
 def _instances(directory, project):
-    """The compute host's view: one server of project a, with the volumes attached to it as disks."""
+    """The compute host's view: one server of project a, with the volumes attached to it as disks, and the servers
+    the server_create stand-in made."""
     disks = [{"device": "vda", "role": "root"}] + [
         {"device": a.get("device", "vdc"), "role": "volume", "volume_id": v["id"]}
         for v in _read(directory / "volumes") for a in v.get("attachments") or [] if a["server_id"] == SERVER]
     return [{"name": SERVER, "uuid": SERVER, "project": project, "state": "running", "vcpus": 1, "ram_mb": 256,
-             "metadata": {"display_name": "vm"}, "disks": disks, "nics": [], "flavor": None}]
+             "metadata": {"display_name": "vm"}, "disks": disks, "nics": [], "flavor": None}] + _read(directory / "servers")
 
 
 @pytest.fixture
 def cinder_cloud(views_settings, tmp_path):
     app = bootstrapped_app(views_settings)
     records = tmp_path / "records"
-    for kind in ("volumes", "snapshots", "backups"):
+    for kind in ("volumes", "snapshots", "backups", "servers"):
         (records / kind).mkdir(parents=True)
     for name, text in STANDINS.items():
         (app.state.settings.playbooks_dir / name).write_text(text)
@@ -202,7 +228,6 @@ def call(cloud, method, token, path, status, prefix=V, **kw):
     r = cloud.client.request(method, prefix + path, headers=headers, **kw)
     assert r.status_code == status, r.text
     return r.json() if r.content and "json" in r.headers.get("content-type", "") else r
-
 
 
 def create(cloud, app, token, status=202, **volume):
@@ -450,3 +475,65 @@ def test_concurrent_creates_never_pass_the_quota(cinder_cloud, live_server_for):
     settle(app)
     assert len(call(cloud, "GET", t["member-a"], "/volumes", 200)["volumes"]) == 5
     create(cloud, app, t["member-a"], status=413)
+
+
+def test_a_server_boots_from_a_volume_of_its_project(cinder_cloud):
+    """block_device_mapping_v2 with one volume at boot_index 0: the job gets the volume instead of an image and
+    records the attach; the server shows it at /dev/vda, which is never detached; whatever else is refused with
+    nothing launched."""
+    from nimbus_api.models import Operation
+
+    cloud, app, p, t, records = cinder_cloud
+    nova = "/compute/v2.1"
+    flavor = call(cloud, "POST", t["admin"], "/flavors", 200, prefix=nova,
+                  json={"flavor": {"name": "m1.bfv", "vcpus": 1, "ram": 128, "disk": 1}})["flavor"]["id"]
+    root = create(cloud, app, t["member-a"], name="root")
+    theirs = create(cloud, app, t["member-b"], name="theirs")
+
+    def boot(mapping, status, **server):
+        body = {"server": dict({"name": "bfv", "flavorRef": flavor, "networks": "none",
+                                "block_device_mapping_v2": mapping}, **server)}
+        return call(cloud, "POST", t["member-a"], "/servers", status, prefix=nova, json=body)
+
+    def volume(ident, **given):
+        return [dict({"boot_index": 0, "uuid": ident, "source_type": "volume", "destination_type": "volume"},
+                     **given)]
+
+    with app.state.sessions() as db:
+        jobs = db.query(Job).count()
+    for mapping, server, message in [
+        (volume(theirs), {}, "failed to get volume"),
+        (volume("../../etc/passwd"), {}, "must be a UUID"),
+        (volume(root, delete_on_termination=True), {}, "delete_on_termination"),
+        (volume(root, source_type="image"), {}, "only an existing volume"),
+        (volume(root) + volume(root, boot_index=1), {}, "only the boot volume"),
+        (volume(root, boot_index=1), {}, "only the boot volume"),
+        (volume(root, device_name="/dev/vdb"), {}, "/dev/vda"),
+        (volume(root), {"imageRef": "cirros"}, "not both"),
+    ]:
+        assert message in boot(mapping, 400, **server)["badRequest"]["message"], message
+    with app.state.sessions() as db:
+        assert db.query(Job).count() == jobs
+
+    server = boot(volume(root), 202)["server"]["id"]
+    with app.state.sessions() as db:
+        made = db.query(Job).order_by(Job.created_at.desc()).first()
+        extra = json.loads(made.extra_vars)
+        assert extra["server_boot_volume"] == root and "server_image" not in extra
+        # The job attaches the volume: the volume shows it, and changes to it wait for the job.
+        attach = db.query(Operation).filter_by(resource="volume", resource_id=root, action="attach").one()
+        assert attach.job_id == made.id
+    settle(app)
+    shown = call(cloud, "GET", t["member-a"], "/servers/" + server, 200, prefix=nova)["server"]
+    assert shown["image"] == "" and shown["os-extended-volumes:volumes_attached"] == [
+        {"id": root, "delete_on_termination": False}]
+    attachments = call(cloud, "GET", t["member-a"], "/servers/%s/os-volume_attachments" % server, 200,
+                       prefix=nova)["volumeAttachments"]
+    assert [(a["volumeId"], a["device"]) for a in attachments] == [(root, "/dev/vda")]
+    view = call(cloud, "GET", t["member-a"], "/volumes/" + root, 200)["volume"]
+    assert view["status"] == "in-use" and [(a["server_id"], a["device"]) for a in view["attachments"]] == [
+        (server, "/dev/vda")]
+    assert "root device" in call(cloud, "DELETE", t["member-a"], "/servers/%s/os-volume_attachments/%s"
+                                 % (server, root), 400, prefix=nova)["badRequest"]["message"]
+    # In use now: not booted from again.
+    assert "Invalid volume" in boot(volume(root), 400)["badRequest"]["message"]

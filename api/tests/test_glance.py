@@ -170,7 +170,6 @@ def call(cloud, method, token, path, status, **kw):
     return r.json() if r.content and "json" in r.headers.get("content-type", "") else r
 
 
-
 def upload(cloud, app, token, name="cirros", data=b"QFI\xfb" + b"\0" * 4096, status=204, **attrs):
     made = call(cloud, "POST", token, "/images", 201, json=dict({"name": name, "disk_format": "qcow2",
                                                                  "container_format": "bare"}, **attrs))

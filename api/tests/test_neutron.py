@@ -91,7 +91,6 @@ def call(cloud, method, token, path, status, **kw):
     return r.json() if r.content else None
 
 
-
 def test_versions_and_extensions(neutron):
     cloud, app, p, t, hosts = neutron
     r = cloud.client.get("/networking")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field, replace
 
@@ -60,7 +61,25 @@ class Flavor:
 # the volume's UUID: the guest finds it under /dev/disk/by-id/virtio-<first 20 characters>, and the domain XML
 # is the compute host's record of the attachment.
 VOLUME_DEVICES = tuple("vd" + c for c in "bcdefghijklmnopqrstuvwxyz")
+# An instance booted from a volume has it as its first disk.
+BOOT_DEVICE = "vda"
 SECRET_USAGE = "nimbus-volume-%s"
+PORTAL_RE = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$")
+IQN_RE = re.compile(r"^iqn\.[0-9]{4}-[0-9]{2}\.[a-z0-9.-]+(:[A-Za-z0-9.:_-]+)?$")
+CHAP_USER_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def check_volume_target(portal, iqn, lun, username, where="volume"):
+    """Refuse an iSCSI target that is not one: each part goes into domain XML and to QEMU's initiator."""
+    if not PORTAL_RE.match(portal or "") or not 0 < int(portal.rsplit(":", 1)[1]) < 65536:
+        raise ValidationError("%s: portal must be HOST:PORT, not %r" % (where, portal))
+    if not IQN_RE.match(iqn or "") or len(iqn) > 223:
+        raise ValidationError("%s: iqn must be an iSCSI qualified name (iqn.YYYY-MM.domain:name), not %r"
+                              % (where, iqn))
+    if not 0 <= lun < 16384:
+        raise ValidationError("%s: lun must be 0 to 16383" % where)
+    if username is not None and not CHAP_USER_RE.match(username):
+        raise ValidationError("%s: username must be 1 to 64 letters, digits, '.', '_' or '-'" % where)
 
 
 @dataclass
@@ -76,12 +95,18 @@ class VolumeDisk:
     def secret_usage(self):
         return SECRET_USAGE % self.volume_id
 
-    def view(self):
-        return {"device": self.device, "role": "volume", "volume_id": self.volume_id,
+    @property
+    def identity(self):
+        """What makes it the same disk: another target is another disk."""
+        return self.volume_id, self.portal, self.iqn, self.lun, self.username
+
+    def view(self, role="volume"):
+        return {"device": self.device, "role": role, "volume_id": self.volume_id,
                 "target": "iscsi://%s/%s/%d" % (self.portal, self.iqn, self.lun)}
 
-    def element(self):
-        """The disk element (libvirt's network disk with CHAP through a secret of usage ``secret_usage``)."""
+    def element(self, boot_order=None):
+        """The disk element (libvirt's network disk with CHAP through a secret of usage ``secret_usage``); with
+        ``boot_order``, the firmware boots from it."""
         disk = ET.Element("disk", type="network", device="disk")
         # raw: the LUN is the volume's bytes; no host cache, as for any shared block device.
         _sub(disk, "driver", name="qemu", type="raw", cache="none")
@@ -93,6 +118,8 @@ class VolumeDisk:
             _sub(auth, "secret", type="iscsi", usage=self.secret_usage)
         _sub(disk, "target", dev=self.device, bus="virtio")
         _sub(disk, "serial", self.volume_id)
+        if boot_order is not None:
+            _sub(disk, "boot", order=boot_order)
         return disk
 
     def xml(self):
@@ -183,6 +210,8 @@ class Spec:
     server_group: str | None = None
     uuid: str | None = None
     vnc: bool | None = None
+    # A VolumeDisk (device vda) the instance boots from instead of a disk made from an image.
+    boot_volume: VolumeDisk | None = None
 
 
 @dataclass
@@ -212,6 +241,7 @@ class Instance:
     server_group: str | None = None
     managed: bool = True
     volumes: list = field(default_factory=list)
+    boot_volume: VolumeDisk | None = None
 
     @property
     def active(self):
@@ -232,6 +262,7 @@ class Instance:
             "image": self.image,
             "nics": [n.view() for n in self.nics],
             "disks": [d for d in (
+                self.boot_volume.view("root") if self.boot_volume else None,
                 {"device": "vda", "role": "root", "path": self.root_disk} if self.root_disk else None,
                 {"device": "vdb", "role": "seed", "path": self.seed_path, "sha256": self.seed_digest}
                 if self.seed_path else None,
@@ -419,7 +450,7 @@ def build_domain_xml(inst, paths):
             _sub(os_el, "initrd", inst.initrd)
         if inst.kernel_args:
             _sub(os_el, "cmdline", inst.kernel_args)
-    else:
+    elif not inst.boot_volume:
         _sub(os_el, "boot", dev="hd")
     features = _sub(dom, "features")
     _sub(features, "acpi")
@@ -433,10 +464,14 @@ def build_domain_xml(inst, paths):
     _sub(dom, "on_reboot", "restart")
     _sub(dom, "on_crash", "destroy")
     devices = _sub(dom, "devices")
-    disk = _sub(devices, "disk", type="file", device="disk")
-    _sub(disk, "driver", name="qemu", type="qcow2", discard="unmap")
-    _sub(disk, "source", file=paths["root_disk"])
-    _sub(disk, "target", dev="vda", bus="virtio")
+    if inst.boot_volume:
+        # The firmware boots it by its own boot order (libvirt takes that or <os><boot>, not both).
+        devices.append(inst.boot_volume.element(boot_order=None if inst.kernel else 1))
+    else:
+        disk = _sub(devices, "disk", type="file", device="disk")
+        _sub(disk, "driver", name="qemu", type="qcow2", discard="unmap")
+        _sub(disk, "source", file=paths["root_disk"])
+        _sub(disk, "target", dev="vda", bus="virtio")
     if inst.seed_path:
         seed = _sub(devices, "disk", type="file", device="disk")
         _sub(seed, "driver", name="qemu", type="raw")
@@ -499,6 +534,9 @@ def parse_domain_xml(text, state="shutoff"):
     )
     for disk in dom.findall("devices/disk"):
         volume = VolumeDisk.parse(disk)
+        if volume is not None and volume.device == BOOT_DEVICE:
+            inst.boot_volume = volume
+            continue
         if volume is not None:
             inst.volumes.append(volume)
             continue
@@ -573,7 +611,7 @@ def _to_mib(value, unit):
 # replaced): changing them in place would silently rebuild a disk or a NIC.
 LIVE_FIELDS = ("project", "metadata", "server_group", "seed_digest", "flavor_name", "ports")
 STOPPED_FIELDS = ("vcpus", "ram_mb", "flavor", "kernel", "initrd", "kernel_args", "disk_grow", "seed_disk", "vnc")
-FIXED_FIELDS = ("image", "disk_shrink", "nics")
+FIXED_FIELDS = ("image", "boot_volume", "disk_shrink", "nics")
 
 
 @dataclass
@@ -617,7 +655,8 @@ def desired_instance(spec, actual, virt_type, uuid, paths):
         ram_mb=flavor.ram_mb if flavor else base.ram_mb,
         flavor=flavor,
         image=pick("image"),
-        root_disk=paths["root_disk"] if not base else base.root_disk,
+        boot_volume=spec.boot_volume or (base.boot_volume if base else None),
+        root_disk=(None if spec.boot_volume else paths["root_disk"]) if not base else base.root_disk,
         seed_path=paths["seed"] if seed_digest else None,
         seed_digest=seed_digest,
         nics=nics,
@@ -661,10 +700,14 @@ def diff_fields(actual, after):
             changed.append("flavor")
         elif old.name != new.name:
             changed.append("flavor_name")
-        if old and new and new.disk_gb > old.disk_gb:
+        # A boot volume is the volume's size, whatever the flavor says (as in Nova).
+        if old and new and new.disk_gb > old.disk_gb and not after.boot_volume:
             changed.append("disk_grow")
-        elif old and new and new.disk_gb < old.disk_gb:
+        elif old and new and new.disk_gb < old.disk_gb and not after.boot_volume:
             changed.append("disk_shrink")
+    if (actual.boot_volume.identity if actual.boot_volume else None) != \
+            (after.boot_volume.identity if after.boot_volume else None):
+        changed.append("boot_volume")
 
     def identity(nic):
         return nic.bridge, nic.mac, nic.model, nic.port["id"] if nic.port else None
@@ -684,9 +727,11 @@ def plan(spec, actual, virt_type, uuid, paths, allow_restart=False, recreate=Fal
         raise ValidationError("domain %s exists but was not created by nimbus.cloud; refusing to manage it" % spec.name)
     if spec.state == "absent":
         return Plan(delete=actual is not None, after=None)
+    if spec.image and spec.boot_volume:
+        raise ValidationError("instance %s: give image or boot_volume, not both" % spec.name)
     if actual is None:
-        if spec.flavor is None or spec.image is None:
-            raise ValidationError("flavor and image are required to create instance %s" % spec.name)
+        if spec.flavor is None or not (spec.image or spec.boot_volume):
+            raise ValidationError("flavor and image (or boot_volume) are required to create instance %s" % spec.name)
         after = desired_instance(spec, None, virt_type, uuid, paths)
         result = Plan(create=True, write_seed=bool(after.seed_digest), after=after)
         if spec.state in ("present", "running"):
@@ -697,6 +742,10 @@ def plan(spec, actual, virt_type, uuid, paths, allow_restart=False, recreate=Fal
     changed = diff_fields(actual, after)
     result = Plan(changed_fields=changed, after=after)
     fixed = [f for f in changed if f in FIXED_FIELDS]
+    if fixed and (actual.boot_volume or "boot_volume" in changed):
+        raise ValidationError("instance %s: %s cannot change on an instance booted from a volume (nor one become "
+                              "such an instance); delete it and create it again"
+                              % (spec.name, ", ".join(_label(f) for f in fixed)), fields=fixed)
     if fixed:
         if not recreate:
             raise ValidationError(
@@ -745,4 +794,4 @@ def plan(spec, actual, virt_type, uuid, paths, allow_restart=False, recreate=Fal
 
 def _label(fieldname):
     return {"disk_grow": "disk_gb (grow)", "disk_shrink": "disk_gb (shrink)", "seed_digest": "cloud_init",
-            "nics": "NICs", "seed_disk": "cloud_init (adding the seed disk)"}.get(fieldname, fieldname)
+            "nics": "NICs", "seed_disk": "cloud_init (adding the seed disk)", "boot_volume": "boot_volume"}.get(fieldname, fieldname)

@@ -282,8 +282,10 @@ class Hypervisor:
             self.runner.apply("remove %s" % self.paths(name)["dir"], shutil.rmtree, self.paths(name)["dir"], True)
 
     def _undefine(self, dom):
-        # Its volumes' CHAP secrets go with it (the storage side's exports are the runbook's to remove).
-        volumes = self._volumes_in(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)).values()
+        # Its volumes' CHAP secrets go with it, the boot volume's too (the storage side's exports are the
+        # runbook's to remove).
+        defined = parse_domain_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        volumes = defined.volumes + ([defined.boot_volume] if defined.boot_volume else [])
         if dom.isActive():
             self._call("power off %s" % dom.name(), dom.destroy)
         flags = (libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
@@ -312,6 +314,15 @@ class Hypervisor:
         except NimbusError:
             self._remove_secret(disk.secret_usage)
             raise
+
+    def set_volume_secret(self, disk, password):
+        """The CHAP password of a volume disk into its libvirt secret (a library call, never argv)."""
+        self.runner.apply("set the CHAP secret of volume %s" % disk.volume_id, self._set_secret, disk.secret_usage,
+                          password)
+
+    def remove_volume_secret(self, disk):
+        self.runner.apply("remove the CHAP secret of volume %s" % disk.volume_id, self._remove_secret,
+                          disk.secret_usage)
 
     def _set_secret(self, usage, password):
         try:
@@ -407,8 +418,9 @@ def check_feasible(hv, spec, after, image):
         raise ValidationError("instance %s: initrd needs kernel" % spec.name)
 
 
-def converge(hv, plan, spec, image, shutdown_timeout=60, keep_disk=False):
-    """Carry out a plan from ``_compute.plan``; a failed create leaves nothing behind."""
+def converge(hv, plan, spec, image, shutdown_timeout=60, keep_disk=False, boot_password=None):
+    """Carry out a plan from ``_compute.plan``; a failed create leaves nothing behind. ``boot_password``: the
+    CHAP password of a new instance's boot volume."""
     name = spec.name
     paths = hv.paths(name)
     if plan.delete:
@@ -416,9 +428,13 @@ def converge(hv, plan, spec, image, shutdown_timeout=60, keep_disk=False):
     if plan.recreate:
         hv.delete(name, keep_disk=False)
     if plan.create or plan.recreate:
+        boot_volume = plan.after.boot_volume
         try:
             hv.make_dir(name)
-            hv.create_disk(name, image, plan.after.flavor.disk_gb)
+            if boot_volume is None:
+                hv.create_disk(name, image, plan.after.flavor.disk_gb)
+            elif boot_password is not None:
+                hv.set_volume_secret(boot_volume, boot_password)
             if plan.write_seed:
                 hv.write_seed(name, spec.seed.files(plan.after.uuid))
             hv.define(build_domain_xml(plan.after, paths))
@@ -426,6 +442,8 @@ def converge(hv, plan, spec, image, shutdown_timeout=60, keep_disk=False):
                 hv.start(name)
         except NimbusError:
             hv.delete(name, keep_disk=False)
+            if boot_volume is not None:
+                hv.remove_volume_secret(boot_volume)
             raise
     else:
         if "stop" in plan.power:

@@ -11,8 +11,9 @@ version_added: 0.1.0
 description:
   - Manages one instance (a libvirt/QEMU domain) on the hypervisor the task runs on, from typed options; the user
     never writes domain XML.
-  - The boot disk is a qcow2 overlay on an image from the hypervisor's image cache; a cloud-init NoCloud seed carries
-    the hostname, SSH keys, user data and network configuration.
+  - The boot disk is a qcow2 overlay on an image from the hypervisor's image cache, or a volume a storage host
+    serves over iSCSI (O(boot_volume), Nova's boot from volume); a cloud-init NoCloud seed carries the hostname,
+    SSH keys, user data and network configuration.
   - The UUID and the NIC MAC addresses are chosen once, when the instance is created, and kept on every later run.
     MACs not given are derived from the UUID.
   - The project, flavor, image, server group and metadata are stored in the domain's XML metadata, where
@@ -68,8 +69,44 @@ options:
   image:
     description:
       - File name of a qcow2 or raw image in the hypervisor's image cache directory. The boot disk overlays it.
-      - Required to create an instance. Cannot change afterwards (see O(recreate)).
+      - Required to create an instance, unless it boots from O(boot_volume). Cannot change afterwards (see
+        O(recreate)).
     type: str
+  boot_volume:
+    description:
+      - Boot from this volume instead of an image (Nova's boot from volume). A storage host exports it to this
+        host (M(nimbus.cloud.volume_export)); it is attached as the first disk, C(vda), through QEMU's own iSCSI
+        initiator, with the volume's UUID as its serial. The flavor's disk_gb does not apply.
+      - Given only to create an instance; later runs may leave it out. It never changes on an existing instance,
+        nor does an instance booted from an image become one booted from a volume (O(recreate) refuses both);
+        delete the instance and create it again. Deleting the instance leaves the volume as it is and removes its
+        CHAP secret from libvirt.
+    type: dict
+    suboptions:
+      volume_id:
+        description: The volume's UUID.
+        type: str
+        required: true
+      portal:
+        description: The storage host's iSCSI portal, C(HOST:PORT).
+        type: str
+        required: true
+      iqn:
+        description: The volume's target name.
+        type: str
+        required: true
+      lun:
+        description: The logical unit.
+        type: int
+        default: 1
+      username:
+        description: The CHAP user name.
+        type: str
+      password:
+        description:
+          - The CHAP password, into a private libvirt secret by a library call (never a command line). Needed with
+            O(boot_volume.username) when the instance is created.
+        type: str
   nics:
     description:
       - Network interfaces, in order. Cannot change after creation (see O(recreate)).
@@ -286,6 +323,7 @@ from ansible_collections.nimbus.cloud.plugins.module_utils._base import NimbusMo
 from ansible_collections.nimbus.cloud.plugins.module_utils._errors import ValidationError
 from ansible_collections.nimbus.cloud.plugins.module_utils._names import validate_name
 from ansible_collections.nimbus.cloud.plugins.module_utils._resource import apply_steps
+from ansible_collections.nimbus.cloud.plugins.module_utils._volumes import check_id
 
 
 class InstanceModule(NimbusModule):
@@ -295,6 +333,14 @@ class InstanceModule(NimbusModule):
         flavor=dict(type="raw"),
         flavors=dict(type="dict", default={}),
         image=dict(type="str"),
+        boot_volume=dict(type="dict", options=dict(
+            volume_id=dict(type="str", required=True),
+            portal=dict(type="str", required=True),
+            iqn=dict(type="str", required=True),
+            lun=dict(type="int", default=1),
+            username=dict(type="str"),
+            password=dict(type="str", no_log=True),
+        ), required_together=[("username", "password")]),
         nics=dict(type="list", elements="dict", options=dict(
             bridge=dict(type="str"),
             port=dict(type="dict"),
@@ -322,6 +368,7 @@ class InstanceModule(NimbusModule):
         uri=dict(type="str", default="qemu:///system"),
     )
     required_by = {"initrd": "kernel", "kernel_args": "kernel"}
+    mutually_exclusive = (("image", "boot_volume"),)
 
     def run(self):
         self.require("libvirt-python", lv.LIBVIRT_IMPORT_ERROR)
@@ -334,12 +381,13 @@ class InstanceModule(NimbusModule):
             plan = compute.plan(spec, actual, hv.virt_type, actual.uuid if actual else new_uuid, paths,
                                 allow_restart=self.params["allow_restart"], recreate=self.params["recreate"])
             image = None
-            if plan.create or plan.recreate:
+            if (plan.create or plan.recreate) and plan.after.image:
                 image = hv.image(plan.after.image, plan.after.project)
             if plan.after is not None and (plan.create or plan.recreate or plan.redefine):
                 lv.check_feasible(hv, spec, plan.after, image)
             binding = portbind.plan(self.runner, actual, plan.after)
-            lv.converge(hv, plan, spec, image, self.params["shutdown_timeout"], self.params["keep_disk"])
+            lv.converge(hv, plan, spec, image, self.params["shutdown_timeout"], self.params["keep_disk"],
+                        boot_password=(self.params["boot_volume"] or {}).get("password"))
             apply_steps(self.runner, binding.steps)
             self.changed = plan.changed or binding.changed
             after = self.after_view(hv, spec, plan)
@@ -364,11 +412,21 @@ class InstanceModule(NimbusModule):
             raise ValidationError("shutdown_timeout must be 0 or more")
         return compute.Spec(
             name=name, state=p["state"], flavor=compute.resolve_flavor(p["flavor"], p["flavors"]), image=p["image"],
+            boot_volume=self.boot_volume(),
             nics=compute.build_nics(p["nics"]), seed=seed, kernel=p["kernel"], initrd=p["initrd"],
             kernel_args=p["kernel_args"], project=p["project"],
             metadata={str(k): str(v) for k, v in p["metadata"].items()} if p["metadata"] is not None else None,
             server_group=p["server_group"], uuid=p["uuid"], vnc=p["vnc"],
         )
+
+    def boot_volume(self):
+        given = self.params["boot_volume"]
+        if given is None:
+            return None
+        volume_id = check_id("volume", given["volume_id"])
+        compute.check_volume_target(given["portal"], given["iqn"], given["lun"], given["username"], "boot_volume")
+        return compute.VolumeDisk(volume_id=volume_id, device=compute.BOOT_DEVICE, portal=given["portal"],
+                                  iqn=given["iqn"], lun=given["lun"], username=given["username"])
 
     def after_view(self, hv, spec, plan):
         if plan.after is None:

@@ -122,18 +122,14 @@ commands:
   sample: ["attach volume 4d1c5b8e-2f59-4c1b-9a0e-6f7d9a3b2c11 to web1 as vdc"]
 """
 
-import re
-
 from ansible_collections.nimbus.cloud.plugins.module_utils import _libvirt as lv
 from ansible_collections.nimbus.cloud.plugins.module_utils._base import NimbusModule
-from ansible_collections.nimbus.cloud.plugins.module_utils._compute import VOLUME_DEVICES, VolumeDisk
+from ansible_collections.nimbus.cloud.plugins.module_utils._compute import (
+    VOLUME_DEVICES, VolumeDisk, check_volume_target,
+)
 from ansible_collections.nimbus.cloud.plugins.module_utils._errors import ValidationError
 from ansible_collections.nimbus.cloud.plugins.module_utils._names import validate_name
 from ansible_collections.nimbus.cloud.plugins.module_utils._volumes import check_id
-
-PORTAL_RE = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$")
-IQN_RE = re.compile(r"^iqn\.[0-9]{4}-[0-9]{2}\.[a-z0-9.-]+(:[A-Za-z0-9.:_-]+)?$")
-USER_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 class VolumeAttachmentModule(NimbusModule):
@@ -165,6 +161,9 @@ class VolumeAttachmentModule(NimbusModule):
             inst = hv.read(name)
             if inst is None:
                 raise ValidationError("instance %s does not exist on this hypervisor" % name)
+            if inst.boot_volume and inst.boot_volume.volume_id == volume_id:
+                raise ValidationError("volume %s is the boot volume of instance %s: it is neither attached again "
+                                      "nor detached" % (volume_id, name))
             current = next((v for v in inst.volumes if v.volume_id == volume_id), None)
             if p["state"] == "absent":
                 after = None
@@ -180,14 +179,7 @@ class VolumeAttachmentModule(NimbusModule):
 
     @staticmethod
     def check_target(p):
-        if not PORTAL_RE.match(p["portal"]) or not 0 < int(p["portal"].rsplit(":", 1)[1]) < 65536:
-            raise ValidationError("portal must be HOST:PORT, not %r" % p["portal"])
-        if not IQN_RE.match(p["iqn"]) or len(p["iqn"]) > 223:
-            raise ValidationError("iqn must be an iSCSI qualified name (iqn.YYYY-MM.domain:name), not %r" % p["iqn"])
-        if not 0 <= p["lun"] < 16384:
-            raise ValidationError("lun must be 0 to 16383")
-        if p["username"] is not None and not USER_RE.match(p["username"]):
-            raise ValidationError("username must be 1 to 64 letters, digits, '.', '_' or '-'")
+        check_volume_target(p["portal"], p["iqn"], p["lun"], p["username"], "volume %s" % p["volume_id"])
         if p["device"] is not None and p["device"] not in VOLUME_DEVICES:
             raise ValidationError("device must be one of vdb to vdz, not %r" % p["device"])
         if p["timeout"] <= 0:

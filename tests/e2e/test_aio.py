@@ -227,3 +227,35 @@ project = conn.current_project_id
 quota = conn.block_storage.get_quota_set(project, usage=True)
 print(json.dumps({"used": quota.usage, "volumes": quota.volumes, "gigabytes": quota.gigabytes}))
 """
+
+
+def test_the_demo_project_boots_a_server_from_a_volume_made_of_an_image(clients):
+    """openstack volume create --image, then server create --volume: the guest boots with the volume as its
+    first disk, served over iSCSI, and reads the image's marker from it; the volume cannot be detached while
+    the server lives, and is available again (no target, no secret) once the server is deleted."""
+    root = clients.shown("demo", "volume", "create", "--image", "nimbus-tiny", "--size", "1", "e2e-root")
+    volume_status(clients, "demo", "e2e-root", "available")
+    assert clients.shown("demo", "volume", "show", "e2e-root")["bootable"] == "true"
+    # Another project's volume is not booted from (the client cannot even find it).
+    assert clients.run(OTHER, "server", "create", "--flavor", "m1.nano", "--volume", root["id"], "e2e-theirs",
+                       ok=False).returncode != 0
+    assert clients.listed(OTHER, "server", "list") == []
+    server = clients.shown("demo", "server", "create", "--flavor", "m1.nano", "--volume", "e2e-root",
+                           "--network", "demo-net", "--wait", "e2e-bfv")
+    assert server["status"] == "ACTIVE", server
+    openstack_story.until("the guest to read the image from its boot volume",
+                          lambda: "NIMBUS-DISK vda marker=NIMBUS-IMAGE-1" in console(server["id"]), timeout=300)
+    domain = on_host("virsh -c qemu:///system dumpxml %s" % server["id"]).stdout
+    assert "<serial>%s</serial>" % root["id"] in domain and "disk.qcow2" not in domain
+    listed = clients.listed("demo", "server", "volume", "list", "e2e-bfv")
+    assert [(v["Volume ID"], v["Device"]) for v in listed] == [(root["id"], "/dev/vda")]
+    volume_status(clients, "demo", "e2e-root", "in-use")
+    assert clients.run("demo", "server", "remove", "volume", "e2e-bfv", "e2e-root", ok=False).returncode != 0
+    assert clients.run("demo", "volume", "delete", "e2e-root", ok=False).returncode != 0
+
+    clients.run("demo", "server", "delete", "--wait", "e2e-bfv")
+    volume_status(clients, "demo", "e2e-root", "available")
+    assert root["id"] not in on_host("tgtadm --lld iscsi --mode target --op show").stdout
+    assert "nimbus-volume" not in on_host("virsh -c qemu:///system secret-list").stdout
+    clients.run("demo", "volume", "delete", "e2e-root")
+    clients.gone("demo", "volume", "e2e-root")

@@ -233,7 +233,7 @@ def _devices(request: Request) -> dict:
     if not views.available("instances"):
         return {}
     return {(i.get("uuid") or i.get("name"), d.get("volume_id")): "/dev/" + d["device"]
-            for i in views.read("instances")[0] for d in i.get("disks") or [] if d.get("role") == "volume"}
+            for i in views.read("instances")[0] for d in i.get("disks") or [] if d.get("volume_id")}
 
 
 def volume_view(request: Request, item: dict, auth, devices: dict | None = None) -> dict:

@@ -28,7 +28,7 @@ from starlette.datastructures import Headers
 from nimbus_api import identity, quotas
 from nimbus_api.deps import get_db
 from nimbus_api.models import Flavor, FlavorAccess, Job, Keypair, Operation, Project, Record, User, new_id, now
-from nimbus_api.openstack import glance, neutron, neutron_ports, neutron_security, operations
+from nimbus_api.openstack import cinder, glance, neutron, neutron_ports, neutron_security, operations
 from nimbus_api.policy import PolicyRoute, current_auth, policy
 
 PREFIX = "/compute"
@@ -569,7 +569,9 @@ def server_view(request: Request, item: dict, auth, flavors_by_name: dict, detai
         "OS-EXT-STS:task_state": item.get("task_state"),
         "OS-SRV-USG:launched_at": own.get("created_at") if status != "BUILD" else None,
         "OS-SRV-USG:terminated_at": None,
-        "os-extended-volumes:volumes_attached": [], "security_groups": [
+        "os-extended-volumes:volumes_attached": [{"id": d["volume_id"], "delete_on_termination": False}
+                                                 for d in item.get("disks") or [] if d.get("volume_id")],
+        "security_groups": [
             {"name": name} for name in sorted({(display_names or {}).get(g, g) for nic in item.get("nics") or []
                                                for g in ((nic.get("port") or {}).get("security_groups") or [])})],
     }
@@ -753,6 +755,15 @@ class SecurityGroupRef(_Loose):
     name: str = Field(min_length=1, max_length=255)  # a group's name or id
 
 
+class BlockDevice(_Loose):
+    boot_index: int | str | None = None
+    uuid: str | None = Field(default=None, max_length=64)
+    source_type: str | None = Field(default=None, max_length=32)
+    destination_type: str | None = Field(default=None, max_length=32)
+    delete_on_termination: bool = False
+    device_name: str | None = Field(default=None, max_length=64)
+
+
 class ServerBody(_Loose):
     name: str = Field(min_length=1, max_length=255)
     flavorRef: str = Field(min_length=1, max_length=255)  # noqa: N815
@@ -765,6 +776,7 @@ class ServerBody(_Loose):
     min_count: int = Field(default=1, ge=1, le=1)
     max_count: int = Field(default=1, ge=1, le=1)
     availability_zone: str | None = Field(default=None, pattern=NETWORK_NAME.pattern)
+    block_device_mapping_v2: list[BlockDevice] | None = Field(default=None, max_length=8)
 
 
 class ServerCreate(_Loose):
@@ -793,6 +805,43 @@ def _image(request: Request, db, auth, ref: str) -> str:
     if not IMAGE_FILE.match(ref):
         raise HTTPException(status_code=400, detail="Image %s could not be found." % ref[:64])
     return ref
+
+
+def _boot_volume(request: Request, db, auth, s: ServerBody) -> str | None:
+    """The volume a request boots the server from (block_device_mapping_v2: one volume, boot_index 0), or None:
+    an available volume of the caller's project."""
+    mappings = s.block_device_mapping_v2 or []
+    if not mappings:
+        return None
+    invalid = "Block Device Mapping is Invalid: "
+    if len(mappings) != 1 or str(mappings[0].boot_index) != "0":
+        raise HTTPException(status_code=400, detail=invalid + "only the boot volume (boot_index 0) is supported; "
+                            "attach other volumes once the server is up")
+    given = mappings[0]
+    if given.source_type != "volume" or (given.destination_type or "volume") != "volume":
+        raise HTTPException(status_code=400, detail=invalid + "only an existing volume (source_type and "
+                            "destination_type volume) is supported; make the volume from the image first "
+                            "(POST /volumes with imageRef)")
+    if given.delete_on_termination:
+        raise HTTPException(status_code=400, detail=invalid + "delete_on_termination is not supported; delete the "
+                            "volume once the server is gone")
+    if given.device_name not in (None, "", "vda", "/dev/vda"):
+        raise HTTPException(status_code=400, detail=invalid + "the boot volume is /dev/vda")
+    if s.imageRef:
+        raise HTTPException(status_code=400, detail=invalid + "give imageRef or a boot volume, not both")
+    volume_id = cinder.check_uuid(given.uuid or "", "block_device_mapping_v2 uuid")
+    try:
+        volume = cinder.find_volume(request, db, auth, volume_id)
+    except HTTPException as e:
+        if e.status_code != 404:
+            raise
+        volume = None
+    if volume is None or volume.get("project") != auth.project_id:
+        raise HTTPException(status_code=400, detail=invalid + "failed to get volume %s." % volume_id)
+    if volume.get("status") != "available" or volume.get("attachments"):
+        raise HTTPException(status_code=400, detail="Invalid volume: volume %s is %s; only an available volume can "
+                            "be booted from" % (volume_id, volume.get("status")))
+    return volume_id
 
 
 def _networks(request: Request, db, auth, asked) -> list:
@@ -887,7 +936,8 @@ def _project_view(request: Request, db, auth) -> tuple[list, float]:
 def create_server(body: ServerCreate, request: Request, auth=Depends(current_auth), db=Depends(get_db)):
     s = body.server
     flavor = find_flavor(db, auth, _ref(s.flavorRef))
-    image = _image(request, db, auth, _ref(s.imageRef))
+    boot_volume = _boot_volume(request, db, auth, s)
+    image = "" if boot_volume else _image(request, db, auth, _ref(s.imageRef))
     networks = _networks(request, db, auth, s.networks)
     new_ports = sum(1 for nic in networks if isinstance(nic, str))
     # The groups of the ports the server makes: those named, else the project's default group.
@@ -908,21 +958,28 @@ def create_server(body: ServerCreate, request: Request, auth=Depends(current_aut
         "server_id": server_id, "server_name": s.name,
         "server_flavor": {"name": flavor.name, "vcpus": flavor.vcpus, "ram_mb": flavor.ram_mb,
                           "disk_gb": flavor.disk_gb},
-        "server_image": image, "server_networks": networks,
-        "server_security_groups": groups,
+        "server_networks": networks, "server_security_groups": groups,
         "server_metadata": dict(metadata, **own), "server_keys": [key] if key else [],
     }
+    if boot_volume:
+        extra_vars["server_boot_volume"] = boot_volume
+    else:
+        extra_vars["server_image"] = image
     if user_data is not None:
         extra_vars["server_user_data"] = user_data
     shown = {"name": s.name, "flavor": flavor.id, "vcpus": flavor.vcpus, "ram_mb": flavor.ram_mb, "image": image,
              "key_name": s.key_name, "metadata": metadata, "user_id": auth.user_id, "created": created,
-             "security_groups": group_names}
+             "security_groups": group_names, "boot_volume": boot_volume}
     items, read_at = _project_view(request, db, auth)
+    # The boot volume is attached by the same job: the volume shows it, and changes to it wait for it.
+    attaches = [("volume", boot_volume, "attach", {"server_id": server_id, "device": "/dev/vda"})] if boot_volume else []
     operations.launch(request, db, auth, "server", server_id, "create", extra_vars, shown,
                       check=lambda: _quota_check(request, db, auth, flavor, items, read_at, new_ports),
                       after=operations.network_work(db, [n["network"] if isinstance(n, dict) else n for n in networks])
                       + operations.in_flight(db, "port", [n["port"] for n in networks if isinstance(n, dict)])
-                      + operations.in_flight(db, "security_group", groups))
+                      + operations.in_flight(db, "security_group", groups)
+                      + operations.in_flight(db, "volume", [boot_volume] if boot_volume else []),
+                      also=attaches)
     link = _root(request) + "/v2.1/servers/" + server_id
     return {"server": {"id": server_id, "links": [{"rel": "self", "href": link}, {"rel": "bookmark", "href": link}],
                        "OS-DCF:diskConfig": "MANUAL",

@@ -2,7 +2,7 @@
 as jobs of the nimbus.volume_attach and nimbus.volume_detach runbooks.
 
 A server's attachments are its instance's volume disks (the compute host's view, which says the device),
-with the attaches still in flight on top. Attaching needs the project's server (not being built, not in
+its boot volume (/dev/vda, never detached) among them, with the attaches still in flight on top. Attaching needs the project's server (not being built, not in
 error) and its available volume; the answer carries the device asked for, or none when the compute host is
 to choose the first free one (it shows once the job is done).
 """
@@ -28,8 +28,7 @@ def _attachment(server_id: str, volume_id: str, device: str | None) -> dict:
 
 def _attachments(request: Request, db, auth, server_id: str) -> list[dict]:
     item, _creating = nova.find_server(request, db, auth, server_id)
-    found = {d["volume_id"]: "/dev/" + d["device"] for d in (item or {}).get("disks") or []
-             if d.get("role") == "volume" and d.get("volume_id")}
+    found = {d["volume_id"]: "/dev/" + d["device"] for d in (item or {}).get("disks") or [] if d.get("volume_id")}
     for pending in operations.pending(db, auth.project_id, "volume"):
         op = pending.operation
         if pending.in_flight and op.action == "attach" and pending.shown.get("server_id") == server_id:
@@ -106,11 +105,14 @@ def attach_volume(server_id: str, body: AttachmentCreate, request: Request, auth
 @router.delete("/v2.1/servers/{server_id}/os-volume_attachments/{volume_id}", status_code=202)
 @policy("member")
 def detach_volume(server_id: str, volume_id: str, request: Request, auth=Depends(current_auth), db=Depends(get_db)):
-    attached = {a["volumeId"] for a in _attachments(request, db, auth, server_id)}
+    attached = {a["volumeId"]: a["device"] for a in _attachments(request, db, auth, server_id)}
     volume = cinder.find_volume(request, db, auth, cinder.check_uuid(volume_id, "volume_id"))
     on_server = {a.get("server_id") for a in volume.get("attachments") or []}
     if volume_id not in attached and server_id not in on_server:
         raise HTTPException(status_code=404, detail="Volume %s is not attached to server %s." % (volume_id, server_id))
+    if attached.get(volume_id) == "/dev/vda":
+        raise HTTPException(status_code=400, detail="Invalid volume: volume %s is the root device of server %s: it "
+                            "cannot be detached" % (volume_id, server_id))
     operations.launch(request, db, auth, "volume", volume_id, "detach",
                       {"server_id": server_id, "volume_id": volume_id}, {"server_id": server_id},
                       after=operations.in_flight(db, "volume", [volume_id])

@@ -107,14 +107,16 @@ def lock(db, model, *idents: str) -> None:
 
 def launch(request, db, auth, resource: str, resource_id: str, action: str, extra_vars: dict, shown: dict,
            check=None, runbook_action: str | None = None, project_id: str | None = None,
-           after=(), also_lock=()) -> Operation:
+           after=(), also_lock=(), also=()) -> Operation:
     """Queue the runbook for this change and record it.
 
     ``check``: called under the project's lock before anything is written (the quota check, records made
     with the change); what it raises is the answer, with nothing queued. ``project_id``: the project the
     change is for, when the cloud admin acts for another one (the job's ``nimbus_project``). ``after``: the
     operations in flight this change needs done first (its job starts after theirs end). ``also_lock``: other
-    projects whose lock ``check`` needs, when it chooses from something projects share.
+    projects whose lock ``check`` needs, when it chooses from something projects share. ``also``: other
+    changes the same job makes, ``(resource, resource_id, action, shown)``, recorded with it (a server booted from
+    a volume attaches the volume: the volume shows it, and changes to it wait for the job).
     """
     template = runbook(db, auth, resource, runbook_action or action)
     project_id = project_id or auth.project_id
@@ -129,6 +131,9 @@ def launch(request, db, auth, resource: str, resource_id: str, action: str, extr
         operation = Operation(resource=resource, resource_id=resource_id, action=action, project_id=project_id,
                               user_id=auth.user_id, job_id=job.id, shown=json.dumps(shown))
         db.add(operation)
+        for other, other_id, other_action, other_shown in also:
+            db.add(Operation(resource=other, resource_id=other_id, action=other_action, project_id=project_id,
+                             user_id=auth.user_id, job_id=job.id, shown=json.dumps(other_shown)))
         db.commit()
     except BaseException:
         db.rollback()

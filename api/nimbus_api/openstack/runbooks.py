@@ -54,11 +54,13 @@ TEMPLATES = {
         "playbook": "server_create.yml",
         "description": "Create a server: its ports, a hypervisor chosen by the scheduler, the instance (Nova's "
                        "POST /servers)",
-        "schema": _schema({
+        # An image, or a volume to boot from: one of them.
+        "schema": dict(_schema({
             "server_id": _SERVER_ID,
             "server_name": {"type": "string", "minLength": 1, "maxLength": 255},
             "server_flavor": _FLAVOR,
             "server_image": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$"},
+            "server_boot_volume": _SERVER_ID,
             # A network (a port is made on it), or a port made before and the network it is on.
             "server_networks": {"type": "array", "maxItems": 8, "items": {"anyOf": [
                 _NAME, _schema({"network": _NAME, "port": _NAME}, ["network", "port"])]}},
@@ -67,7 +69,8 @@ TEMPLATES = {
             "server_keys": {"type": "array", "maxItems": 1, "items": {"type": "string", "maxLength": 16384}},
             "server_user_data": {"type": "string", "maxLength": 65535},
             "server_metadata": {"type": "object", "maxProperties": 140, "additionalProperties": _STRINGS},
-        }, ["server_id", "server_name", "server_flavor", "server_image"]),
+        }, ["server_id", "server_name", "server_flavor"]),
+            oneOf=[{"required": ["server_image"]}, {"required": ["server_boot_volume"]}]),
     },
     "nimbus.server_delete": {
         "playbook": "server_delete.yml",

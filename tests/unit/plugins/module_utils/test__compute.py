@@ -284,6 +284,32 @@ def test_an_attached_volume_is_a_network_disk_read_back_and_kept_by_a_redefiniti
     assert ET.fromstring(build_domain_xml(result.after, PATHS)).find("devices/disk/serial").text == VOLUME
 
 
+def test_a_boot_volume_is_vda_read_back_apart_from_the_attached_ones():
+    boot = _compute.VolumeDisk(volume_id=VOLUME, device="vda", portal="10.0.20.5:3260",
+                               iqn="iqn.2026-12.cloud.nimbus:volume-" + VOLUME, username="nimbus-4d1c5b8e")
+    attached = _compute.VolumeDisk(volume_id=U1, device="vdc", portal="10.0.20.5:3260", iqn="iqn.2026-12.x:v")
+    inst = dataclasses.replace(created(), root_disk=None, image=None, boot_volume=boot, volumes=[attached])
+    dom = ET.fromstring(build_domain_xml(inst, PATHS))
+    # Booted by its own boot order, not <os><boot>; no disk file at all.
+    assert dom.find("os/boot") is None and dom.find("devices/disk[@type='file']/target[@dev='vda']") is None
+    assert dom.find("devices/disk/boot").get("order") == "1"
+    back = parse_domain_xml(build_domain_xml(inst, PATHS), "running")
+    assert (back.boot_volume, back.volumes, back.root_disk) == (boot, [attached], None)
+    disks = [(d["device"], d["role"]) for d in back.view()["disks"]]
+    assert disks == [("vda", "root"), ("vdb", "seed"), ("vdc", "volume")]
+    # With a kernel of its own, libvirt boots that: no boot order on the disk.
+    kernel = dataclasses.replace(inst, kernel="/boot/vmlinuz")
+    assert ET.fromstring(build_domain_xml(kernel, PATHS)).find("devices/disk/boot") is None
+    # The flavor's disk does not apply to it: a larger one is no change, a smaller one no refusal.
+    for disk_gb in (50, 1):
+        stopped = dataclasses.replace(back, state="shutoff")
+        result = plan(full_spec(state="stopped", image=None, flavor=dataclasses.replace(created().flavor,
+                                                                                        disk_gb=disk_gb)),
+                      stopped, "qemu", U1, PATHS)
+        assert "disk_grow" not in result.changed_fields and "disk_shrink" not in result.changed_fields
+        assert result.grow_disk_gb is None and result.after.boot_volume == boot
+
+
 def test_an_ipv6_portal_is_read_back_with_brackets():
     disk = _compute.VolumeDisk(volume_id=VOLUME, device="vdb", portal="[fd00::5]:3260", iqn="iqn.2026-12.x:v")
     back = _compute.VolumeDisk.parse(ET.fromstring(disk.xml()))
@@ -564,8 +590,8 @@ def test_plan_create_defaults():
 
 
 @pytest.mark.parametrize("spec, message", [
-    (Spec(name="web1", image="debian-12.qcow2"), "flavor and image are required to create instance web1"),
-    (Spec(name="web1", flavor=SMALL), "flavor and image are required"),
+    (Spec(name="web1", image="debian-12.qcow2"), r"flavor and image \(or boot_volume\) are required to create instance web1"),
+    (Spec(name="web1", flavor=SMALL), r"flavor and image \(or boot_volume\) are required"),
 ])
 def test_plan_create_needs_flavor_and_image(spec, message):
     with raises(message):

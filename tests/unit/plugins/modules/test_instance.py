@@ -356,7 +356,7 @@ BAD_INPUT = {
     "image path": ({"image": "../etc/passwd"}, "must be a file name in the image cache"),
     "image too big": ({"image": "big.qcow2"}, "image big.qcow2 is 40.0 GiB, larger than the flavor's disk_gb 10"),
     "iso image": ({"image": "installer.iso"}, "image installer.iso is in format iso; only qcow2 and raw"),
-    "no flavor": ({"flavor": None}, "flavor and image are required to create instance web1"),
+    "no flavor": ({"flavor": None}, "flavor and image (or boot_volume) are required to create instance web1"),
     "leading dash": ({"name": "-web1"}, "invalid instance name '-web1'"),
     "space": ({"name": "web 1"}, "invalid instance name 'web 1'"),
     "too long": ({"name": "w" * 64}, "invalid instance name"),
@@ -486,3 +486,88 @@ def test_new_port_groups_are_a_live_change_and_delete_unbinds(host, instance):
     assert host.nft_scripts[-1].splitlines() == [
         'delete element inet nimbus port_ingress { "nb-0b6f8c1e" . fa:16:3e:4c:2a:10 }',
         "delete chain inet nimbus port-3f0e2d9c-in"]
+
+
+# --- boot from volume ---------------------------------------------------------
+
+VOLUME_ID = "4d1c5b8e-2f59-4c1b-9a0e-6f7d9a3b2c11"
+CHAP = "chap-Kq2w-never-in-results"
+BOOT_VOLUME = {"volume_id": VOLUME_ID, "portal": "10.0.20.5:3260",
+               "iqn": "iqn.2026-12.cloud.nimbus:volume-" + VOLUME_ID, "lun": 1, "username": "u" + VOLUME_ID[:8],
+               "password": CHAP}
+
+
+def from_volume(**overrides):
+    task = {k: v for k, v in BASE.items() if k != "image"}
+    task["boot_volume"] = dict(BOOT_VOLUME)
+    task.update(overrides)
+    return task
+
+
+def test_boot_from_volume_in_check_mode_then_for_real_then_again(host, instance):
+    result, failed = instance(from_volume(), check_mode=True)
+    assert not failed and result["changed"] and host.conn.log == [] and host.conn.secrets == {}
+    result, failed = instance(from_volume())
+    assert not failed and result["changed"] and CHAP not in json.dumps(result)
+    # No disk of its own: the volume is vda, the firmware boots it, the CHAP password is in a secret only.
+    assert host.commands_run("qemu-img", "create") == []
+    assert not (host.instances / "web1" / "disk.qcow2").exists()
+    assert host.conn.secrets["nimbus-volume-" + VOLUME_ID].value == CHAP.encode()
+    xml = host.conn.domains["web1"].xml
+    assert CHAP not in xml and "<boot order=\"1\" />" in xml and "<boot dev=" not in xml
+    disks = result["instance"]["disks"]
+    assert disks[0] == {"device": "vda", "role": "root", "volume_id": VOLUME_ID,
+                        "target": "iscsi://10.0.20.5:3260/iqn.2026-12.cloud.nimbus:volume-%s/1" % VOLUME_ID}
+    assert [d["device"] for d in disks] == ["vda", "vdb"] and result["instance"]["image"] is None
+    # Again, and without the boot volume: nothing to do (the flavor's disk does not apply to it).
+    without = {k: v for k, v in from_volume().items() if k != "boot_volume"}
+    for again in (from_volume(), without, from_volume(flavor="m1.medium", allow_restart=True)):
+        log = len(host.conn.log)
+        result, failed = instance(again)
+        assert not failed, result
+        if again.get("flavor") == "m1.medium":
+            assert result["changed_fields"] == ["vcpus", "ram_mb", "flavor_name"]
+            assert host.commands_run("qemu-img", "resize") == []
+        else:
+            assert not result["changed"] and host.conn.log[log:] == []
+
+
+def test_a_boot_volume_never_changes_and_delete_removes_its_secret(host, instance):
+    instance(from_volume())
+    other = dict(BOOT_VOLUME, volume_id="9a6b7c1d-0000-4000-8000-000000000001")
+    for change in (dict(boot_volume=other), dict(boot_volume=dict(BOOT_VOLUME, portal="10.0.20.6:3260")),
+                   dict(image="debian-12.qcow2")):
+        task = dict(from_volume(recreate=True), **change)
+        if "image" in change:
+            del task["boot_volume"]
+        result, failed = instance(task)
+        assert failed and "booted from a volume" in result["msg"], result
+    result, failed = instance(from_volume(state="absent"))
+    assert not failed and result["changed"] and host.conn.domains == {} and host.conn.secrets == {}
+
+
+def test_an_instance_from_an_image_does_not_become_one_from_a_volume(host, instance):
+    instance(args())
+    result, failed = instance(dict(from_volume(recreate=True)))
+    assert failed and "boot_volume" in result["msg"] and "booted from a volume" in result["msg"]
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(image="debian-12.qcow2"), "mutually exclusive"),
+    (dict(boot_volume=dict(BOOT_VOLUME, volume_id="../../etc")), "is not a UUID"),
+    (dict(boot_volume=dict(BOOT_VOLUME, portal="10.0.20.5:3260/x")), "portal must be HOST:PORT"),
+    (dict(boot_volume=dict(BOOT_VOLUME, iqn="iqn.2026-12.x:a'/><disk")), "iqn must be an iSCSI qualified name"),
+    (dict(boot_volume=dict(BOOT_VOLUME, username="a b")), "username must be"),
+    (dict(boot_volume={k: v for k, v in BOOT_VOLUME.items() if k != "password"}), "parameters are required together"),
+], ids=["with-image", "volume-id", "portal", "iqn", "username", "no-password"])
+def test_a_bad_boot_volume_is_refused_before_anything_changes(host, instance, change, message):
+    result, failed = instance(from_volume(**change))
+    assert failed and message in result["msg"], result["msg"]
+    assert host.conn.log == [] and host.conn.secrets == {} and not (host.instances / "web1").exists()
+
+
+def test_a_failed_boot_from_volume_leaves_no_secret(host, instance):
+    host.conn.failures["create"] = fake_libvirt.libvirtError("iSCSI login failed")
+    result, failed = instance(from_volume())
+    assert failed and "iSCSI login failed" in result["msg"] and CHAP not in json.dumps(result)
+    assert host.conn.domains == {} and host.conn.secrets == {} and not (host.instances / "web1").exists()
