@@ -235,7 +235,7 @@ def test_the_demo_project_boots_a_server_from_a_volume_made_of_an_image(clients)
     the server lives, and is available again (no target, no secret) once the server is deleted."""
     root = clients.shown("demo", "volume", "create", "--image", "nimbus-tiny", "--size", "1", "e2e-root")
     volume_status(clients, "demo", "e2e-root", "available")
-    assert clients.shown("demo", "volume", "show", "e2e-root")["bootable"] == "true"
+    assert str(clients.shown("demo", "volume", "show", "e2e-root")["bootable"]).lower() == "true"
     # Another project's volume is not booted from (the client cannot even find it).
     assert clients.run(OTHER, "server", "create", "--flavor", "m1.nano", "--volume", root["id"], "e2e-theirs",
                        ok=False).returncode != 0
