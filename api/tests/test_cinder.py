@@ -510,6 +510,7 @@ def test_a_server_boots_from_a_volume_of_its_project(cinder_cloud):
         (volume(root, boot_index=1), {}, "only the boot volume"),
         (volume(root, device_name="/dev/vdb"), {}, "/dev/vda"),
         (volume(root), {"imageRef": "cirros"}, "not both"),
+        (volume("cirros", source_type="image", destination_type="local"), {"imageRef": "other"}, "not imageRef"),
     ]:
         assert message in boot(mapping, 400, **server)["badRequest"]["message"], message
     with app.state.sessions() as db:

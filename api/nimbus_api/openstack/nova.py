@@ -809,11 +809,17 @@ def _image(request: Request, db, auth, ref: str) -> str:
 
 def _boot_volume(request: Request, db, auth, s: ServerBody) -> str | None:
     """The volume a request boots the server from (block_device_mapping_v2: one volume, boot_index 0), or None:
-    an available volume of the caller's project."""
+    an available volume of the caller's project. A mapping of the image to a local disk at boot_index 0 (what
+    ``openstack server create --image`` sends beside imageRef) is the image boot itself: None."""
     mappings = s.block_device_mapping_v2 or []
+    invalid = "Block Device Mapping is Invalid: "
+    if len(mappings) == 1 and mappings[0].source_type == "image" and str(mappings[0].boot_index) == "0" \
+            and (mappings[0].destination_type or "local") == "local":
+        if s.imageRef and mappings[0].uuid and _ref(s.imageRef) != mappings[0].uuid:
+            raise HTTPException(status_code=400, detail=invalid + "the image mapped at boot_index 0 is not imageRef")
+        return None
     if not mappings:
         return None
-    invalid = "Block Device Mapping is Invalid: "
     if len(mappings) != 1 or str(mappings[0].boot_index) != "0":
         raise HTTPException(status_code=400, detail=invalid + "only the boot volume (boot_index 0) is supported; "
                             "attach other volumes once the server is up")
@@ -937,7 +943,9 @@ def create_server(body: ServerCreate, request: Request, auth=Depends(current_aut
     s = body.server
     flavor = find_flavor(db, auth, _ref(s.flavorRef))
     boot_volume = _boot_volume(request, db, auth, s)
-    image = "" if boot_volume else _image(request, db, auth, _ref(s.imageRef))
+    # The image as imageRef names it, or as its mapping to the local disk alone does.
+    image_ref = _ref(s.imageRef) or next((m.uuid or "" for m in s.block_device_mapping_v2 or []), "")
+    image = "" if boot_volume else _image(request, db, auth, image_ref)
     networks = _networks(request, db, auth, s.networks)
     new_ports = sum(1 for nic in networks if isinstance(nic, str))
     # The groups of the ports the server makes: those named, else the project's default group.
