@@ -289,6 +289,13 @@ def find_volume(request: Request, db, auth, volume_id: str) -> dict:
     return _find(_volumes(request, db, auth, auth.is_admin), volume_id, "Volume")
 
 
+def require_available(volume: dict, what: str) -> None:
+    """400 unless the volume is available and attached to nothing (to be attached, or booted from)."""
+    if volume.get("status") != "available" or volume.get("attachments"):
+        raise HTTPException(status_code=400, detail="Invalid volume: volume %s is %s; only an available volume can "
+                            "be %s" % (volume.get("id"), volume.get("status"), what))
+
+
 @route("get", "/volumes")
 @policy("reader")
 def list_volumes(request: Request, name: str | None = None, status: str | None = None,

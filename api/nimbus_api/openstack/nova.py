@@ -807,19 +807,21 @@ def _image(request: Request, db, auth, ref: str) -> str:
     return ref
 
 
-def _boot_volume(request: Request, db, auth, s: ServerBody) -> str | None:
-    """The volume a request boots the server from (block_device_mapping_v2: one volume, boot_index 0), or None:
-    an available volume of the caller's project. A mapping of the image to a local disk at boot_index 0 (what
-    ``openstack server create --image`` sends beside imageRef) is the image boot itself: None."""
+def _boot_source(request: Request, db, auth, s: ServerBody) -> tuple[str | None, str]:
+    """What a request boots the server from: (the volume, None) for block_device_mapping_v2 with one volume at
+    boot_index 0, an available volume of the caller's project; else (None, the image reference). A mapping of
+    the image to a local disk at boot_index 0 (what ``openstack server create --image`` sends beside imageRef)
+    is the image boot itself."""
     mappings = s.block_device_mapping_v2 or []
     invalid = "Block Device Mapping is Invalid: "
+    image_ref = _ref(s.imageRef)
     if len(mappings) == 1 and mappings[0].source_type == "image" and str(mappings[0].boot_index) == "0" \
             and (mappings[0].destination_type or "local") == "local":
-        if s.imageRef and mappings[0].uuid and _ref(s.imageRef) != mappings[0].uuid:
+        if image_ref and mappings[0].uuid and image_ref != mappings[0].uuid:
             raise HTTPException(status_code=400, detail=invalid + "the image mapped at boot_index 0 is not imageRef")
-        return None
+        return None, image_ref or mappings[0].uuid or ""
     if not mappings:
-        return None
+        return None, image_ref
     if len(mappings) != 1 or str(mappings[0].boot_index) != "0":
         raise HTTPException(status_code=400, detail=invalid + "only the boot volume (boot_index 0) is supported; "
                             "attach other volumes once the server is up")
@@ -844,10 +846,8 @@ def _boot_volume(request: Request, db, auth, s: ServerBody) -> str | None:
         volume = None
     if volume is None or volume.get("project") != auth.project_id:
         raise HTTPException(status_code=400, detail=invalid + "failed to get volume %s." % volume_id)
-    if volume.get("status") != "available" or volume.get("attachments"):
-        raise HTTPException(status_code=400, detail="Invalid volume: volume %s is %s; only an available volume can "
-                            "be booted from" % (volume_id, volume.get("status")))
-    return volume_id
+    cinder.require_available(volume, "booted from")
+    return volume_id, ""
 
 
 def _networks(request: Request, db, auth, asked) -> list:
@@ -942,9 +942,7 @@ def _project_view(request: Request, db, auth) -> tuple[list, float]:
 def create_server(body: ServerCreate, request: Request, auth=Depends(current_auth), db=Depends(get_db)):
     s = body.server
     flavor = find_flavor(db, auth, _ref(s.flavorRef))
-    boot_volume = _boot_volume(request, db, auth, s)
-    # The image as imageRef names it, or as its mapping to the local disk alone does.
-    image_ref = _ref(s.imageRef) or next((m.uuid or "" for m in s.block_device_mapping_v2 or []), "")
+    boot_volume, image_ref = _boot_source(request, db, auth, s)
     image = "" if boot_volume else _image(request, db, auth, image_ref)
     networks = _networks(request, db, auth, s.networks)
     new_ports = sum(1 for nic in networks if isinstance(nic, str))

@@ -84,9 +84,7 @@ def attach_volume(server_id: str, body: AttachmentCreate, request: Request, auth
                             % (server_id, "building" if creating.in_flight else "error"))
     volume_id = cinder.check_uuid(given.volumeId, "volumeId")
     volume = cinder.find_volume(request, db, auth, volume_id)
-    if volume.get("status") != "available" or volume.get("attachments"):
-        raise HTTPException(status_code=400, detail="Invalid volume: volume %s is %s; only an available volume can "
-                            "be attached" % (volume_id, volume.get("status")))
+    cinder.require_available(volume, "attached")
     used = {d.get("device") for d in item.get("disks") or []}
     if device is not None and device in used:
         raise HTTPException(status_code=400, detail="Invalid input: device /dev/%s of server %s is in use"
