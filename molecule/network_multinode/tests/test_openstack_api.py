@@ -60,11 +60,13 @@ def cloud(tmp_path_factory):
     port = free_port()
     url = "http://127.0.0.1:%d" % port
     # Jobs take the service's environment: none of Molecule's Ansible settings, this checkout's collections.
+    # Views are read again after every job that changes their kind whatever their age; the TTL only spaces the
+    # reads (an ansible-runner run across the four hosts each) that the clients' polling would otherwise start.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "NIMBUS_API_", "OS_"))}
     env.update(PYTHONPATH=str(REPO / "api"), ANSIBLE_COLLECTIONS_PATH=str(REPO / ".cache" / "collections"),
                NIMBUS_API_DATABASE_URL="sqlite:///%s" % (state / "nimbus.db"), NIMBUS_API_STATE_DIR=str(state),
                NIMBUS_API_DATA_DIR=str(state / "jobs"), NIMBUS_API_PLAYBOOKS_DIR=str(REPO / "playbooks"),
-               NIMBUS_API_RESOURCES_INVENTORY=str(state / "hosts.yml"), NIMBUS_API_RESOURCES_TTL="3",
+               NIMBUS_API_RESOURCES_INVENTORY=str(state / "hosts.yml"), NIMBUS_API_RESOURCES_TTL="30",
                NIMBUS_API_QUEUE="inprocess", NIMBUS_API_WORKERS="2", NIMBUS_API_PORT=str(port))
 
     def manage(*args, stdin=""):
