@@ -11,11 +11,18 @@ import uuid
 from datetime import datetime, timezone
 
 from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 ROLES = ("admin", "member", "reader")
 # Each role includes the ones below it.
 RANK = {"reader": 1, "member": 2, "admin": 3}
+
+
+# MariaDB's DATETIME keeps whole seconds unless told otherwise, and moments here are compared to the
+# microsecond: a job's end with when a resource view's read began (ResourceViews.read's fresher_than), a token's
+# issue with its user's tokens_valid_after. SQLite keeps the fractions as they are.
+Moment = DateTime(timezone=True).with_variant(mysql.DATETIME(timezone=True, fsp=6), "mysql", "mariadb")
 
 
 def new_id() -> str:
@@ -58,10 +65,10 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     # Tokens issued before this moment are refused (a password change or "revoke all").
-    tokens_valid_after: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    tokens_valid_after: Mapped[datetime] = mapped_column(Moment, default=now)
     # Keystone's lockout: consecutive failed password logins, and until when the account refuses logins.
     failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    locked_until: Mapped[datetime | None] = mapped_column(Moment, nullable=True)
     domain: Mapped[Domain] = relationship()
 
 
@@ -86,8 +93,8 @@ class ApplicationCredential(Base):
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     secret_hash: Mapped[str] = mapped_column(String(255))
-    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    expires_at: Mapped[datetime | None] = mapped_column(Moment, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(Moment, default=now)
     # The highest role its tokens carry (never above the user's own role at the time of use).
     role: Mapped[str] = mapped_column(String(16), default="member", server_default="member")
     # Keystone's "unrestricted": only then may its tokens make application credentials or change passwords.
@@ -101,14 +108,14 @@ class SigningKey(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     # The HMAC secret, sealed under the service's secret key (sealing.py): the database alone forges nothing.
     sealed: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
-    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(Moment, default=now)
+    retired_at: Mapped[datetime | None] = mapped_column(Moment, nullable=True)
 
 
 class RevokedToken(Base):
     __tablename__ = "revoked_tokens"
     jti: Mapped[str] = mapped_column(String(32), primary_key=True)
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(Moment)
 
 
 class Service(Base):
@@ -144,7 +151,7 @@ class Flavor(Base):
     swap_mb: Mapped[int] = mapped_column(Integer, default=0)
     is_public: Mapped[bool] = mapped_column(Boolean, default=True)
     description: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    created_at: Mapped[datetime] = mapped_column(Moment, default=now)
 
 
 class FlavorAccess(Base):
@@ -167,7 +174,7 @@ class Keypair(Base):
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     public_key: Mapped[str] = mapped_column(Text)
     fingerprint: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    created_at: Mapped[datetime] = mapped_column(Moment, default=now)
 
 
 class Quota(Base):
@@ -201,7 +208,7 @@ class Operation(Base):
     shown: Mapped[str] = mapped_column(Text, default="{}")
     # The failed create of a resource the user deleted since: no longer shown, no longer counted.
     dismissed: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    created_at: Mapped[datetime] = mapped_column(Moment, default=now)
 
 
 class Record(Base):
@@ -215,8 +222,8 @@ class Record(Base):
     name: Mapped[str] = mapped_column(String(255), default="")
     description: Mapped[str] = mapped_column(Text, default="")
     attrs: Mapped[str] = mapped_column(Text, default="{}")  # JSON
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    created_at: Mapped[datetime] = mapped_column(Moment, default=now)
+    updated_at: Mapped[datetime] = mapped_column(Moment, default=now)
 
 
 class Segment(Base):
@@ -249,7 +256,7 @@ class CredentialType(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     fields: Mapped[str] = mapped_column(Text, default="[]")
     injectors: Mapped[str] = mapped_column(Text, default="{}")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    created_at: Mapped[datetime] = mapped_column(Moment, default=now)
 
 
 class Credential(Base):
@@ -264,7 +271,7 @@ class Credential(Base):
     # Fernet token of the JSON {field id: value}.
     sealed: Mapped[str] = mapped_column(Text)
     variables: Mapped[str] = mapped_column(Text)  # the field ids only, comma-separated, for listing
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    created_at: Mapped[datetime] = mapped_column(Moment, default=now)
 
 
 class JobTemplate(Base):
@@ -308,12 +315,12 @@ class Job(Base):
     # The worker (Celery node name, or host of the in-process queue) that ran the job.
     execution_node: Mapped[str | None] = mapped_column(String(255), nullable=True)
     # Refreshed by the worker while the job runs; a running job whose heartbeat stops is reaped as "error".
-    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(Moment, nullable=True)
     # Why the job ended as it did, when the playbook's own output does not say (a dead worker, a timeout).
     explanation: Mapped[str] = mapped_column(Text, default="", server_default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
-    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(Moment, default=now)
+    started_at: Mapped[datetime | None] = mapped_column(Moment, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(Moment, nullable=True)
 
 
 class JobEvent(Base):
@@ -327,7 +334,7 @@ class JobEvent(Base):
     task: Mapped[str | None] = mapped_column(String(255), nullable=True)
     stdout: Mapped[str] = mapped_column(Text, default="")
     data: Mapped[str] = mapped_column(Text, default="{}")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    created_at: Mapped[datetime] = mapped_column(Moment, default=now)
 
 
 class TargetLock(Base):

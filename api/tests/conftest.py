@@ -332,7 +332,11 @@ compute:
       ansible_connection: ssh
       ansible_ssh_common_args: -o ConnectTimeout=5 -o StrictHostKeyChecking=no
 """.format(python=sys.executable, xml=tmp_path / "node.xml"))
-    return settings.model_copy(update={"resources_inventory": inventory, "resources_ttl": 2})
+    # Reads after a job are fresh whatever the cache's age (the job's end is the read's fresher_than); the TTL
+    # only bounds how long a change made outside the API goes unseen. A long one here keeps the clients'
+    # polling (--wait, every 2 s) from starting an ansible-runner read each time; test_resources sets a short
+    # one where it tests the expiry.
+    return settings.model_copy(update={"resources_inventory": inventory, "resources_ttl": 120})
 
 
 # The tiny test image as the images view lists it (image_info reads the hypervisors' caches; here the hosts are

@@ -48,6 +48,8 @@ def test_reads_are_cached_briefly(views, hypervisor):
     import time
 
     cloud, p, t = views
+    resources = cloud.client.app.state.resources
+    resources.settings = resources.settings.model_copy(update={"resources_ttl": 2})
     hypervisor([("web-a", p["a"])])
     first = get(cloud, t["a"], p["a"], "instances")
     hypervisor([("web-a", p["a"]), ("new-a", p["a"])])

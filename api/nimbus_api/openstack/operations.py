@@ -70,6 +70,9 @@ class Pending:
     status: str  # the job's: pending, running, successful, failed, error, canceled (missing: "gone")
     finished_at: datetime | None
     explanation: str
+    # Its job ended after the resource view it is merged with began its read: the view may not show what the
+    # job did, so the operation still counts as in flight for that answer (the next read shows the result).
+    ended_after_view: bool = False
 
     @property
     def shown(self) -> dict:
@@ -77,7 +80,7 @@ class Pending:
 
     @property
     def in_flight(self) -> bool:
-        return self.status in IN_FLIGHT
+        return self.status in IN_FLIGHT or (self.ended_after_view and not self.failed)
 
     @property
     def failed(self) -> bool:
@@ -145,7 +148,8 @@ def launch(request, db, auth, resource: str, resource_id: str, action: str, extr
 def pending(db, project_id: str | None, resource: str, since: float = 0) -> list[Pending]:
     """The operations that still say something about the project's resources (every project's for None):
     those in flight, failed creates not dismissed, and those that ended after ``since`` (epoch seconds: when
-    the view they are merged with was read; 0 for none), oldest first."""
+    the read of the view they are merged with began; 0 for none), oldest first. A job that ended after that
+    read began may be missing from the view: its operation counts as in flight (``Pending.ended_after_view``)."""
     says_something = [Job.status.in_(IN_FLIGHT), (Operation.action == "create") & Job.status.in_(FAILED)]
     if since:
         says_something.append(Job.finished_at > datetime.fromtimestamp(since, timezone.utc))
@@ -155,8 +159,16 @@ def pending(db, project_id: str | None, resource: str, since: float = 0) -> list
              .order_by(Operation.id))
     if project_id is not None:
         query = query.where(Operation.project_id == project_id)
-    return [Pending(op, status or "gone", finished, explanation or "") for op, status, finished, explanation
-            in db.execute(query)]
+    return [Pending(op, status or "gone", finished, explanation or "", bool(since) and _epoch(finished) > since)
+            for op, status, finished, explanation in db.execute(query)]
+
+
+def _epoch(moment: datetime | None) -> float:
+    if moment is None:
+        return 0
+    if moment.tzinfo is None:  # SQLite gives naive datetimes back; they were stored in UTC
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
 
 
 def last_ended(db, project_id: str | None, resource: str) -> float:
@@ -167,12 +179,7 @@ def last_ended(db, project_id: str | None, resource: str) -> float:
              .order_by(Job.finished_at.desc()).limit(1))
     if project_id is not None:
         query = query.where(Operation.project_id == project_id)
-    finished = db.scalar(query)
-    if finished is None:
-        return 0
-    if finished.tzinfo is None:  # SQLite gives naive datetimes back; they were stored in UTC
-        finished = finished.replace(tzinfo=timezone.utc)
-    return finished.timestamp()
+    return _epoch(db.scalar(query))
 
 
 def in_flight(db, resource: str, resource_ids) -> list[Pending]:

@@ -108,6 +108,10 @@ def test_schema_is_on_mariadb_and_the_admin_exists():
     newest = max(p.name.split("_")[0] for p in versions.glob("[0-9]*.py"))
     assert API.check_output("mysql -N nimbus -e 'select version_num from alembic_version'") == newest
     assert API.check_output("mysql -N nimbus -e \"select name from users\"") == "admin"
+    # Moments keep their microseconds (a job's end is compared with when a resource view's read began).
+    kept = API.check_output("mysql -N information_schema -e \"select distinct datetime_precision from columns "
+                            "where table_schema = 'nimbus' and data_type = 'datetime'\"")
+    assert kept == "6"
 
 
 def test_keystone_is_in_the_catalog_and_issues_v3_tokens_there(api):
