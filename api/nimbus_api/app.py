@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from nimbus_api.db import make_engine, make_sessionmaker, migrate, private_dirs
 from nimbus_api.middleware import RequestGuard, SecurityHeaders
 from nimbus_api.openstack import errors as openstack_errors
+from nimbus_api.openstack import operations
 from nimbus_api.openstack import (cinder, glance, keystone, neutron, neutron_ports, neutron_routers, neutron_security,
                                   nova, nova_volumes)
 from nimbus_api.policy import PolicyRoute, policy
@@ -53,7 +54,12 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
     app.state.sessions = make_sessionmaker(app.state.engine)
     app.state.runner = JobRunner(settings, app.state.sessions)
     app.state.queue = make_queue(settings, app.state.runner)
-    app.state.resources = ResourceViews(settings)
+
+    def last_change(resources) -> float:
+        with app.state.sessions() as db:
+            return operations.last_ended(db, resources)
+
+    app.state.resources = ResourceViews(settings, last_change)
     for module in (auth, identity, catalog, credentials, jobs, resources, dashboard, keystone, nova, nova_volumes,
                    glance, neutron, neutron_ports, neutron_security, neutron_routers, cinder):
         app.include_router(module.router)

@@ -20,7 +20,7 @@ RANK = {"reader": 1, "member": 2, "admin": 3}
 
 
 # MariaDB's DATETIME keeps whole seconds unless told otherwise, and moments here are compared to the
-# microsecond: a job's end with when a resource view's read began (ResourceViews.read's fresher_than), a token's
+# microsecond: a job's end with when a resource view's read began (ResourceViews.read), a token's
 # issue with its user's tokens_valid_after. SQLite keeps the fractions as they are.
 Moment = DateTime(timezone=True).with_variant(mysql.DATETIME(timezone=True, fsp=6), "mysql", "mariadb")
 

@@ -29,6 +29,10 @@ class View:
     module: str
     hosts: str  # the inventory pattern of the hosts that know this kind
     key: str  # the list in the module's result
+    # The resources (as operations name them) whose jobs change what this kind shows, directly or as a side
+    # effect (a server's delete removes its ports and detaches its volumes): a read that began before the last
+    # such job ended is read again, whatever its age.
+    changed_by: tuple[str, ...]
     # Ad-hoc module arguments are templated per host, so the inventory can choose, e.g., the libvirt URI.
     args: str = ""
     # Every project's (the hypervisors' image caches): not filtered by project.
@@ -36,24 +40,34 @@ class View:
     # Defined by name on every host that uses it, with no id of its own: one item per name.
     one_per_name: bool = False
 
+    @property
+    def source(self) -> tuple[str, str, str]:
+        """What one run reads: kinds of the same module, hosts and arguments share it (one run of volume_info
+        gives the volumes, snapshots, backups and volume types)."""
+        return (self.module, self.hosts, self.args)
 
+
+_NETWORKING = ("network", "subnet", "router", "floating_ip", "port", "security_group", "server")
+_STORAGE = ("volume", "snapshot", "backup", "server")
 VIEWS = {
-    "instances": View("instance_info", "compute", "instances", "uri={{ nimbus_libvirt_uri | default('qemu:///system') }}"),
-    "networks": View("network_info", "network:compute", "networks"),
+    "instances": View("instance_info", "compute", "instances", ("server", "volume"),
+                      "uri={{ nimbus_libvirt_uri | default('qemu:///system') }}"),
+    "networks": View("network_info", "network:compute", "networks", ("network", "subnet", "router")),
     # The storage hosts hold the volumes (their records list the attachments).
-    "volumes": View("volume_info", "storage", "volumes"),
-    "volume_snapshots": View("volume_info", "storage", "snapshots"),
-    "volume_backups": View("volume_info", "storage", "backups"),
-    "volume_types": View("volume_info", "storage", "volume_types", public=True, one_per_name=True),
+    "volumes": View("volume_info", "storage", "volumes", _STORAGE),
+    "volume_snapshots": View("volume_info", "storage", "snapshots", _STORAGE),
+    "volume_backups": View("volume_info", "storage", "backups", _STORAGE),
+    "volume_types": View("volume_info", "storage", "volume_types", _STORAGE, public=True, one_per_name=True),
     # The image store's records (Glance filters them by owner, visibility and members itself), and the
-    # hypervisors' image caches, where files copied by hand are public images.
-    "images": View("image_info", "images[0]", "images", "source=store", public=True),
-    "cached_images": View("image_info", "compute", "images", "source=cache", public=True),
+    # hypervisors' image caches (a server's build fills them), where files copied by hand are public images.
+    "images": View("image_info", "images[0]", "images", ("image",), "source=store", public=True),
+    "cached_images": View("image_info", "compute", "images", ("image", "server"), "source=cache", public=True),
     # The network node holds every port (their addresses), and the compute hosts the security groups.
-    "ports": View("port_info", "network[0]", "ports"),
-    "security_groups": View("security_group_info", "compute", "security_groups", one_per_name=True),
-    "routers": View("router_info", "network[0]", "routers"),
-    "floating_ips": View("router_info", "network[0]", "floating_ips"),
+    "ports": View("port_info", "network[0]", "ports", _NETWORKING),
+    "security_groups": View("security_group_info", "compute", "security_groups",
+                            ("security_group", "port", "server"), one_per_name=True),
+    "routers": View("router_info", "network[0]", "routers", _NETWORKING),
+    "floating_ips": View("router_info", "network[0]", "floating_ips", _NETWORKING),
 }
 
 
@@ -97,10 +111,18 @@ def pattern_groups(pattern: str) -> list[str]:
 
 
 class ResourceViews:
-    def __init__(self, settings):
+    """The views, each read cached per source for ``resources_ttl`` seconds.
+
+    ``last_change(resources)``: when the last job of these resources ended (epoch seconds, 0 for none), across
+    projects and API processes (the jobs' records); a cached read that began before that is read again.
+    """
+
+    def __init__(self, settings, last_change=None):
         self.settings = settings
-        self.cache: dict[str, tuple[float, list, list, float]] = {}
-        self.locks = {kind: threading.Lock() for kind in VIEWS}
+        self.last_change = last_change or (lambda resources: 0)
+        # source -> (monotonic stamp, [(host, result)], errors, epoch the read began)
+        self.cache: dict[tuple, tuple[float, list, list, float]] = {}
+        self.locks = {source: threading.Lock() for source in {v.source for v in VIEWS.values()}}
         self._groups: tuple[float, set | None] | None = None
 
     def available(self, kind: str) -> bool:
@@ -135,20 +157,24 @@ class ResourceViews:
     def read(self, kind: str, fresher_than: float = 0):
         """The kind's items and errors, and when their read began (epoch seconds).
 
-        ``fresher_than``: a moment (epoch seconds) the read must have begun after, such as when the last job
-        that changed this kind ended: what that job did is then in the answer, whatever the cache's age.
+        The read began after the last job that changed the kind ended (``View.changed_by``), and after
+        ``fresher_than`` (epoch seconds) when the caller needs a later moment: what those jobs did is in the
+        answer, whatever the cache's age.
         """
-        # One reader per kind at a time; the others wait for its result rather than start their own run.
-        with self.locks[kind]:
-            cached = self.cache.get(kind)
+        view = VIEWS[kind]
+        fresher_than = max(fresher_than, self.last_change(view.changed_by))
+        # One reader per source at a time; the others wait for its result rather than start their own run.
+        with self.locks[view.source]:
+            cached = self.cache.get(view.source)
             if (not cached or time.monotonic() - cached[0] >= self.settings.resources_ttl
                     or cached[3] <= fresher_than):
                 began = time.time()
-                items, errors = self._run(VIEWS[kind])
-                cached = self.cache[kind] = (time.monotonic(), items, errors, began)
-            return cached[1], cached[2], cached[3]
+                results, errors = self._run(view)
+                cached = self.cache[view.source] = (time.monotonic(), results, errors, began)
+        return items_of(view, cached[1]), cached[2], cached[3]
 
-    def _run(self, view: View):
+    def _run(self, view: View) -> tuple[list, list]:
+        """Each host's result of the view's module, and the hosts that failed or were unreachable."""
         envvars = ansible_environment(self.settings)
         with tempfile.TemporaryDirectory(prefix="nimbus-resources-") as tmp:
             result = ansible_runner.run(
@@ -156,22 +182,30 @@ class ResourceViews:
                 host_pattern=view.hosts, inventory=str(self.settings.resources_inventory), quiet=True,
                 envvars=envvars, suppress_env_files=True, timeout=self.settings.resources_timeout)
             events = list(result.events)
-        items, errors, seen = [], [], {}
+        results, errors = [], []
         for event in events:
             data = event.get("event_data") or {}
             host, res = data.get("host"), data.get("res") or {}
             if event.get("event") == "runner_on_ok":
-                for item in res.get(view.key) or []:
-                    # A network is on every host that carries it: list it once. Only the network node holds its
-                    # subnets and ports, so what one host leaves empty another host's answer fills in.
-                    ident = (item.get("name") if view.one_per_name
-                             else item.get("id") or item.get("uuid") or (host, item.get("name")))
-                    kept = seen.get(ident)
-                    if kept is not None:
-                        kept.update({k: v for k, v in item.items() if v and not kept.get(k)})
-                        continue
-                    seen[ident] = dict(item, host=item.get("host") or host)
-                    items.append(seen[ident])
+                results.append((host, res))
             elif event.get("event") in ("runner_on_failed", "runner_on_unreachable"):
                 errors.append({"host": host, "msg": str(res.get("msg") or "failed")[:500]})
-        return sorted(items, key=lambda i: str(i.get("name"))), errors
+        return results, errors
+
+
+def items_of(view: View, results: list) -> list[dict]:
+    """The kind's items in the hosts' results, each once, sorted by name."""
+    items, seen = [], {}
+    for host, res in results:
+        for item in res.get(view.key) or []:
+            # A network is on every host that carries it: list it once. Only the network node holds its
+            # subnets and ports, so what one host leaves empty another host's answer fills in.
+            ident = (item.get("name") if view.one_per_name
+                     else item.get("id") or item.get("uuid") or (host, item.get("name")))
+            kept = seen.get(ident)
+            if kept is not None:
+                kept.update({k: v for k, v in item.items() if v and not kept.get(k)})
+                continue
+            seen[ident] = dict(item, host=item.get("host") or host)
+            items.append(seen[ident])
+    return sorted(items, key=lambda i: str(i.get("name")))

@@ -67,9 +67,11 @@ class Settings(BaseSettings):
     image_upload_max_bytes: int = Field(default=16 * 1024 ** 3, ge=1)
     image_store_url: str = Field(default="", pattern=r"^(https?://[^/?#@\s]+/?)?$")
     # Resource views: the inventory of the cloud's hosts their _info modules run on (none: empty views),
-    # how long a read is reused, and how long one may take.
+    # how long a read is reused, and how long one may take. A job that changes a kind makes its next read a
+    # new one whatever the age (ResourceViews.read): the TTL bounds only how long a change made outside the
+    # API goes unseen (Nova syncs power states every 600 s).
     resources_inventory: Path | None = None
-    resources_ttl: int = 15
+    resources_ttl: int = 60
     resources_timeout: int = 60
     # Where Ansible finds nimbus.cloud (default: ANSIBLE_COLLECTIONS_PATH of the service's environment,
     # else the checkout's .cache/collections that tools/testbed links).

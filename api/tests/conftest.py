@@ -364,7 +364,7 @@ def with_views(app, **kinds):
                 return kinds[kind](), [], time.time()
             return super().read(kind, fresher_than)
 
-    app.state.resources = Given(app.state.settings)
+    app.state.resources = Given(app.state.settings, app.state.resources.last_change)
 
 
 def register_runbooks(app, **template_vars):

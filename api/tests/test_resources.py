@@ -7,6 +7,8 @@ connections shows how an unreachable host is reported without hiding the others'
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from conftest import Cloud, bootstrapped_app
 from fastapi.testclient import TestClient
@@ -45,8 +47,6 @@ def test_each_project_sees_its_own_instances_and_a_dead_host_is_reported(views, 
 
 
 def test_reads_are_cached_briefly(views, hypervisor):
-    import time
-
     cloud, p, t = views
     resources = cloud.client.app.state.resources
     resources.settings = resources.settings.model_copy(update={"resources_ttl": 2})
@@ -96,7 +96,8 @@ def test_a_network_on_several_hosts_is_listed_once_with_the_network_nodes_subnet
                ("compute-2", {"id": "n1", "name": "net", "subnets": [], "port_count": 0})]
     events = [{"event": "runner_on_ok", "event_data": {"host": h, "res": {"networks": [i]}}} for h, i in answers]
     monkeypatch.setattr(resources.ansible_runner, "run", lambda **kw: types.SimpleNamespace(events=events))
-    items, errors = resources.ResourceViews(settings)._run(resources.VIEWS["networks"])
+    results, errors = resources.ResourceViews(settings)._run(resources.VIEWS["networks"])
+    items = resources.items_of(resources.VIEWS["networks"], results)
     assert errors == [] and len(items) == 1
     assert (items[0]["subnets"], items[0]["port_count"], items[0]["host"]) == ([{"name": "s1"}], 2, "compute-1")
 
@@ -114,3 +115,81 @@ def test_a_view_runs_only_where_its_groups_have_hosts(inventory, pattern, runs):
 
     groups = groups_with_hosts(inventory)
     assert (groups is None or any(g in groups for g in pattern_groups(pattern))) is runs
+
+
+def counting_views(settings, last_change, answers):
+    """ResourceViews whose reads are counted per module, answering ``answers`` (module -> one host's result)."""
+    from nimbus_api import resources
+
+    views = resources.ResourceViews(settings.model_copy(update={"resources_ttl": 3600}), last_change)
+    runs = []
+
+    def run(view):
+        runs.append(view.module)
+        return [("host-1", answers[view.module])], []
+
+    views._run = run
+    return views, runs
+
+
+def test_a_job_that_changes_a_kind_as_a_side_effect_makes_its_next_read_fresh(settings):
+    """A server's delete removes its ports and detaches its volumes: after such a job ends, the ports and volumes
+    are read again, however young the cached read; a job of an unrelated resource leaves the cache alone."""
+    ended = {}
+    views, runs = counting_views(settings, lambda resources: max([ended.get(r, 0) for r in resources] or [0]), {
+        "port_info": {"ports": [{"id": "p1", "name": "p1"}]},
+        "volume_info": {"volumes": [{"id": "v1", "name": "v1"}], "snapshots": [], "backups": [],
+                        "volume_types": [{"name": "standard"}]}})
+    views.read("ports")
+    views.read("ports")
+    assert runs == ["port_info"]
+    ended["image"] = time.time()
+    views.read("ports")
+    assert runs == ["port_info"]
+    ended["server"] = time.time()
+    items, _errors, read_at = views.read("ports")
+    assert runs == ["port_info", "port_info"] and read_at < ended["server"] + 1 and items[0]["id"] == "p1"
+    views.read("volumes")
+    assert runs[-1] == "volume_info"
+    ended["server"] = time.time()
+    views.read("volumes")
+    assert runs.count("volume_info") == 2
+
+
+def test_kinds_of_one_module_share_its_read(settings):
+    """The volumes, snapshots, backups and volume types are one run of volume_info on the storage hosts; each kind
+    is its own list of it."""
+    views, runs = counting_views(settings, None, {"volume_info": {
+        "volumes": [{"id": "v1", "name": "v1"}], "snapshots": [{"id": "s1", "name": "s1"}], "backups": [],
+        "volume_types": [{"name": "standard"}]}})
+    kinds = {kind: views.read(kind)[0] for kind in ("volumes", "volume_snapshots", "volume_backups", "volume_types")}
+    assert runs == ["volume_info"]
+    assert {k: [i["name"] for i in v] for k, v in kinds.items()} == {
+        "volumes": ["v1"], "volume_snapshots": ["s1"], "volume_backups": [], "volume_types": ["standard"]}
+    assert kinds["volumes"][0]["host"] == "host-1"
+
+
+def test_the_last_change_is_any_projects_job_of_the_resources_named(app):
+    """What makes a read stale is in the jobs' records, whichever project or API process ran them: a finished job
+    counts, one still running does not (its end will)."""
+    from datetime import datetime, timedelta, timezone
+
+    from nimbus_api.models import Job, JobTemplate, Operation, Project
+
+    with app.state.sessions() as db:
+        project = db.query(Project).first()
+        template = JobTemplate(name="stand-in", playbook="chatty.yml", inventory="{}")
+        db.add(template)
+        db.flush()
+        ended = datetime.now(timezone.utc) - timedelta(seconds=30)
+        for resource, status, finished in (("server", "successful", ended), ("port", "running", None)):
+            job = Job(template_id=template.id, project_id=project.id, launched_by="test", status=status,
+                      finished_at=finished)
+            db.add(job)
+            db.flush()
+            db.add(Operation(resource=resource, resource_id=resource + "-1", action="delete", project_id=project.id,
+                             user_id="test", job_id=job.id, shown="{}"))
+        db.commit()
+    last_change = app.state.resources.last_change
+    assert abs(last_change(("port", "server")) - ended.timestamp()) < 0.01
+    assert last_change(("port",)) == 0 and last_change(("image", "volume")) == 0

@@ -109,20 +109,20 @@ def _stamp() -> str:
 
 # --- reading -------------------------------------------------------------------------------------------
 
-def _read(request: Request, db, auth, kind: str, resource: str, all_projects: bool) -> tuple[list, float]:
+def _read(request: Request, auth, kind: str, all_projects: bool) -> tuple[list, float]:
     """The view's items of the caller's project (every project's for the admin's all_tenants), read after the
-    last job that changed this resource ended, and when the read began."""
+    last job that changed them ended, and when the read began."""
     views = request.app.state.resources
     if not views.available(kind):
         return [], 0
     project = None if all_projects else auth.project_id
-    items, _errors, read_at = views.read(kind, operations.last_ended(db, project, resource))
+    items, _errors, read_at = views.read(kind)
     return [dict(i) for i in items if project is None or i.get("project") == project], read_at
 
 
 def _merged(request: Request, db, auth, kind: str, resource: str, all_projects: bool = False) -> list[dict]:
     """What the hosts show, with what the jobs in flight (or failed creates) say on top."""
-    items, read_at = _read(request, db, auth, kind, resource, all_projects)
+    items, read_at = _read(request, auth, kind, all_projects)
     by_id = {i.get("id"): i for i in items}
     for pending in operations.pending(db, None if all_projects else auth.project_id, resource, read_at):
         op = pending.operation
@@ -347,14 +347,14 @@ USAGE_KINDS = (("volumes", "volume", "volumes", "gigabytes"), ("volume_snapshots
                ("volume_backups", "backup", "backups", "backup_gigabytes"))
 
 
-def _usage_views(request: Request, db, project_id: str) -> dict:
+def _usage_views(request: Request, project_id: str) -> dict:
     """What the storage host shows of the project, per kind: (items, when the read began). Read before the
     project's lock is taken: a view read may run a module on the hosts."""
     views = request.app.state.resources
     seen = {}
-    for kind, resource, _count, _gigabytes in USAGE_KINDS:
+    for kind, _resource, _count, _gigabytes in USAGE_KINDS:
         if views.available(kind):
-            items, _errors, read_at = views.read(kind, operations.last_ended(db, project_id, resource))
+            items, _errors, read_at = views.read(kind)
             seen[kind] = ([i for i in items if i.get("project") == project_id], read_at)
     return seen
 
@@ -462,7 +462,7 @@ def _launch_volume_create(request: Request, db, auth, volume_id: str, name: str 
             after += operations.in_flight(db, resource, [source[key]])
     operations.launch(request, db, auth, "volume", volume_id, "create", extra_vars, shown,
                       check=_quota_check(request, db, auth.project_id, {"volumes": 1, "gigabytes": size},
-                                         _usage_views(request, db, auth.project_id)),
+                                         _usage_views(request, auth.project_id)),
                       after=after)
     return dict(shown, id=volume_id, project=auth.project_id, status="creating")
 
@@ -620,7 +620,7 @@ def volume_action(volume_id: str, body: VolumeAction, request: Request, auth=Dep
     _launch_update(request, db, auth, item, {"volume_size": new_size},
                    {"name": item.get("name"), "grows_by": new_size - size},
                    check=_quota_check(request, db, project_id, {"gigabytes": new_size - size},
-                                      _usage_views(request, db, project_id)))
+                                      _usage_views(request, project_id)))
     return Response(status_code=202)
 
 
@@ -646,7 +646,7 @@ def _launch_of_volume(request: Request, db, auth, resource: str, volume_ref: str
     wanted = dict(counted, **{"backup_gigabytes" if resource == "backup" else "gigabytes": size})
     operations.launch(request, db, auth, resource, ident, "create", extra_vars, shown,
                       check=_quota_check(request, db, auth.project_id, wanted,
-                                         _usage_views(request, db, auth.project_id)),
+                                         _usage_views(request, auth.project_id)),
                       after=operations.in_flight(db, "volume", [volume["id"]]))
     return dict(shown, id=ident, project=auth.project_id, status="creating")
 
@@ -864,7 +864,7 @@ def show_quotas(target_project: str, request: Request, usage: str | None = None,
         raise HTTPException(status_code=403, detail="Policy doesn't allow reading another project's quotas.")
     identity.get_or_404(db, Project, target_project, "project")
     values = quotas.limits(db, request.app.state.settings, target_project)
-    used = _usage(db, target_project, _usage_views(request, db, target_project)) \
+    used = _usage(db, target_project, _usage_views(request, target_project)) \
         if str(usage).lower() in ("true", "1") else None
     return _quota_set(target_project, values, used)
 
@@ -910,7 +910,7 @@ def reset_quotas(target_project: str, db=Depends(get_db)):
 def limits(request: Request, auth=Depends(current_auth), db=Depends(get_db)):
     settings = request.app.state.settings
     values = quotas.limits(db, settings, auth.project_id) if auth.project_id else quotas.defaults(settings)
-    used = _usage(db, auth.project_id, _usage_views(request, db, auth.project_id)) if auth.project_id \
+    used = _usage(db, auth.project_id, _usage_views(request, auth.project_id)) if auth.project_id \
         else dict.fromkeys(QUOTAS, 0)
     return {"limits": {"rate": [], "absolute": {
         "maxTotalVolumes": values["volumes"], "maxTotalSnapshots": values["snapshots"],

@@ -97,19 +97,18 @@ def records(db, kind: str) -> dict[str, Record]:
     return {r.id: r for r in db.scalars(select(Record).where(Record.kind == kind))}
 
 
-def view_of(request: Request, db, auth, kind: str, resources: tuple[str, ...]) -> tuple[list[dict], float]:
+def view_of(request: Request, db, auth, kind: str) -> tuple[list[dict], float]:
     """A resource view's items the token may see (every project's for the cloud admin), read after the last
-    job that changed ``resources`` ended, and when the read began."""
+    job that changed them ended, and when the read began."""
     views = request.app.state.resources
     if not views.available(kind):
         return [], 0
-    since = max(operations.last_ended(db, None, resource) for resource in resources)
     if auth.is_admin:
-        items, _errors, read_at = views.read(kind, since)
+        items, _errors, read_at = views.read(kind)
         return items, read_at
     if auth.project_id is None:
         return [], 0
-    view = views.for_project(kind, db.get(Project, auth.project_id), fresher_than=since)
+    view = views.for_project(kind, db.get(Project, auth.project_id))
     return view["items"], view.get("read_at", 0)
 
 
@@ -118,13 +117,12 @@ def _view(request: Request, db, auth) -> tuple[list[dict], float]:
     views = request.app.state.resources
     if not views.available("networks"):
         return [], 0
-    since = max(operations.last_ended(db, None, "network"), operations.last_ended(db, None, "subnet"))
     if auth.is_admin or auth.project_id is None:
-        items, _errors, read_at = views.read("networks", since)
+        items, _errors, read_at = views.read("networks")
         if not auth.is_admin:
             items = []
     else:
-        view = views.for_project("networks", db.get(Project, auth.project_id), fresher_than=since)
+        view = views.for_project("networks", db.get(Project, auth.project_id))
         items, read_at = view["items"], view.get("read_at", 0)
     return items, read_at
 

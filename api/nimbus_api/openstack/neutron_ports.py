@@ -42,7 +42,7 @@ def host_port_id(network: str, name: str) -> str:
 
 def _view(request: Request, db, auth) -> tuple[list[dict], float]:
     # Servers, routers and floating IPs make and remove ports too.
-    return neutron.view_of(request, db, auth, "ports", ("port", "server", "router", "floating_ip"))
+    return neutron.view_of(request, db, auth, "ports")
 
 
 def _status(item: dict) -> str:

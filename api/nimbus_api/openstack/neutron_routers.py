@@ -30,7 +30,7 @@ router = APIRouter(prefix=neutron.PREFIX, tags=["neutron"], route_class=PolicyRo
 # --- routers: what the network node holds, with the changes in flight ----------------------------
 
 def _router_states(request: Request, db, auth) -> dict[str, dict]:
-    items, read_at = neutron.view_of(request, db, auth, "routers", ("router",))
+    items, read_at = neutron.view_of(request, db, auth, "routers")
     out = {}
     for item in items:
         gateway = item.get("external_gateway") or None
@@ -319,7 +319,7 @@ def delete_router(router_id: str, request: Request, auth=Depends(current_auth), 
 # --- floating IPs --------------------------------------------------------------------------------
 
 def _fip_states(request: Request, db, auth) -> dict[str, dict]:
-    items, read_at = neutron.view_of(request, db, auth, "floating_ips", ("floating_ip", "router", "server"))
+    items, read_at = neutron.view_of(request, db, auth, "floating_ips")
     out = {i["name"]: dict(i, status="ACTIVE" if i.get("port_id") else "DOWN") for i in items}
     project = None if auth.is_admin else auth.project_id
     for op in operations.pending(db, project, "floating_ip", read_at):
@@ -411,8 +411,7 @@ def _free_address(request, db, auth, network_id: str) -> str:
     gateway being made at this moment does not take it), past every port of the network, whoever's, and the
     floating IPs being made."""
     views = request.app.state.resources
-    since = max(operations.last_ended(db, None, r) for r in ("port", "server", "router", "floating_ip"))
-    items = views.read("ports", since)[0] if views.available("ports") else []
+    items = views.read("ports")[0] if views.available("ports") else []
     taken = {f.get("ip") for i in items if i.get("network") == network_id for f in i.get("fixed_ips") or []}
     taken |= {p.shown.get("floating_ip") for p in operations.pending(db, None, "floating_ip") if p.in_flight}
     for subnet in neutron.subnets(request, db, auth):

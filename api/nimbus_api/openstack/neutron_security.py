@@ -77,7 +77,7 @@ def _rule_out(group_id: str, project: str, rule: dict) -> dict:
 def _states(request: Request, db, auth) -> dict[str, dict]:
     """Every group the token may see, by id: its project, its rules (those the last change in flight gives,
     else the hosts'), its status and the operation that made it, if any is still shown."""
-    items, read_at = neutron.view_of(request, db, auth, "security_groups", ("security_group",))
+    items, read_at = neutron.view_of(request, db, auth, "security_groups")
     out = {i["name"]: {"project": i.get("project") or "", "rules": [canonical(r) for r in i.get("rules") or []],
                        "status": "ACTIVE", "description": i.get("description") or ""} for i in items}
     project = None if auth.is_admin else auth.project_id

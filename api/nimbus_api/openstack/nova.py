@@ -613,11 +613,10 @@ def _servers(request: Request, db, auth, all_tenants: bool) -> list[dict]:
         raise HTTPException(status_code=403, detail="Servers are listed with a project-scoped token.")
     items, read_at = [], 0
     if views.available("instances"):
-        since = operations.last_ended(db, project_id, "server")
         if project_id is None:
-            items, _errors, read_at = views.read("instances", since)
+            items, _errors, read_at = views.read("instances")
         else:
-            view = views.for_project("instances", db.get(Project, project_id), fresher_than=since)
+            view = views.for_project("instances", db.get(Project, project_id))
             items, read_at = view["items"], view.get("read_at", 0)
     servers = {i["uuid"]: dict(i) for i in items if i.get("uuid") and i.get("managed", True)}
     for pending in operations.pending(db, project_id, "server", read_at):
@@ -692,7 +691,7 @@ def _image_ids(request: Request) -> dict:
 
 def _floating(request: Request, db, auth) -> dict:
     """(host port id, fixed IP) -> floating IP, for the addresses of the servers the token may see."""
-    items, _read_at = neutron.view_of(request, db, auth, "floating_ips", ("floating_ip", "router", "server"))
+    items, _read_at = neutron.view_of(request, db, auth, "floating_ips")
     return {(i.get("port_id"), i.get("fixed_ip")): i.get("floating_ip") for i in items if i.get("port_id")}
 
 
@@ -932,8 +931,7 @@ def _project_view(request: Request, db, auth) -> tuple[list, float]:
     views = request.app.state.resources
     if not views.available("instances"):
         return [], 0
-    since = operations.last_ended(db, auth.project_id, "server")
-    view = views.for_project("instances", db.get(Project, auth.project_id), fresher_than=since)
+    view = views.for_project("instances", db.get(Project, auth.project_id))
     return [i for i in view["items"] if i.get("uuid")], view.get("read_at", 0)
 
 

@@ -7,8 +7,8 @@ templated). The answer is OpenStack's: ``202`` and the resource with the id chos
 
 Until the hosts show the result, the resource is what its :class:`~nimbus_api.models.Operation` says:
 building while the job is pending or running, ``ERROR`` with the job's fault when it failed, until the user
-deletes it. A resource view read before a job ended is read again (``ResourceViews.read``'s
-``fresher_than``), so a job's result shows as soon as it is done.
+deletes it. A resource view read before a job that changes its kind ended is read again (``last_ended``,
+``ResourceViews.read``), so a job's result shows as soon as it is done.
 
 The quota lock: one row per project is updated before anything is counted, so two requests of one project
 count one after the other (InnoDB locks the row until commit; SQLite's first write takes the database's
@@ -171,14 +171,12 @@ def _epoch(moment: datetime | None) -> float:
     return moment.timestamp()
 
 
-def last_ended(db, project_id: str | None, resource: str) -> float:
-    """When the project's last job of this resource ended (epoch seconds; 0 for none): a view read before
-    that is read again."""
+def last_ended(db, resources) -> float:
+    """When the last job of any of these resources ended, whichever project's (epoch seconds; 0 for none): a
+    resource view read before that is read again (``ResourceViews.last_change``)."""
     query = (select(Job.finished_at).join(Operation, Operation.job_id == Job.id)
-             .where(Operation.resource == resource, Job.status.in_(FINISHED))
+             .where(Operation.resource.in_(resources), Job.status.in_(FINISHED))
              .order_by(Job.finished_at.desc()).limit(1))
-    if project_id is not None:
-        query = query.where(Operation.project_id == project_id)
     return _epoch(db.scalar(query))
 
 
