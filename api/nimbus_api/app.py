@@ -55,8 +55,13 @@ def create_app(settings: Settings | None = None, run_migrations: bool = True) ->
     app.state.runner = JobRunner(settings, app.state.sessions)
     app.state.queue = make_queue(settings, app.state.runner)
 
+    # The views ask when the jobs of a kind last ended through an engine of their own: a request that holds a
+    # connection (and its project's lock) while it reads a view never waits for a second one from the pool
+    # its peers hold, waiting for that lock.
+    view_sessions = make_sessionmaker(make_engine(settings.database_url))
+
     def last_change(resources) -> float:
-        with app.state.sessions() as db:
+        with view_sessions() as db:
             return operations.last_ended(db, resources)
 
     app.state.resources = ResourceViews(settings, last_change)
