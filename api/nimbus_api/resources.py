@@ -145,29 +145,28 @@ class ResourceViews:
             return None
         return self._groups[1]
 
-    def for_project(self, kind: str, project, fresher_than: float = 0) -> dict:
+    def for_project(self, kind: str, project) -> dict:
         if not self.available(kind):
             return {"kind": kind, "available": False, "items": [], "errors": []}
-        items, errors, read_at = self.read(kind, fresher_than)
+        items, errors, read_at = self.read(kind)
         # Shared and external networks are every project's, as in Neutron.
         mine = [i for i in items if VIEWS[kind].public or i.get("project") == project.id or i.get("shared")
                 or i.get("external")]
         return {"kind": kind, "available": True, "items": mine, "errors": errors, "read_at": read_at}
 
-    def read(self, kind: str, fresher_than: float = 0):
+    def read(self, kind: str):
         """The kind's items and errors, and when their read began (epoch seconds).
 
-        The read began after the last job that changed the kind ended (``View.changed_by``), and after
-        ``fresher_than`` (epoch seconds) when the caller needs a later moment: what those jobs did is in the
-        answer, whatever the cache's age.
+        The read began after the last job that changed the kind ended (``View.changed_by``): what those jobs
+        did is in the answer, whatever the cache's age.
         """
         view = VIEWS[kind]
-        fresher_than = max(fresher_than, self.last_change(view.changed_by))
+        last_change = self.last_change(view.changed_by)
         # One reader per source at a time; the others wait for its result rather than start their own run.
         with self.locks[view.source]:
             cached = self.cache.get(view.source)
             if (not cached or time.monotonic() - cached[0] >= self.settings.resources_ttl
-                    or cached[3] <= fresher_than):
+                    or cached[3] <= last_change):
                 began = time.time()
                 results, errors = self._run(view)
                 cached = self.cache[view.source] = (time.monotonic(), results, errors, began)

@@ -332,7 +332,7 @@ compute:
       ansible_connection: ssh
       ansible_ssh_common_args: -o ConnectTimeout=5 -o StrictHostKeyChecking=no
 """.format(python=sys.executable, xml=tmp_path / "node.xml"))
-    # Reads after a job are fresh whatever the cache's age (the job's end is the read's fresher_than); the TTL
+    # Reads after a job that changes the kind are fresh whatever the cache's age (ResourceViews.read); the TTL
     # only bounds how long a change made outside the API goes unseen. A long one here keeps the clients'
     # polling (--wait, every 2 s) from starting an ansible-runner read each time; test_resources sets a short
     # one where it tests the expiry.
@@ -359,10 +359,10 @@ def with_views(app, **kinds):
         def available(self, kind):
             return kind in kinds or super().available(kind)
 
-        def read(self, kind, fresher_than=0):
+        def read(self, kind):
             if kind in kinds:
                 return kinds[kind](), [], time.time()
-            return super().read(kind, fresher_than)
+            return super().read(kind)
 
     app.state.resources = Given(app.state.settings, app.state.resources.last_change)
 

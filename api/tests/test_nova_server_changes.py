@@ -271,8 +271,8 @@ def test_a_change_that_ends_while_the_view_is_read_still_shows_in_flight(compute
     views = app.state.resources
     real_read = views.read
 
-    def read_then_let_the_job_end(kind, fresher_than=0):
-        answer = real_read(kind, fresher_than)
+    def read_then_let_the_job_end(kind):
+        answer = real_read(kind)
         if kind == "instances" and not (tmp / "go").exists():
             (tmp / "go").write_text("")
             settle(app)
