@@ -103,7 +103,7 @@ FROM_NOTHING = {
     "rabbitmq": ("rabbitmq", "nimbus-rmq-1"),
     "kvm": ("kvm", "nimbus-kvm-1"),
     "bridges": ("network", "nimbus-net-1"),
-    "api": ("api", "nimbus-api-2"),
+    "api": ("control_cluster", "nimbus-ctl-worker"),
     "images": ("storage", "nimbus-st-store"),
     "volumes": ("storage", "nimbus-st-store"),
 }

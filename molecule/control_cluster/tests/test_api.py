@@ -1,4 +1,5 @@
-"""The API on nimbus-api-1 (MariaDB, RabbitMQ, API, a worker) and a worker-only nimbus-api-2.
+"""The API and a worker on nimbus-ctl-1 (a Galera and RabbitMQ cluster member) and a worker-only
+nimbus-ctl-worker, after both clusters' stories (a Galera SIGKILL and recovery, an Erlang cookie rotation).
 
 HTTP goes from this machine to the API's container address; the `nimbus` client runs inside the
 containers. Jobs run the test playbook on the workers themselves (local connection).
@@ -14,18 +15,19 @@ import httpx
 import pytest
 import testinfra
 
-testinfra_hosts = ["podman://nimbus-api-1", "podman://nimbus-api-2"]
+testinfra_hosts = ["podman://nimbus-ctl-1", "podman://nimbus-ctl-worker"]
 
 ADMIN_PASSWORD = "api-admin-secret-K5r"
-SECRETS = ["api-db-secret-Q3v", "api-mq-secret-Z8k", "api-sealing-secret-W2m7pT", ADMIN_PASSWORD]
+SECRETS = ["galera-secret-Zp4", "nimbus-test-password", "api-sealing-secret-W2m7pT", ADMIN_PASSWORD]
 SENTINEL = "sentinel-Jv4-never-stored-8Qp"
-COOKIE = "nimbusApiTestCookie0123456789"
+# The cluster's Erlang cookie before and after the rotation story.
+COOKIES = ["nimbusClusterTestCookie0123456789", "nimbusRotatedClusterCookie0123456789"]
 # Where a secret may rest in plain text: the service's settings (0640) and RabbitMQ's Erlang cookie.
 SECRET_STORES = {"/etc/nimbus-api/api.env", "/var/lib/rabbitmq/.erlang.cookie"}
 SEARCHED = "/etc /var/log /var/lib /root /home /srv /opt /tmp"
-API = testinfra.get_host("podman://nimbus-api-1")
-WORKER = testinfra.get_host("podman://nimbus-api-2")
-WORKER_NODES = {"worker@nimbus-api-1", "worker@nimbus-api-2"}
+API = testinfra.get_host("podman://nimbus-ctl-1")
+WORKER = testinfra.get_host("podman://nimbus-ctl-worker")
+WORKER_NODES = {"worker@nimbus-ctl-1", "worker@nimbus-ctl-worker"}
 
 
 def inventory(host):
@@ -75,7 +77,7 @@ def wait(api, job_id, timeout=180):
 
 
 def test_units(host):
-    serves = host.backend.get_hostname() == "nimbus-api-1"
+    serves = host.backend.get_hostname() == "nimbus-ctl-1"
     worker = host.service("nimbus-api-worker")
     assert worker.is_running and worker.is_enabled
     assert host.service("nimbus-api").is_running == serves
@@ -94,9 +96,9 @@ def test_no_secret_in_argv_environment_journal_logs_or_files(host):
     # where a password given as an argument would show) as well as the services' messages.
     journal = host.check_output("journalctl --no-pager -o json")
     assert "_CMDLINE" in journal
-    assert not [s for s in SECRETS + [COOKIE] if s in journal]
+    assert not [s for s in SECRETS + COOKIES if s in journal]
     # grep reads the secrets on standard input (printf is the shell's own).
-    secrets = SECRETS + [COOKIE]
+    secrets = SECRETS + COOKIES
     found = host.run("printf '%%s\\n' " + " ".join(["%s"] * len(secrets)) + " | grep -rlsF -f - $(ls -d "
                      + SEARCHED + " 2>/dev/null)", *secrets)
     assert found.rc in (0, 1), found.stderr
@@ -138,7 +140,7 @@ def test_compute_is_in_the_catalog_and_the_runbooks_are_registered(api):
     names = {t["name"]: t for t in api.get("/v1/job_templates").json()}
     assert {"nimbus.server_create", "nimbus.server_delete", "nimbus.server_action"} <= set(names)
     create = names["nimbus.server_create"]
-    assert create["playbook"] == "server_create.yml" and "nimbus-api-1" in create["inventory"]
+    assert create["playbook"] == "server_create.yml" and "nimbus-ctl-1" in create["inventory"]
     # The operator's template variables, and where the service's settings put Glance's uploads for the image
     # runbooks (api_state_dir/image-uploads).
     assert create["extra_vars"] == {"runbook_kernels": {"tiny.qcow2": {"kernel": "/boot/vmlinuz"}},
@@ -217,7 +219,7 @@ UNIT_STARTED = "39f53479d3a045ac8e11786248231fbf"
 
 
 def units(host):
-    return ["nimbus-api.service", "nimbus-api-worker.service"] if host.backend.get_hostname() == "nimbus-api-1" \
+    return ["nimbus-api.service", "nimbus-api-worker.service"] if host.backend.get_hostname() == "nimbus-ctl-1" \
         else ["nimbus-api-worker.service"]
 
 
@@ -238,9 +240,11 @@ def started_at(host, unit):
 
 
 def test_each_unit_started_once_after_its_install_and_nothing_was_copied_installed_or_reloaded_since(host):
-    """Check, converge, idempotence and the side effect's refused runs: one start per unit (no start then
-    restart on the first converge, no restart after), after the archive was copied and installed; so the
-    no-op runs copied, installed and restarted nothing, and systemd was not reloaded."""
+    """Check, converge, idempotence, the side effect's refused runs and both clusters' stories: one start per unit
+    (no start then restart on the first converge, no restart after, not even when every database member was
+    killed or the broker's nodes restarted), after the archive was copied and installed; so the no-op runs
+    copied, installed and restarted nothing, and systemd was not reloaded until the stories began (the Galera
+    story reloads it on purpose; side_effect.yml writes /run/nimbus-stories-began first)."""
     archive = host.file("/opt/nimbus-api/nimbus-api.tar")
     stamp = host.file("/opt/nimbus-api/venv/.nimbus-installed")
     layout = ["bin", "collections", "nimbus-api.tar", "venv", "wheels"]
@@ -250,18 +254,22 @@ def test_each_unit_started_once_after_its_install_and_nothing_was_copied_install
         assert len(starts.splitlines()) == 1, starts
         assert archive.mtime.timestamp() <= stamp.mtime.timestamp() <= started_at(host, unit), unit
     # Enabling a unit reloads systemd, so the first converge reloads it before each unit's start; a reload
-    # after the last start (to the microsecond: the journal's own timestamps) is one a later run made.
+    # after the last start (to the microsecond: the journal's own timestamps) and before the stories is one a
+    # later run made.
     last = max(started_at(host, unit) for unit in units(host))
+    stories = float(host.file("/run/nimbus-stories-began").content_string)
+    assert last < stories
     journal = host.check_output("journalctl --no-pager -o json _PID=1 --since %s", "@%d" % int(last))
     reloads = [e["MESSAGE"] for e in map(json.loads, journal.splitlines())
-               if str(e.get("MESSAGE", "")).startswith("Reloading") and int(e["__REALTIME_TIMESTAMP"]) > last * 1e6]
+               if str(e.get("MESSAGE", "")).startswith("Reloading")
+               and last * 1e6 < int(e["__REALTIME_TIMESTAMP"]) < stories * 1e6]
     assert not reloads, reloads
 
 
 def test_the_wait_reaches_the_database_and_broker_and_names_what_it_waits_for():
     ready = WORKER.run("/opt/nimbus-api/bin/nimbus-api wait --broker --timeout 20")
     assert ready.rc == 0, ready.stderr
-    assert json.loads(ready.stdout)["ready"][1].startswith("the broker at amqp://nimbus:**@nimbus-api-1:5672/")
+    assert json.loads(ready.stdout)["ready"][1].startswith("the broker at amqp://nimbus:**@nimbus-ctl-1:5672/")
     away = WORKER.run("NIMBUS_API_DATABASE_URL=mysql+pymysql://nimbus:never-shown-7Gq@127.0.0.1:1/nimbus "
                       "/opt/nimbus-api/bin/nimbus-api wait --timeout 3")
     assert away.rc == 1
