@@ -149,24 +149,45 @@ echo "NIMBUS-VOLUME-WROTE $(dd if=/dev/vdc bs=512 count=1 2>/dev/null | head -n 
 """
 
 
-def test_the_demo_project_writes_to_an_attached_volume_snapshots_and_backs_it_up(clients, tmp_path):
-    """openstack volume create, snapshot, backup and extend through Cinder, and server add / remove volume
-    through Nova, to the real runbooks: the guest writes a marker to the volume attached live over iSCSI, a
-    volume made from its snapshot holds the marker, a server deleted with a volume attached leaves it available,
-    and afterwards no file, tgt target or libvirt secret is left."""
+def test_the_demo_project_boots_from_a_volume_writes_to_another_attached_live_snapshots_and_backs_it_up(
+        clients, tmp_path):
+    """openstack volume create (--image too), snapshot, backup and extend through Cinder, and server create
+    --volume, server add / remove volume through Nova, to the real runbooks, with one guest: it boots with a
+    volume made of an image as its first disk (over iSCSI) and reads the image's marker from it, then writes a
+    marker to a second volume attached live; a volume made from that one's snapshot holds the marker; the boot
+    volume is neither detached nor deleted while the server lives; a server deleted with volumes attached leaves
+    them available; and afterwards no file, tgt target or libvirt secret is left."""
     marker = "e2e-marker-" + secrets.token_hex(6)
     clients.run("demo", "volume", "create", "--size", "1", "--description", "{{ 7 * 7 }}", "e2e-vol")
+    root = clients.shown("demo", "volume", "create", "--image", "nimbus-tiny", "--size", "1", "e2e-root")
     volume_status(clients, "demo", "e2e-vol", "available")
     vol = clients.shown("demo", "volume", "show", "e2e-vol")
     assert (vol["size"], vol["description"], vol["type"]) == (1, "{{ 7 * 7 }}", "standard")
     assert clients.run(OTHER, "volume", "show", "e2e-vol", ok=False).returncode != 0
     assert "standard" in [t["Name"] for t in clients.listed("demo", "volume", "type", "list")]
+    volume_status(clients, "demo", "e2e-root", "available")
+    assert str(clients.shown("demo", "volume", "show", "e2e-root")["bootable"]).lower() == "true"
+    # Another project's volume is not booted from (the client cannot even find it).
+    assert clients.run(OTHER, "server", "create", "--flavor", "m1.nano", "--volume", root["id"], "e2e-theirs",
+                       ok=False).returncode != 0
+    assert clients.listed(OTHER, "server", "list") == []
 
     user_data = tmp_path / "writer.sh"
     user_data.write_text(WRITER.replace("MARKER", marker))
-    server = clients.shown("demo", "server", "create", "--flavor", "m1.nano", "--image", "nimbus-tiny.qcow2",
+    server = clients.shown("demo", "server", "create", "--flavor", "m1.nano", "--volume", "e2e-root",
                            "--network", "demo-net", "--user-data", str(user_data), "--wait", "e2e-volvm")
     assert server["status"] == "ACTIVE", server
+    openstack_story.until("the guest to read the image from its boot volume",
+                          lambda: "NIMBUS-DISK vda marker=NIMBUS-IMAGE-1" in console(server["id"]), timeout=300)
+    domain = on_host("virsh -c qemu:///system dumpxml %s" % server["id"]).stdout
+    assert "<serial>%s</serial>" % root["id"] in domain and "disk.qcow2" not in domain
+    listed = clients.listed("demo", "server", "volume", "list", "e2e-volvm")
+    assert [(v["Volume ID"], v["Device"]) for v in listed] == [(root["id"], "/dev/vda")]
+    volume_status(clients, "demo", "e2e-root", "in-use")
+    assert clients.run("demo", "server", "remove", "volume", "e2e-volvm", "e2e-root", ok=False).returncode != 0
+    assert clients.run("demo", "volume", "delete", "e2e-root", ok=False).returncode != 0
+
+    # A second volume attached live as vdc (vdb is the seed): the guest writes the marker to it.
     openstack_story.until("the guest's user-data to start", lambda: "NIMBUS-USER-DATA start" in console(server["id"]),
                           timeout=300)
     clients.run("demo", "server", "add", "volume", "e2e-volvm", "e2e-vol")
@@ -182,7 +203,7 @@ def test_the_demo_project_writes_to_an_attached_volume_snapshots_and_backs_it_up
     assert clients.run("demo", "volume", "delete", "e2e-vol", ok=False).returncode != 0
     clients.run("demo", "server", "remove", "volume", "e2e-volvm", "e2e-vol")
     volume_status(clients, "demo", "e2e-vol", "available")
-    assert "<serial>" not in on_host("virsh -c qemu:///system dumpxml %s" % server["id"]).stdout
+    assert "<serial>%s</serial>" % vol["id"] not in on_host("virsh -c qemu:///system dumpxml %s" % server["id"]).stdout
 
     # A snapshot, and a volume made from it: the marker the guest wrote is there.
     clients.run("demo", "volume", "snapshot", "create", "--volume", "e2e-vol", "e2e-snap")
@@ -195,28 +216,31 @@ def test_the_demo_project_writes_to_an_attached_volume_snapshots_and_backs_it_up
     clients.run("demo", "volume", "set", "--size", "2", "e2e-vol")
     openstack_story.until("e2e-vol to grow", lambda: clients.shown("demo", "volume", "show", "e2e-vol")["size"] == 2)
     quota = clients.python("demo", QUOTA_VIEW)
-    # Volumes of 2 and 1 GiB and a snapshot of 1 GiB, against the default limits.
-    assert (quota["used"]["volumes"], quota["used"]["gigabytes"], quota["volumes"]) == (2, 4, 10)
+    # Volumes of 2, 1 and 1 GiB (the boot volume) and a snapshot of 1 GiB, against the default limits.
+    assert (quota["used"]["volumes"], quota["used"]["gigabytes"], quota["volumes"]) == (3, 5, 10)
 
-    # A server deleted with a volume attached: the volume is available again, its target and secret gone.
+    # A server deleted with volumes attached: they are available again, their targets and secrets gone.
     clients.run("demo", "server", "add", "volume", "e2e-volvm", "e2e-clone")
     volume_status(clients, "demo", "e2e-clone", "in-use")
     clients.run("demo", "server", "delete", "--wait", "e2e-volvm")
     volume_status(clients, "demo", "e2e-clone", "available")
+    volume_status(clients, "demo", "e2e-root", "available")
     assert on_host("tgtadm --lld iscsi --mode target --op show").stdout.strip() == ""
     assert "nimbus-volume" not in on_host("virsh -c qemu:///system secret-list").stdout
 
     clients.run("demo", "volume", "backup", "delete", "e2e-backup")
     clients.run("demo", "volume", "delete", "e2e-clone")
+    clients.run("demo", "volume", "delete", "e2e-root")
     clients.run("demo", "volume", "snapshot", "delete", "e2e-snap")
     clients.gone("demo", "volume", "e2e-clone")
+    clients.gone("demo", "volume", "e2e-root")
     openstack_story.until("e2e-snap to go", lambda: "e2e-snap" not in {
         s["Name"] for s in clients.listed("demo", "volume", "snapshot", "list")})
     clients.run("demo", "volume", "delete", "e2e-vol")
     clients.gone("demo", "volume", "e2e-vol")
     openstack_story.until("e2e-backup to go", lambda: clients.listed("demo", "volume", "backup", "list") == [])
     left = on_host("ls -A /var/lib/nimbus/volumes /var/lib/nimbus/volume-backups").stdout
-    assert vol["id"] not in left and clone["id"] not in left and ".json" not in left
+    assert vol["id"] not in left and clone["id"] not in left and root["id"] not in left and ".json" not in left
 
 
 # The project's Cinder quota set with its usage, through openstacksdk.
@@ -227,35 +251,3 @@ project = conn.current_project_id
 quota = conn.block_storage.get_quota_set(project, usage=True)
 print(json.dumps({"used": quota.usage, "volumes": quota.volumes, "gigabytes": quota.gigabytes}))
 """
-
-
-def test_the_demo_project_boots_a_server_from_a_volume_made_of_an_image(clients):
-    """openstack volume create --image, then server create --volume: the guest boots with the volume as its
-    first disk, served over iSCSI, and reads the image's marker from it; the volume cannot be detached while
-    the server lives, and is available again (no target, no secret) once the server is deleted."""
-    root = clients.shown("demo", "volume", "create", "--image", "nimbus-tiny", "--size", "1", "e2e-root")
-    volume_status(clients, "demo", "e2e-root", "available")
-    assert str(clients.shown("demo", "volume", "show", "e2e-root")["bootable"]).lower() == "true"
-    # Another project's volume is not booted from (the client cannot even find it).
-    assert clients.run(OTHER, "server", "create", "--flavor", "m1.nano", "--volume", root["id"], "e2e-theirs",
-                       ok=False).returncode != 0
-    assert clients.listed(OTHER, "server", "list") == []
-    server = clients.shown("demo", "server", "create", "--flavor", "m1.nano", "--volume", "e2e-root",
-                           "--network", "demo-net", "--wait", "e2e-bfv")
-    assert server["status"] == "ACTIVE", server
-    openstack_story.until("the guest to read the image from its boot volume",
-                          lambda: "NIMBUS-DISK vda marker=NIMBUS-IMAGE-1" in console(server["id"]), timeout=300)
-    domain = on_host("virsh -c qemu:///system dumpxml %s" % server["id"]).stdout
-    assert "<serial>%s</serial>" % root["id"] in domain and "disk.qcow2" not in domain
-    listed = clients.listed("demo", "server", "volume", "list", "e2e-bfv")
-    assert [(v["Volume ID"], v["Device"]) for v in listed] == [(root["id"], "/dev/vda")]
-    volume_status(clients, "demo", "e2e-root", "in-use")
-    assert clients.run("demo", "server", "remove", "volume", "e2e-bfv", "e2e-root", ok=False).returncode != 0
-    assert clients.run("demo", "volume", "delete", "e2e-root", ok=False).returncode != 0
-
-    clients.run("demo", "server", "delete", "--wait", "e2e-bfv")
-    volume_status(clients, "demo", "e2e-root", "available")
-    assert root["id"] not in on_host("tgtadm --lld iscsi --mode target --op show").stdout
-    assert "nimbus-volume" not in on_host("virsh -c qemu:///system secret-list").stdout
-    clients.run("demo", "volume", "delete", "e2e-root")
-    clients.gone("demo", "volume", "e2e-root")
