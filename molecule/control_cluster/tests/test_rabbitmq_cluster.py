@@ -9,7 +9,7 @@ import testinfra
 NODES = ["nimbus-ctl-1", "nimbus-ctl-2", "nimbus-ctl-3"]
 testinfra_hosts = ["podman://%s" % node for node in NODES]
 
-CLIENT = (pathlib.Path(__file__).parents[2] / "rabbitmq" / "tests" / "amqp_client.py").read_text()
+CLIENT = (pathlib.Path(__file__).parents[2] / "control_single" / "tests" / "amqp_client.py").read_text()
 USER = "nimbus"
 PASSWORD = "nimbus-test-password"
 VHOST = "/nimbus"

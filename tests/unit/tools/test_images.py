@@ -99,8 +99,8 @@ def test_every_platform_uses_the_base_image_or_a_family():
 # that the scenario applies there). The rest of the suite may start from the
 # family images because these still prove the install.
 FROM_NOTHING = {
-    "mariadb": ("mariadb", "nimbus-mariadb-1"),
-    "rabbitmq": ("rabbitmq", "nimbus-rmq-1"),
+    "mariadb": ("control_single", "nimbus-mariadb-1"),
+    "rabbitmq": ("control_single", "nimbus-rmq-1"),
     "kvm": ("kvm", "nimbus-kvm-1"),
     "bridges": ("network", "nimbus-net-1"),
     "api": ("control_cluster", "nimbus-ctl-worker"),
