@@ -116,6 +116,26 @@ def test_log_in_switch_launch_watch_and_list(page, live_server, cloud, hyperviso
     page.wait_for_url(live_server + "/ui/login")
 
 
+def test_a_slow_view_never_lands_over_the_one_clicked_after_it(page, live_server, cloud):
+    """The first page's templates are held back while the user goes to Jobs: once they arrive, Jobs stays."""
+    a = cloud.project("proj-a")
+    cloud.user("member-a", roles=[(a, "member")])
+    template(cloud, name="slow-to-list")
+    held = []
+    page.route("**/v1/job_templates", lambda route: held.append(route))
+    log_in(page, live_server, "member-a", "proj-a")
+    while not held:
+        page.wait_for_timeout(50)
+    page.click("a[href='#/jobs']")
+    with page.expect_response("**/v1/job_templates"):
+        held[0].continue_()
+    page.wait_for_selector("#view h2:text-is('Jobs')")
+    # Whatever the held answer was going to render has had its turn: a stale view would now be shown.
+    page.evaluate("() => new Promise((done) => setTimeout(done, 300))")
+    assert page.inner_text("#view h2") == "Jobs"
+    assert "slow-to-list" not in page.inner_text("#view")
+
+
 def test_launch_errors_are_shown(page, live_server, cloud):
     a = cloud.project("proj-a")
     cloud.user("member-a", roles=[(a, "member")])

@@ -339,7 +339,19 @@ async function launchInstanceView() {
 
 // --- frame --------------------------------------------------------------------------------
 
-async function route() {
+// Views render one after another, and a view asked for while another was loading replaces any asked for
+// before it: a slow view's answer never lands over the one the user went to after it (a click during the
+// first page's load would otherwise show that page, not the one clicked).
+let rendering = Promise.resolve();
+let routesAsked = 0;
+
+function route() {
+  const asked = ++routesAsked;
+  rendering = rendering.then(() => (asked === routesAsked ? render() : undefined));
+  return rendering;
+}
+
+async function render() {
   const [, page, id] = (window.location.hash || "#/templates").split("/");
   try {
     if (page === "launch") await launchView(id);
