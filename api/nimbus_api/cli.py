@@ -1,9 +1,10 @@
 """`nimbus-api`: run the service, its workers, the wait for their database and broker, migrations, the
-admin bootstrap and key rotation.
+admin bootstrap, the registration of other services (a role's own: Swift) and key rotation.
 
 Each command prints one JSON line saying what it did and whether anything changed, so the `api` role
 can report changed/ok truthfully. No secret is ever taken from argv: the admin password comes from
-``NIMBUS_API_ADMIN_PASSWORD`` or, with ``--password-stdin``, from standard input.
+``NIMBUS_API_ADMIN_PASSWORD`` or, with ``--password-stdin``, from standard input, and a service user's
+password from standard input only.
 """
 
 from __future__ import annotations
@@ -145,17 +146,66 @@ def cmd_runbooks(args, settings):
 
 
 def _endpoint_url(url):
-    from pydantic import ValidationError
-
     from nimbus_api.schemas import EndpointIn
 
-    try:
-        EndpointIn(interface="public", url=url)
-    except ValidationError:
-        raise SystemExit("nimbus-api bootstrap: --public-url must be 1 to 255 characters") from None
-    if not url.startswith(("http://", "https://")):
-        raise SystemExit("nimbus-api bootstrap: --public-url must be an http:// or https:// URL")
+    _checked("bootstrap", "--public-url", EndpointIn, interface="public", url=url)
     return url
+
+
+def _checked(command, what, model, **fields):
+    """The fields as the API's own request model takes them, or the command's refusal naming each field and
+    what is wrong with it, never its value (one may be a password)."""
+    from pydantic import ValidationError
+
+    try:
+        return model(**fields)
+    except ValidationError as e:
+        raise SystemExit("nimbus-api %s: %s" % (command, "; ".join(
+            "%s %s: %s" % (what, ".".join(map(str, error["loc"])), error["msg"].removeprefix("Value error, "))
+            for error in e.errors()))) from None
+
+
+def cmd_service(args, settings):
+    from nimbus_api import identity
+    from nimbus_api.schemas import EndpointIn, ServiceIn, UserIn
+
+    service = _checked("service", "service", ServiceIn, name=args.name, type=args.type)
+    urls = {}
+    for interface, url in args.url:
+        if interface in urls:
+            raise SystemExit("nimbus-api service: --url %s given twice" % interface)
+        urls[interface] = _checked("service", "endpoint", EndpointIn, interface=interface, url=url,
+                                   region=args.region).url
+    if (args.user is not None) != args.password_stdin:
+        raise SystemExit("nimbus-api service: --user and --password-stdin go together (the password on stdin)")
+    if args.user is not None:
+        user = _checked("service", "user", UserIn, name=args.user, password=sys.stdin.readline().rstrip("\n"))
+    with _sessions(settings)() as db:
+        try:
+            registered, changed = identity.register_service(db, service.name, service.type, args.description, urls,
+                                                            args.region)
+            result = {"service": registered.name, "service_id": registered.id, "type": registered.type,
+                      "region": args.region, "endpoints": urls}
+            if args.user is not None:
+                made, user_changed = identity.service_user(db, settings, user.name, user.password)
+                changed |= user_changed
+                result.update(user=made.name, user_id=made.id, role=identity.SERVICE_ROLE)
+        except ValueError as e:
+            raise SystemExit("nimbus-api service: %s" % e) from None
+        # --check: the same work and answer, then nothing kept (a role's check mode asks this way).
+        if args.check:
+            db.rollback()
+        else:
+            db.commit()
+    return dict(result, changed=changed)
+
+
+def _interface_url(text):
+    interface, equals, url = text.partition("=")
+    if not equals:
+        raise argparse.ArgumentTypeError("give INTERFACE=URL, such as public=https://swift.example/v1/AUTH_"
+                                         "$(project_id)s")
+    return interface, url
 
 
 def cmd_keys(args, settings):
@@ -200,6 +250,22 @@ def parser() -> argparse.ArgumentParser:
     boot.add_argument("--public-url", help="register the identity service (keystone) in the catalog with its "
                       "public endpoint, URL/identity/v3")
     boot.set_defaults(func=cmd_bootstrap)
+    service = sub.add_parser("service", help="register a service (a role's own, such as swift) with exactly these "
+                             "endpoints in the region, and with --user its service user (password on stdin)")
+    service.add_argument("--name", required=True, help="the service's name, such as swift")
+    service.add_argument("--type", required=True, help="the service type clients look for, such as object-store")
+    service.add_argument("--description", help="(default: a new service's is empty, a registered one's is kept)")
+    service.add_argument("--url", type=_interface_url, action="append", required=True, metavar="INTERFACE=URL",
+                         help="an endpoint (public, internal or admin), once per interface; the URL may hold "
+                         "$(project_id)s, which each token's catalog fills in. The service's endpoints in the "
+                         "region for interfaces not given are removed")
+    service.add_argument("--region", default="RegionOne")
+    service.add_argument("--user", help="the service's user (keystonemiddleware's), made in the default domain with "
+                         "the reader role on the admin project, never the cloud admin's")
+    service.add_argument("--password-stdin", action="store_true", help="read --user's password from stdin")
+    service.add_argument("--check", action="store_true", help="say whether anything would change, and change "
+                         "nothing")
+    service.set_defaults(func=cmd_service)
     demo = sub.add_parser("demo", help="make the self-service demo project, its member user (password on stdin) "
                           "and small flavors, if missing")
     demo.add_argument("--project", default="demo")

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from nimbus_api.identity import check_endpoint_url
 
 Name = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
 Role = Literal["admin", "member", "reader"]
@@ -162,7 +164,12 @@ class ServiceIn(BaseModel):
 class EndpointIn(BaseModel):
     interface: Literal["public", "internal", "admin"]
     url: str = Field(min_length=1, max_length=255)
-    region: str = "RegionOne"
+    region: str = Field(default="RegionOne", min_length=1, max_length=64)
+
+    @field_validator("url")
+    @classmethod
+    def _registrable(cls, url: str) -> str:
+        return check_endpoint_url(url)
 
 
 class EndpointOut(BaseModel):

@@ -311,3 +311,117 @@ def test_demo_makes_the_self_service_project_once(admin_cli, capsys):
     assert last_json(capsys)["made"] == ["password of demo"]
     with pytest.raises(SystemExit):
         admin_cli("demo", stdin="short\n")
+
+
+SWIFT_URL = "http://203.0.113.7:8080/v1/AUTH_$(project_id)s"
+SWIFT = ("service", "--name", "swift", "--type", "object-store", "--description", "nimbus.cloud object storage",
+         "--url", "public=" + SWIFT_URL, "--url", "internal=http://10.0.0.7:8080/v1/AUTH_$(project_id)s",
+         "--user", "swift", "--password-stdin")
+
+
+def swift_records():
+    from sqlalchemy import select
+
+    from nimbus_api.models import Endpoint, Service, User
+    with cli._sessions(cli.get_settings())() as db:
+        endpoints = sorted((e.interface, e.url) for e in db.scalars(
+            select(Endpoint).join(Service, Service.id == Endpoint.service_id).where(Service.name == "swift")))
+        return endpoints, db.scalar(select(User).where(User.name == "swift"))
+
+
+def test_service_registers_its_endpoints_and_its_user_once(admin_cli, capsys, settings):
+    from nimbus_api import identity
+    from nimbus_api.security import verify_secret
+
+    admin_cli("bootstrap", "--password-stdin", "--migrate", stdin="first-password-1\n")
+    capsys.readouterr()
+    # --check answers as the real run would and keeps nothing.
+    admin_cli(*SWIFT, "--check", stdin="swift-password-1\n")
+    predicted = last_json(capsys)
+    assert predicted["changed"] is True and swift_records() == ([], None)
+    admin_cli(*SWIFT, stdin="swift-password-1\n")
+    first = last_json(capsys)
+    assert {k: v for k, v in first.items() if not k.endswith("_id")} == {
+        k: v for k, v in predicted.items() if not k.endswith("_id")}
+    assert first["changed"] is True and (first["service"], first["type"], first["user"], first["role"]) == (
+        "swift", "object-store", "swift", "reader")
+    # The templates are stored as given: each token's catalog fills them in.
+    assert first["endpoints"] == {"public": SWIFT_URL, "internal": "http://10.0.0.7:8080/v1/AUTH_$(project_id)s"}
+    admin_cli(*SWIFT, stdin="swift-password-1\n")
+    assert last_json(capsys) == dict(first, changed=False)
+    admin_cli(*SWIFT, "--check", stdin="swift-password-1\n")
+    assert last_json(capsys) == dict(first, changed=False)
+    # A new password, checked: a change predicted, the stored one kept.
+    admin_cli(*SWIFT, "--check", stdin="swift-password-9\n")
+    assert last_json(capsys)["changed"] is True
+    assert verify_secret(swift_records()[1].password_hash, "swift-password-1")
+
+    # Another password is set; a moved URL is moved and an interface no longer given is removed.
+    admin_cli(*SWIFT[:7], "--url", "public=https://swift.example.test/v1/AUTH_$(tenant_id)s", *SWIFT[-3:],
+              stdin="swift-password-2\n")
+    moved = last_json(capsys)
+    assert moved["changed"] is True and moved["service_id"] == first["service_id"]
+    assert moved["user_id"] == first["user_id"]
+    endpoints, user = swift_records()
+    assert endpoints == [("public", "https://swift.example.test/v1/AUTH_$(tenant_id)s")]
+    assert verify_secret(user.password_hash, "swift-password-2")
+    with cli._sessions(settings)() as db:
+        admin_project = identity.admin_project_id(db, settings)
+        assert identity.role_on(db, user.id, admin_project) == "reader"
+        assert not identity.is_cloud_admin(db, user.id, settings)
+
+
+def test_the_service_user_checks_tokens_but_is_no_cloud_admin(admin_cli, capsys, cloud):
+    admin_cli(*SWIFT, stdin="swift-password-1\n")
+    out, err = capsys.readouterr()
+    assert json.loads(out)["changed"] is True and "swift-password-1" not in out + err
+    project = cloud.project("shop")
+    cloud.user("erik", roles=[(project, "member")])
+    erik = cloud.token("erik", "password-123", project)
+    swift = cloud.token("swift", "swift-password-1", "admin")
+    checked = cloud.client.get("/identity/v3/auth/tokens", headers={"X-Auth-Token": swift, "X-Subject-Token": erik})
+    assert checked.status_code == 200, checked.text
+    body = checked.json()["token"]
+    assert body["project"]["id"] == project and [r["name"] for r in body["roles"]] == ["member", "reader"]
+    store = next(s for s in body["catalog"] if s["type"] == "object-store")
+    assert {e["url"] for e in store["endpoints"]} == {"http://203.0.113.7:8080/v1/AUTH_" + project,
+                                                      "http://10.0.0.7:8080/v1/AUTH_" + project}
+    headers = {"X-Auth-Token": swift}
+    assert cloud.client.post("/identity/v3/projects", headers=headers,
+                             json={"project": {"name": "mine"}}).status_code == 403
+    assert cloud.client.post("/identity/v3/users", headers=headers,
+                             json={"user": {"name": "mallory", "password": "password-123"}}).status_code == 403
+
+
+@pytest.mark.parametrize("argv, stdin, message", [
+    (SWIFT[:-3] + ("--user", "admin", "--password-stdin"), "swift-password-1\n", "admin is the cloud admin"),
+    (SWIFT[:-3] + ("--user", "demo", "--password-stdin"), "swift-password-1\n", "user demo holds roles"),
+    (SWIFT, "short\n", "user password: String should have at least 8 characters"),
+    (SWIFT[:-1], None, "--user and --password-stdin go together"),
+    (("service", "--name", "swift;id", "--type", "object-store", "--url", "public=" + SWIFT_URL), None,
+     "service name: String should match pattern"),
+    (("service", "--name", "swift", "--type", "object store", "--url", "public=" + SWIFT_URL), None,
+     "service type: String should match pattern"),
+    (("service", "--name", "keystone", "--type", "object-store", "--url", "public=" + SWIFT_URL), None,
+     "service keystone is registered with type identity"),
+    (("service", "--name", "swift", "--type", "object-store", "--url", "public=file:///etc/passwd"), None,
+     "endpoint url: an endpoint URL is http:// or https://"),
+    (("service", "--name", "swift", "--type", "object-store", "--url", "public=http://x/$(admin_token)s"), None,
+     "not admin_token"),
+    (("service", "--name", "swift", "--type", "object-store", "--url", "public=http://x/{{ 7*7 }}"), None,
+     "no white space"),
+    (("service", "--name", "swift", "--type", "object-store", "--url", "public=" + SWIFT_URL, "--url",
+      "public=http://x/"), None, "--url public given twice"),
+    (("service", "--name", "swift", "--type", "object-store", "--url", "outside=" + SWIFT_URL), None,
+     "endpoint interface: Input should be 'public', 'internal' or 'admin'"),
+])
+def test_service_refuses_before_changing_anything(admin_cli, capsys, argv, stdin, message):
+    admin_cli("bootstrap", "--password-stdin", "--migrate", "--public-url", "http://203.0.113.5:8080",
+              stdin="first-password-1\n")
+    admin_cli("demo", stdin="demo-password-1\n")
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as refused:
+        admin_cli(*argv, stdin=stdin)
+    assert message in str(refused.value)
+    assert "swift-password-1" not in str(refused.value) + "".join(capsys.readouterr())
+    assert swift_records() == ([], None)

@@ -238,3 +238,57 @@ def test_the_catalog_lists_registered_endpoints(cloud):
 def test_the_v1_api_keeps_its_own_error_shape(cloud):
     r = cloud.client.get("/v1/projects")
     assert r.status_code == 401 and "detail" in r.json()
+
+
+def test_catalog_urls_name_each_tokens_own_project(cloud):
+    made = cloud.call("POST", "/v1/services", cloud.admin, json={"name": "swift", "type": "object-store"}).json()
+    for interface, url in (("public", "http://203.0.113.7:8080/v1/AUTH_$(project_id)s"),
+                           ("internal", "http://10.0.0.7:8080/v1/AUTH_%(tenant_id)s")):
+        r = cloud.call("PUT", "/v1/services/%s/endpoints" % made["id"], cloud.admin,
+                       json={"interface": interface, "url": url})
+        assert r.status_code == 200, r.text
+    blue, red = cloud.project("blue"), cloud.project("red")
+    cloud.user("kim", roles=[(blue, "member"), (red, "member")])
+
+    def store(catalog):
+        return {e["interface"]: e["url"] for e in next(s for s in catalog if s["type"] == "object-store")["endpoints"]}
+
+    for project in (blue, red):
+        issued = issue(cloud, password_auth("kim", "password-123", project={"id": project}))
+        token = issued.headers["X-Subject-Token"]
+        mine = {"public": "http://203.0.113.7:8080/v1/AUTH_" + project,
+                "internal": "http://10.0.0.7:8080/v1/AUTH_" + project}
+        assert store(issued.json()["token"]["catalog"]) == mine
+        assert store(subject(cloud, "GET", cloud.admin, token).json()["token"]["catalog"]) == mine
+        listed = cloud.client.get(V3 + "/auth/catalog", headers={"X-Auth-Token": token}).json()["catalog"]
+        assert store(listed) == mine
+    # An unscoped token has no project to fill in: the endpoints that need one are left out, as Keystone does.
+    unscoped = issue(cloud, password_auth("kim", "password-123")).headers["X-Subject-Token"]
+    assert store(cloud.client.get(V3 + "/auth/catalog", headers={"X-Auth-Token": unscoped}).json()["catalog"]) == {}
+    # The records keep the templates.
+    records = cloud.client.get(V3 + "/endpoints", headers={"X-Auth-Token": cloud.admin},
+                               params={"service_id": made["id"]}).json()["endpoints"]
+    assert {e["interface"]: e["url"] for e in records} == {"public": "http://203.0.113.7:8080/v1/AUTH_$(project_id)s",
+                                                           "internal": "http://10.0.0.7:8080/v1/AUTH_%(tenant_id)s"}
+
+
+# Each with whether a row written past the API shows in a catalog: as it is (nothing in it is filled in), or not
+# at all (a template the catalog does not know, as Keystone leaves a malformed endpoint out).
+@pytest.mark.parametrize("url, shown", [
+    ("http://x/v1/AUTH_$(admin_token)s", False), ("http://x/%(foo)s", False), ("http://x/$(user_id)s", False),
+    ("http://x/{{ 7*7 }}", True), ("http://x/{{7*7}}", True), ("http://x/$(project_id", True),
+    ("file:///etc/passwd", True), ("javascript:alert(1)", True), ("http:///no-host", True),
+])
+def test_endpoints_are_http_urls_with_no_template_but_the_project(cloud, app, url, shown):
+    made = cloud.call("POST", "/v1/services", cloud.admin, json={"name": "swift", "type": "object-store"}).json()
+    r = cloud.call("PUT", "/v1/services/%s/endpoints" % made["id"], cloud.admin,
+                   json={"interface": "public", "url": url})
+    assert r.status_code == 422, r.text
+    assert cloud.client.get(V3 + "/endpoints", headers={"X-Auth-Token": cloud.admin}).json()["endpoints"] == []
+    from nimbus_api.models import Endpoint
+
+    with app.state.sessions() as db:
+        db.add(Endpoint(service_id=made["id"], interface="public", url=url))
+        db.commit()
+    catalog = issue(cloud, password_auth("admin", ADMIN_PASSWORD, project="admin")).json()["token"]["catalog"]
+    assert [e["url"] for s in catalog for e in s["endpoints"]] == ([url] if shown else [])

@@ -114,6 +114,9 @@ print(json.dumps({"user": user.id}))
 """
 
 
+# The object store as the swift role registers it: each token's catalog names the token's own account.
+SWIFT_URL = "http://203.0.113.7:8080/v1/AUTH_$(project_id)s"
+
 SDK = """
 import json, openstack
 conn = openstack.connect()
@@ -123,15 +126,23 @@ print(json.dumps({
     "projects": sorted(p.name for p in conn.identity.projects()),
     "roles": sorted(r.name for r in conn.identity.roles()),
     "assignments": len(list(conn.identity.role_assignments(user_id=conn.current_user_id))),
+    "object_store": conn.endpoint_for("object-store"),
 }))
 """
 
 
-def test_openstacksdk_reads_identity(venv, keystone):
+def test_openstacksdk_reads_identity(venv, keystone, app):
+    from nimbus_api import identity
+
+    with app.state.sessions() as db:
+        identity.register_service(db, "swift", "object-store", "", {"public": SWIFT_URL})
+        db.commit()
     got = python(venv, SDK, os_env(keystone, "admin", ADMIN_PASSWORD))
     assert got["token"] and got["project"]
     assert "admin" in got["projects"] and got["roles"] == ["admin", "member", "reader"]
     assert got["assignments"] >= 1
+    # The account URL swiftclient and `openstack object` use: the token's own project's.
+    assert got["object_store"] == SWIFT_URL.replace("$(project_id)s", got["project"])
 
 
 # keystonemiddleware's auth_token in front of a WSGI app, as a service (nova, an operator's own) runs it: its
@@ -166,9 +177,15 @@ print(json.dumps(results))
 """
 
 
-def test_keystonemiddleware_accepts_our_tokens(venv, keystone, cloud):
-    admin_id = next(p["id"] for p in cloud.call("GET", "/v1/projects", cloud.admin).json() if p["name"] == "admin")
-    cloud.user("svc", password="service-password-1", roles=[(admin_id, "reader")])
+def test_keystonemiddleware_accepts_our_tokens(venv, keystone, cloud, app):
+    """As in front of a Swift proxy: its service user is what ``nimbus-api service --user`` makes, and what the
+    middleware passes on is what Swift's keystoneauth reads (the project, the roles, the account URL)."""
+    from nimbus_api import identity
+
+    with app.state.sessions() as db:
+        identity.service_user(db, app.state.settings, "svc", "service-password-1")
+        identity.register_service(db, "swift", "object-store", "", {"public": SWIFT_URL})
+        db.commit()
     project = cloud.project("shop")
     cloud.user("erik", roles=[(project, "member")])
     good = cloud.token("erik", "password-123", project)
@@ -183,6 +200,9 @@ def test_keystonemiddleware_accepts_our_tokens(venv, keystone, cloud):
     assert got["good"]["seen"]["HTTP_X_PROJECT_ID"] == project
     assert got["good"]["seen"]["HTTP_X_USER_NAME"] == "erik"
     assert set(got["good"]["seen"]["HTTP_X_ROLES"].split(",")) == {"member", "reader"}
+    catalog = json.loads(got["good"]["seen"]["HTTP_X_SERVICE_CATALOG"])
+    store = next(s for s in catalog if s["type"] == "object-store")
+    assert [e["publicURL"] for e in store["endpoints"]] == [SWIFT_URL.replace("$(project_id)s", project)]
     assert got["revoked"]["status"].startswith("401")
     assert got["garbage"]["status"].startswith("401")
 

@@ -217,14 +217,18 @@ def _app_credential_id(db, cred: AppCredentialMethod) -> str:
     return found or nothing
 
 
-def catalog(db) -> list[dict]:
-    services = db.scalars(select(Service).order_by(Service.type, Service.name))
+def catalog(db, project_id: str | None) -> list[dict]:
+    """The catalog a token of this project sees: each URL with its templates filled in (``$(project_id)s``);
+    a token without a project gets none of the endpoints that need one."""
     out = []
-    for service in services:
-        endpoints = db.scalars(select(Endpoint).where(Endpoint.service_id == service.id).order_by(Endpoint.interface))
-        out.append({"id": service.id, "type": service.type, "name": service.name, "endpoints": [
-            {"id": e.id, "interface": e.interface, "region": e.region, "region_id": e.region, "url": e.url}
-            for e in endpoints]})
+    for service in db.scalars(select(Service).order_by(Service.type, Service.name)):
+        endpoints = []
+        for e in db.scalars(select(Endpoint).where(Endpoint.service_id == service.id).order_by(Endpoint.interface)):
+            url = identity.endpoint_url(e.url, project_id)
+            if url is not None:
+                endpoints.append({"id": e.id, "interface": e.interface, "region": e.region, "region_id": e.region,
+                                  "url": url})
+        out.append({"id": service.id, "type": service.type, "name": service.name, "endpoints": endpoints})
     return out
 
 
@@ -258,7 +262,7 @@ def token_body(db, auth: Auth, with_catalog: bool = True) -> dict:
         body["is_domain"] = False
         body["roles"] = _role_refs(auth.role)
         if with_catalog:
-            body["catalog"] = catalog(db)
+            body["catalog"] = catalog(db, auth.project_id)
     if auth.app_credential_id is not None:
         cred = db.get(ApplicationCredential, auth.app_credential_id)
         body["application_credential"] = {"id": cred.id, "name": cred.name, "restricted": not cred.unrestricted}
@@ -327,8 +331,8 @@ def revoke_token(request: Request, auth=Depends(current_auth), db=Depends(get_db
 
 @router.get("/v3/auth/catalog")
 @policy("authenticated")
-def auth_catalog(request: Request, db=Depends(get_db)):
-    return {"catalog": catalog(db), "links": _links(request, "/v3/auth/catalog")}
+def auth_catalog(request: Request, auth=Depends(current_auth), db=Depends(get_db)):
+    return {"catalog": catalog(db, auth.project_id), "links": _links(request, "/v3/auth/catalog")}
 
 
 @router.get("/v3/auth/projects")
@@ -624,7 +628,7 @@ def role_assignments(request: Request, auth=Depends(current_auth), db=Depends(ge
     return {"role_assignments": out, "links": _links(request, "/v3/role_assignments")}
 
 
-# --- the catalog, read-only (roles register services with nimbus-api bootstrap or /v1) ---
+# --- the catalog's records as registered (URL templates unfilled), read-only: roles register them ---
 
 @router.get("/v3/services")
 @policy("authenticated")

@@ -10,10 +10,7 @@ compute_host_add runbook) and the network node. Passwords reach the clients thro
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +20,7 @@ import yaml
 REPO = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY") or Path(__file__).resolve().parents[3])
 sys.path[:0] = [str(REPO / "tests" / "e2e"), str(REPO / "tests" / "support")]
 import openstack_story  # noqa: E402 (the story the all-in-one's test tells too)
+from embedded_api import EmbeddedAPI  # noqa: E402
 from openstack_story import Clients  # noqa: E402
 
 NETWORK_NODE = "nimbus-mn-net-1"
@@ -46,56 +44,21 @@ def runbooks_inventory() -> dict:
     return {"compute": {"hosts": hosts(COMPUTE)}, "network": {"hosts": hosts([NETWORK_NODE])}}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory):
     state = tmp_path_factory.mktemp("api")
     (state / "hosts.yml").write_text(yaml.safe_dump(runbooks_inventory()))
     (state / "runbooks.yml").write_text(yaml.safe_dump(RUNBOOK_VARS))
-    port = free_port()
-    url = "http://127.0.0.1:%d" % port
-    # Jobs take the service's environment: none of Molecule's Ansible settings, this checkout's collections.
     # Views are read again after every job that changes their kind whatever their age; the TTL only spaces the
     # reads (an ansible-runner run across the four hosts each) that the clients' polling would otherwise start.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "NIMBUS_API_", "OS_"))}
-    env.update(PYTHONPATH=str(REPO / "api"), ANSIBLE_COLLECTIONS_PATH=str(REPO / ".cache" / "collections"),
-               NIMBUS_API_DATABASE_URL="sqlite:///%s" % (state / "nimbus.db"), NIMBUS_API_STATE_DIR=str(state),
-               NIMBUS_API_DATA_DIR=str(state / "jobs"), NIMBUS_API_PLAYBOOKS_DIR=str(REPO / "playbooks"),
-               NIMBUS_API_RESOURCES_INVENTORY=str(state / "hosts.yml"), NIMBUS_API_RESOURCES_TTL="30",
-               NIMBUS_API_QUEUE="inprocess", NIMBUS_API_WORKERS="2", NIMBUS_API_PORT=str(port))
-
-    def manage(*args, stdin=""):
-        proc = subprocess.run([sys.executable, "-m", "nimbus_api.cli", *args], env=env, cwd=state, input=stdin,
-                              capture_output=True, text=True, timeout=300, check=False)
-        assert proc.returncode == 0, (args, proc.stdout[-2000:], proc.stderr[-2000:])
-
-    manage("migrate")
-    manage("bootstrap", "--password-stdin", "--public-url", url, stdin=PASSWORDS["admin"] + "\n")
-    for name in ("demo", "other"):
-        manage("demo", "--project", name, "--user", name, stdin=PASSWORDS[name] + "\n")
-    manage("runbooks", "--inventory", str(state / "hosts.yml"), "--vars", str(state / "runbooks.yml"))
-    log = open(state / "api.log", "w")
-    server = subprocess.Popen([sys.executable, "-m", "nimbus_api.cli", "serve"], env=env, cwd=state,
-                              stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, (state / "api.log").read_text()[-3000:]
-                time.sleep(0.5)
-        yield {"auth_url": url + "/identity/v3", "log": state / "api.log"}
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
+    with EmbeddedAPI(state, settings={"resources_inventory": state / "hosts.yml", "resources_ttl": 30}) as api:
+        api.manage("migrate")
+        api.manage("bootstrap", "--password-stdin", "--public-url", api.url, stdin=PASSWORDS["admin"] + "\n")
+        for name in ("demo", "other"):
+            api.manage("demo", "--project", name, "--user", name, stdin=PASSWORDS[name] + "\n")
+        api.manage("runbooks", "--inventory", str(state / "hosts.yml"), "--vars", str(state / "runbooks.yml"))
+        api.serve()
+        yield {"auth_url": api.url + "/identity/v3", "log": api.log}
 
 
 @pytest.fixture
