@@ -106,6 +106,8 @@ FROM_NOTHING = {
     "api": ("control_cluster", "nimbus-ctl-worker"),
     "images": ("storage", "nimbus-st-store"),
     "volumes": ("storage", "nimbus-st-store"),
+    # Its storage packages; the proxy's are installed from nothing by the all-in-one.
+    "swift": ("object_storage", "nimbus-os-4"),
 }
 
 
