@@ -57,6 +57,16 @@ def test_networkd_runs_and_leaves_foreign_routes(host):
     assert host.run("ip -4 route show default").stdout.strip()
 
 
+def test_network_online_waits_for_any_link_not_every_one(host):
+    """The container's eth0, which udev never initialized, and any bridge without carrier would hold
+    network-online.target for systemd-networkd-wait-online's two-minute timeout: with the role's drop-in it is
+    reached once one link is up."""
+    shown = host.run("systemctl show -p ExecStart systemd-networkd-wait-online.service").stdout
+    assert "--any" in shown, shown
+    waited = host.run("timeout 60 systemctl restart systemd-networkd-wait-online.service")
+    assert waited.rc == 0, waited.stderr
+
+
 def test_networkd_brings_the_bridge_back(host):
     """What a reboot would do: the bridge is gone and networkd rebuilds it from its files."""
     host.run_expect([0], "ip link del br-ex")
