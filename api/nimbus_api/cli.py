@@ -29,7 +29,7 @@ def cmd_serve(args, settings):
     from nimbus_api.app import create_app
 
     uvicorn.run(create_app(settings), host=args.host or settings.host, port=args.port or settings.port,
-                log_level=args.log_level, proxy_headers=True)
+                log_level=args.log_level, proxy_headers=True, timeout_keep_alive=settings.keep_alive_timeout)
     return None
 
 

@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     # Where `nimbus-api serve` listens.
     host: str = "127.0.0.1"
     port: int = 8080
+    # Seconds an idle keep-alive connection stays open. Longer than the clients' polls: the openstack command
+    # polls every 5 s (server create --wait), and a server that closes an idle connection just as the next
+    # request arrives on it resets that request (uvicorn's own default is 5 s). nginx's default is 75 s.
+    keep_alive_timeout: int = Field(default=75, ge=1)
     # The bootstrap admin; the password is read once by `nimbus-api bootstrap`.
     # Fernet key that seals credentials at rest; empty: one kept in state_dir/secret.key (mode 0600).
     # Every API node and worker of one cloud must share it.

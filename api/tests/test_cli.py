@@ -425,3 +425,35 @@ def test_service_refuses_before_changing_anything(admin_cli, capsys, argv, stdin
     assert message in str(refused.value)
     assert "swift-password-1" not in str(refused.value) + "".join(capsys.readouterr())
     assert swift_records() == ([], None)
+
+
+def test_serve_keeps_idle_connections_longer_than_the_clients_poll(admin_cli, monkeypatch):
+    """uvicorn's own keep-alive timeout (5 s) equals the openstack command's poll interval: the service's is longer."""
+    import uvicorn
+
+    seen = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(kw))
+    admin_cli("serve")
+    assert seen["timeout_keep_alive"] == 75 > 5
+
+
+def test_a_connection_idle_for_one_poll_interval_is_still_answered(live_server):
+    """What `openstack server create --wait` does: a request, five seconds idle, the next one on the same
+    connection. With a keep-alive timeout of five seconds the server may close it just as the request comes."""
+    import http.client
+    import time
+    from urllib.parse import urlsplit
+
+    where = urlsplit(live_server)
+    conn = http.client.HTTPConnection(where.hostname, where.port, timeout=30)
+    try:
+        for _ in range(2):
+            conn.request("GET", "/healthz")
+            response = conn.getresponse()
+            response.read()
+            assert response.status == 200 and not response.will_close
+            time.sleep(6)
+        conn.request("GET", "/healthz")
+        assert conn.getresponse().status == 200
+    finally:
+        conn.close()
