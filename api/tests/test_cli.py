@@ -447,11 +447,11 @@ def test_a_connection_idle_for_one_poll_interval_is_still_answered(live_server):
     where = urlsplit(live_server)
     conn = http.client.HTTPConnection(where.hostname, where.port, timeout=30)
     try:
-        for _ in range(2):
+        for request in ("the first request", "a request after five seconds idle"):
             conn.request("GET", "/healthz")
             response = conn.getresponse()
             response.read()
-            assert response.status == 200 and not response.will_close
+            assert response.status == 200 and not response.will_close, request
             time.sleep(6)
         conn.request("GET", "/healthz")
         assert conn.getresponse().status == 200
