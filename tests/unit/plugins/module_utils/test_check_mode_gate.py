@@ -51,6 +51,8 @@ APPLIERS = {
     },
     # swift_ring's commit hands each of these to runner.apply once the whole run is planned and checked
     "module_utils/_swift_ring.py": {"_create_dir", "_copy_backup", "_save_builder", "_save_ring", "_delete_files"},
+    # run_pass hands a whole pass (its recon directory and the replicator) to runner.apply
+    "module_utils/_swift_replication.py": {"_replicate_once"},
 }
 
 OS_CHANGES = {"makedirs", "mkdir", "replace", "rename", "renames", "unlink", "remove", "rmdir", "chmod", "chown",
