@@ -143,13 +143,12 @@ def run_pass(runner, conf, user, server, number, devices=None):
 
 def _replicate_once(runner, conf, server, devices, user):
     work = tempfile.mkdtemp(prefix="nimbus-replicate-")
+    # Apart from the root-only work directory: the replicator drops to the server's user before it writes.
+    recon = tempfile.mkdtemp(prefix="nimbus-replicate-recon-")
     try:
-        conf_d = os.path.join(work, "conf.d")
-        recon = os.path.join(work, "recon")
-        os.mkdir(conf_d, 0o700)
-        os.mkdir(recon, 0o700)
-        # The replicator drops to the server's user before it writes its figures.
         os.chown(recon, user.pw_uid, user.pw_gid)
+        conf_d = os.path.join(work, "conf.d")
+        os.mkdir(conf_d, 0o700)
         os.symlink(conf, os.path.join(conf_d, "00-server.conf"))
         with open(os.path.join(conf_d, "99-recon.conf"), "w", encoding="utf-8") as f:
             f.write("[%s-replicator]\nrecon_cache_path = %s\n" % (server, recon))
@@ -159,6 +158,7 @@ def _replicate_once(runner, conf, server, devices, user):
         return _read_recon(os.path.join(recon, "%s.recon" % server), server), seconds
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(recon, ignore_errors=True)
 
 
 def _read_recon(path, server):

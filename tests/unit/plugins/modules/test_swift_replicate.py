@@ -42,7 +42,9 @@ def swift(tmp_path, monkeypatch):
         calls.append({"argv": list(args), "files": files, "server_conf": os.path.realpath(
             os.path.join(conf_d, "00-server.conf")), "concurrency": parser.get("%s-replicator" % server,
                                                                             "concurrency"),
-            "recon_owner": os.stat(recon).st_uid})
+            "recon_owner": os.stat(recon).st_uid, "recon": recon,
+            # The replicator writes as the server's user, not root: every directory above must let others by.
+            "recon_reachable": all(os.stat(d).st_mode & 0o001 for d in _parents(recon))})
         done = sum(1 for c in calls if c["argv"][0] == args[0]) - 1
         figures = script[server][min(done, len(script[server]) - 1)]
         if figures is None:
@@ -56,6 +58,13 @@ def swift(tmp_path, monkeypatch):
     monkeypatch.setattr(basic.AnsibleModule, "get_bin_path",
                         lambda self, name, required=False, opt_dirs=None: "/usr/bin/" + name)
     return conf_dir, script, calls
+
+
+def _parents(path):
+    path = os.path.dirname(path)
+    while path != "/":
+        yield path
+        path = os.path.dirname(path)
 
 
 def test_one_pass_of_each_replicator_in_a_recon_directory_of_its_own(swift, run_module):
@@ -73,9 +82,9 @@ def test_one_pass_of_each_replicator_in_a_recon_directory_of_its_own(swift, run_
         assert call["files"] == ["00-server.conf", "99-recon.conf"]
         assert call["server_conf"] == str(conf_dir / ("%s-server.conf" % server))
         assert call["concurrency"] == "2"
-        assert call["recon_owner"] == os.getuid()
-        # The directory is gone afterwards.
-        assert not os.path.exists(call["argv"][1])
+        assert call["recon_owner"] == os.getuid() and call["recon_reachable"]
+        # The directories are gone afterwards.
+        assert not os.path.exists(call["argv"][1]) and not os.path.exists(call["recon"])
 
 
 def test_until_in_sync_repeats_a_replicator_until_a_pass_moves_nothing(swift, run_module):
