@@ -9,8 +9,8 @@ module: swift_replicate
 short_description: Run Swift's replicators on a storage host, once or until its devices are in sync
 version_added: 0.2.0
 description:
-  - Runs the account, container and object replicators of a Swift storage host (C(swift-*-replicator --once)):
-    each partition the host holds is compared with the other devices the ring puts it on, and what they lack is
+  - Runs the account, container and object replicators of a Swift storage host (C(swift-*-replicator --once)).
+    Each partition the host holds is compared with the other devices the ring puts it on, and what they lack is
     pushed to them; handoff partitions are pushed to their primaries and removed.
   - Each pass reports Swift's own figures, read from a recon cache of the pass's own (the replicator daemons
     write theirs after every pass of theirs).
@@ -23,20 +23,15 @@ author:
   - nimbus.cloud contributors (@nimbus-cloud)
 requirements:
   - swift (Debian's C(swift-account), C(swift-container), C(swift-object); 2.30 on bookworm)
+extends_documentation_fragment:
+  - nimbus.cloud.attributes
 attributes:
   check_mode:
     support: partial
-    details: Whether a pass would push anything is known only by running it; in check mode nothing runs and
-      the task is skipped, with the commands a real run would start.
+    details: Whether a pass would push anything is known only by running it. In check mode nothing runs and the
+      task is skipped, with the commands a real run would start.
   diff_mode:
     support: none
-  platform:
-    support: full
-    platforms: posix
-  action_group:
-    support: full
-    membership:
-      - nimbus.cloud.cloud
 options:
   servers:
     description: The replicators to run, in this order.
@@ -61,8 +56,8 @@ options:
     type: int
     default: 5
 notes:
-  - Run it on every storage host, the host whose device was refilled too (its other devices may hold handoffs):
-    each host pushes the partitions it holds.
+  - Run it on every storage host, the host whose device was refilled too (its other devices may hold handoffs).
+    Each host pushes the partitions it holds.
 seealso:
   - module: nimbus.cloud.swift_ring
 """
@@ -114,7 +109,8 @@ class SwiftReplicateModule(NimbusModule):
         devices=dict(type="list", elements="str"),
         conf_dir=dict(type="path", default="/etc/swift"),
         until_in_sync=dict(type="bool", default=False),
-        max_passes=dict(type="int", default=5),
+        # not a password: the most replication passes
+        max_passes=dict(type="int", default=5, no_log=False),
     )
 
     def run(self):

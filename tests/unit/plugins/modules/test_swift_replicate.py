@@ -39,10 +39,10 @@ def swift(tmp_path, monkeypatch):
         parser = configparser.RawConfigParser()
         parser.read([os.path.join(conf_d, f) for f in files])
         recon = parser.get("%s-replicator" % server, "recon_cache_path")
-        calls.append({"argv": list(args), "files": files, "server_conf": os.path.realpath(
-            os.path.join(conf_d, "00-server.conf")), "concurrency": parser.get("%s-replicator" % server,
-                                                                            "concurrency"),
-            "recon_owner": os.stat(recon).st_uid, "recon": recon,
+        section = "%s-replicator" % server
+        calls.append({
+            "argv": list(args), "files": files, "server_conf": os.path.realpath(os.path.join(conf_d, "00-server.conf")),
+            "concurrency": parser.get(section, "concurrency"), "recon_owner": os.stat(recon).st_uid, "recon": recon,
             # The replicator writes as the server's user, not root: every directory above must let others by.
             "recon_reachable": all(os.stat(d).st_mode & 0o001 for d in _parents(recon))})
         done = sum(1 for c in calls if c["argv"][0] == args[0]) - 1
@@ -93,7 +93,7 @@ def test_until_in_sync_repeats_a_replicator_until_a_pass_moves_nothing(swift, ru
                         IN_SYNC["object"]]
     script["container"] = [dict(IN_SYNC["container"], diff=2, rsync=1), IN_SYNC["container"]]
     result, failed = run_module(SwiftReplicateModule, {"conf_dir": str(conf_dir), "until_in_sync": True,
-                                                      "servers": ["container", "object"], "devices": ["d1", "d2"]})
+                                                       "servers": ["container", "object"], "devices": ["d1", "d2"]})
     assert not failed, result
     assert result["changed"] and result["in_sync"]
     assert [(p["server"], p["pass"], p["moved"]) for p in result["passes"]] == [
@@ -112,7 +112,7 @@ def test_still_moving_after_max_passes_fails_with_every_pass(swift, run_module):
     conf_dir, script, calls = swift
     script["object"] = [dict(IN_SYNC["object"], suffix_sync=5, remove=1)]
     result, failed = run_module(SwiftReplicateModule, {"conf_dir": str(conf_dir), "until_in_sync": True,
-                                                      "servers": ["object"], "max_passes": 3})
+                                                       "servers": ["object"], "max_passes": 3})
     assert failed
     assert result["msg"] == "the object replicator still moved 6 after 3 passes"
     assert len(result["passes"]) == 3 and len(calls) == 3 and result["changed"]
@@ -130,7 +130,7 @@ def test_failures_in_the_last_pass_fail_the_task_and_name_the_nodes(swift, run_m
     calls.clear()
     script["object"] = [dict(IN_SYNC["object"], failure=4, failure_nodes=nodes), IN_SYNC["object"]]
     result, failed = run_module(SwiftReplicateModule, {"conf_dir": str(conf_dir), "servers": ["object"],
-                                                      "until_in_sync": True})
+                                                       "until_in_sync": True})
     assert not failed and result["in_sync"] and [p["failures"] for p in result["passes"]] == [4, 0]
 
 
@@ -181,7 +181,7 @@ def test_a_user_the_host_lacks_is_refused(swift, run_module):
 def test_check_mode_runs_nothing_and_says_what_would_run(swift, run_module):
     conf_dir, _script, calls = swift
     result, failed = run_module(SwiftReplicateModule, {"conf_dir": str(conf_dir), "servers": ["object"],
-                                                      "devices": ["d2"]}, check_mode=True)
+                                                       "devices": ["d2"]}, check_mode=True)
     assert not failed and result["skipped"] and not result["changed"] and result["in_sync"] is None
     assert result["commands"] == ["swift-object-replicator %s --once --devices d2"
                                   % (conf_dir / "object-server.conf")]
