@@ -67,6 +67,18 @@ def test_network_online_waits_for_any_link_not_every_one(host):
     assert waited.rc == 0, waited.stderr
 
 
+def test_a_bridge_without_an_uplink_is_online_once_configured(host):
+    """br-prov has no port and so no carrier: configured is online for it, or it alone would hold
+    network-online.target for the two-minute timeout wherever it is the only link networkd manages (the
+    all-in-one's bridges). br-ex, with an uplink, still needs carrier."""
+    assert link(host, "br-prov")["operstate"] in ("DOWN", "UNKNOWN")
+    assert "10.0.60.1/24" in host.run("ip -4 -o addr show dev br-prov").stdout
+    assert host.file("/etc/systemd/network/40-nimbus-br-prov.network").contains("^RequiredForOnline=no-carrier$")
+    assert not host.file("/etc/systemd/network/40-nimbus-br-ex.network").contains("^RequiredForOnline=")
+    waited = host.run("/lib/systemd/systemd-networkd-wait-online --interface=br-prov --timeout=20")
+    assert waited.rc == 0, waited.stderr
+
+
 def test_networkd_brings_the_bridge_back(host):
     """What a reboot would do: the bridge is gone and networkd rebuilds it from its files."""
     host.run_expect([0], "ip link del br-ex")
