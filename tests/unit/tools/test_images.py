@@ -102,6 +102,7 @@ FROM_NOTHING = {
     "mariadb": ("control_single", "nimbus-mariadb-1"),
     "rabbitmq": ("control_single", "nimbus-rmq-1"),
     "kvm": ("kvm", "nimbus-kvm-1"),
+    "pxe": ("kvm", "nimbus-kvm-1"),
     "bridges": ("network", "nimbus-net-1"),
     "api": ("control_cluster", "nimbus-ctl-worker"),
     "images": ("storage", "nimbus-st-store"),

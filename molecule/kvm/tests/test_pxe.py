@@ -1,0 +1,78 @@
+"""The provisioning host the pxe role built on the hypervisor: packages, its two servers, what they listen on
+and serve, and the files the node records live in."""
+
+import json
+
+import pytest
+
+HOST = "nimbus-kvm-1"
+testinfra_hosts = ["podman://" + HOST]
+
+
+@pytest.mark.parametrize("package", ["dnsmasq-base", "dnsmasq-utils", "ipxe", "nginx-light", "python3-pyghmi"])
+def test_packages(host, package):
+    assert host.package(package).is_installed
+
+
+def test_no_distribution_dns_service(host):
+    # dnsmasq-base has no unit of its own; the role's answers no DNS (port=0).
+    assert not host.service("dnsmasq").is_running
+    assert "port=0" in host.file("/etc/nimbus/pxe-dnsmasq.conf").content_string
+    assert not host.socket("udp://0.0.0.0:53").is_listening
+
+
+@pytest.mark.parametrize("unit", ["nimbus-pxe-dnsmasq.service", "nimbus-pxe-http.service"])
+def test_units_run_and_are_enabled(host, unit):
+    service = host.service(unit)
+    assert service.is_running and service.is_enabled
+
+
+def test_dhcp_only_for_known_macs_on_the_provisioning_bridge(host):
+    conf = host.file("/etc/nimbus/pxe-dnsmasq.conf").content_string.splitlines()
+    assert "interface=br-prov" in conf and "dhcp-ignore=tag:!known" in conf
+    assert "dhcp-range=set:nimbus-pxe,10.0.50.0,static,255.255.255.0,1h" in conf
+    assert "dhcp-boot=tag:ipxe,http://10.0.50.1:8080/boot.ipxe" in conf
+
+
+def test_ipxe_is_served_over_tftp_root(host):
+    for name in ("undionly.kpxe", "ipxe.efi"):
+        binary = host.file("/var/lib/nimbus/pxe/tftp/" + name)
+        assert binary.is_file and binary.size > 50000 and binary.mode == 0o644
+
+
+# The host has no curl: http.client sends the path exactly as given.
+FETCH = ("import http.client, sys; c = http.client.HTTPConnection('10.0.50.1', 8080, timeout=10); "
+         "c.request(sys.argv[1], sys.argv[2]); r = c.getresponse(); print(r.status); print(r.read().decode())")
+
+
+def fetch(host, path, method="GET"):
+    out = host.check_output("python3 -c %s %s %s" % tuple(map(_quote, (FETCH, method, path))))
+    status, _, body = out.partition("\n")
+    return int(status), body
+
+
+def _quote(text):
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+def test_the_web_server_serves_the_boot_script_and_nothing_else(host):
+    assert host.socket("tcp://10.0.50.1:8080").is_listening
+    assert not host.socket("tcp://0.0.0.0:8080").is_listening
+    status, script = fetch(host, "/boot.ipxe")
+    assert status == 200 and script.startswith("#!ipxe")
+    assert "chain --autofree nodes/${netX/mac:hexhyp}.ipxe" in script
+    for path in ("/", "/nodes/", "/../../etc/passwd", "/dhcp-hosts", "/nodes/bm-1.json", "/tftp/ipxe.efi"):
+        assert fetch(host, path)[0] in (400, 403, 404), path
+    assert fetch(host, "/boot.ipxe", method="POST")[0] == 403
+    assert host.process.filter(comm="nginx") and {p.user for p in host.process.filter(comm="nginx")} == {"www-data"}
+
+
+def test_node_records_are_roots_alone(host):
+    nodes = host.file("/var/lib/nimbus/pxe/nodes")
+    assert nodes.is_directory and nodes.user == "root" and nodes.mode == 0o700
+
+
+def test_settings_for_the_modules(host):
+    settings = json.loads(host.file("/etc/nimbus/pxe.json").content_string)
+    assert settings["interface"] == "br-prov" and settings["server_address"] == "10.0.50.1"
+    assert (settings["range_start"], settings["range_end"]) == ("10.0.50.100", "10.0.50.109")

@@ -1,0 +1,269 @@
+# Copyright: nimbus.cloud contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Bare-metal nodes on a provisioning host (the ``pxe`` role's): their records and what dnsmasq answers.
+
+A node is a JSON record in ``<state_dir>/nodes/<name>.json`` (mode 0600: it holds the BMC's password), read
+and written under one lock by ``nimbus.cloud.baremetal_node``. dnsmasq answers DHCP only for the MACs of
+enrolled nodes: its ``dhcp-hostsfile`` is made whole from the records after every change, then dnsmasq is
+told to read it again (SIGHUP through its unit's reload). A lease dnsmasq still holds for a MAC that left is
+given back with ``dhcp_release``, so its address can be handed to another node at once.
+
+Every write goes through ``runner.apply`` or ``runner.change``, the collection's check-mode gate.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import json
+import os
+import re
+import uuid
+
+from ansible_collections.nimbus.cloud.plugins.module_utils import _ipmi
+from ansible_collections.nimbus.cloud.plugins.module_utils._errors import NimbusError, ValidationError
+from ansible_collections.nimbus.cloud.plugins.module_utils._files import atomic_write, locked, read_text, remove
+
+SETTINGS_FILE = "/etc/nimbus/pxe.json"
+
+# The states this release manages, in order: each one's node has passed through those before it.
+STATES = ("enrolled", "manageable")
+
+# A node's name is its DHCP host name and a file name: a DNS label, lower case.
+_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_MAC = re.compile(r"^([0-9a-f]{2}[:-]){5}[0-9a-f]{2}$")
+
+# Properties a scheduler or an operator reads (Ironic's names); nothing else is stored.
+PROPERTIES = {
+    "cpus": int,
+    "memory_mb": int,
+    "local_gb": int,
+    "cpu_arch": ("x86_64", "aarch64"),
+    "boot_mode": ("bios", "uefi"),
+}
+
+# What of the BMC option a record keeps (the password apart: it is kept, never shown).
+BMC_KEPT = ("address", "port", "username", "password", "privilege", "allow_insecure")
+
+
+# --- input ----------------------------------------------------------------------------
+
+def check_name(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ValidationError("name %r must be a DNS label: 1-63 of a-z, 0-9 and '-', not starting or ending with "
+                              "'-'" % (name,))
+    return name
+
+
+def check_macs(macs):
+    """The MACs in lower case with colons; unicast and distinct."""
+    if not macs:
+        raise ValidationError("macs must name at least one of the node's network interfaces")
+    found = []
+    for mac in macs:
+        if not isinstance(mac, str) or not _MAC.fullmatch(mac.lower()):
+            raise ValidationError("macs: %r is not a MAC address (six hexadecimal pairs)" % (mac,))
+        mac = mac.lower().replace("-", ":")
+        first = int(mac[:2], 16)
+        if first & 1 or mac == "00:00:00:00:00:00":
+            raise ValidationError("macs: %s is a multicast or null address, not an interface's" % mac)
+        if mac in found:
+            raise ValidationError("macs: %s is given twice" % mac)
+        found.append(mac)
+    return found
+
+
+def check_properties(properties):
+    checked = {}
+    for key, value in (properties or {}).items():
+        kind = PROPERTIES.get(key)
+        if kind is None:
+            raise ValidationError("properties: %r is not one of %s" % (key, ", ".join(sorted(PROPERTIES))))
+        if kind is int:
+            # Ansible may hand a number over as text; a bool is no count.
+            if isinstance(value, bool) or not re.fullmatch(r"[0-9]{1,9}", str(value)) or int(value) < 1:
+                raise ValidationError("properties.%s must be a positive whole number, not %r" % (key, value))
+            checked[key] = int(value)
+        elif value not in kind:
+            raise ValidationError("properties.%s must be one of %s, not %r" % (key, ", ".join(kind), value))
+        else:
+            checked[key] = value
+    return checked
+
+
+def kept_bmc(options):
+    return {key: options[key] for key in BMC_KEPT}
+
+
+def bmc_view(bmc):
+    """The BMC as a result or diff shows it: everything but the password."""
+    return None if bmc is None else {key: bmc[key] for key in BMC_KEPT if key != "password"}
+
+
+def node_view(record):
+    """A record as results and diffs show it."""
+    if record is None:
+        return None
+    view = {key: value for key, value in record.items() if key != "bmc"}
+    view["bmc"] = bmc_view(record.get("bmc"))
+    return view
+
+
+def diff_views(before, after):
+    """The diff's two views; a changed BMC password shows as such, never as itself."""
+    before_view, after_view = node_view(before), node_view(after)
+    if (before or {}).get("bmc") and after.get("bmc") and before["bmc"]["password"] != after["bmc"]["password"]:
+        before_view["bmc"]["password"] = "(set)"
+        after_view["bmc"]["password"] = "(changed)"
+    return before_view, after_view
+
+
+def session_options(kept, given):
+    """The options of a session with a node's BMC: the task's own when it gives them (its timeouts and retries
+    too), else the record's with the defaults for what a record does not keep."""
+    if given is not None:
+        return given
+    defaults = {key: spec["default"] for key, spec in _ipmi.bmc_options().items() if "default" in spec}
+    return dict(defaults, **kept)
+
+
+def drift(record, power, boot_device):
+    """What the BMC says that the record does not: a list of {field, recorded, bmc}."""
+    found = []
+    for field, truth in (("power", power), ("boot_device", boot_device)):
+        if record.get(field) is not None and record[field] != truth:
+            found.append({"field": field, "recorded": record[field], "bmc": truth})
+    return found
+
+
+# --- the provisioning host ------------------------------------------------------------
+
+def load_settings(path=None):
+    path = path or SETTINGS_FILE
+    text = read_text(path)
+    if text is None:
+        raise NimbusError("%s is missing: this host is not a nimbus.cloud provisioning host (apply the "
+                          "nimbus.cloud.pxe role first)" % path)
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise NimbusError("%s is not valid JSON: %s" % (path, e))
+
+
+def now():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def new_record(name):
+    return {"name": name, "uuid": str(uuid.uuid4()), "provision_state": "enrolled", "macs": [], "address": None,
+            "properties": {}, "bmc": None, "power": None, "boot_device": None, "last_error": None,
+            "created_at": now(), "updated_at": None}
+
+
+def hosts_text(records):
+    """dnsmasq's dhcp-hostsfile: a line per node, its MACs sharing its one fixed address and host name."""
+    lines = ["# nimbus.cloud.baremetal_node: the enrolled nodes (rewritten whole on every change)\n"]
+    for record in sorted(records.values(), key=lambda r: r["name"]):
+        lines.append(",".join(record["macs"] + [record["address"], record["name"]]) + "\n")
+    return "".join(lines)
+
+
+def parse_leases(text):
+    """dnsmasq's lease file: {mac: address} (``expiry mac address host client-id`` per line)."""
+    leases = {}
+    for line in (text or "").splitlines():
+        fields = line.split()
+        if len(fields) >= 3 and _MAC.fullmatch(fields[1]):
+            leases[fields[1].lower()] = fields[2]
+    return leases
+
+
+class Provisioner:
+    """The provisioning host's node records and dnsmasq's view of them."""
+
+    def __init__(self, runner, settings=None):
+        self.runner = runner
+        self.settings = settings if settings is not None else load_settings()
+        self.state_dir = self.settings["state_dir"]
+        self.nodes_dir = os.path.join(self.state_dir, "nodes")
+
+    def lock(self):
+        return locked(os.path.join(self.state_dir, ".lock"), check_mode=self.runner.check_mode)
+
+    def record_path(self, name):
+        return os.path.join(self.nodes_dir, name + ".json")
+
+    def records(self):
+        found = {}
+        try:
+            names = sorted(os.listdir(self.nodes_dir))
+        except FileNotFoundError:
+            return found
+        for file_name in names:
+            if not file_name.endswith(".json"):
+                continue
+            path = os.path.join(self.nodes_dir, file_name)
+            try:
+                record = json.loads(read_text(path))
+            except (TypeError, ValueError) as e:
+                raise NimbusError("node record %s cannot be read (%s): fix or remove it" % (path, e))
+            found[record["name"]] = record
+        return found
+
+    def leases(self):
+        return parse_leases(read_text(self.settings["leasefile"]))
+
+    def allocate(self, name, macs, records):
+        """The node's address: the one it has, or the first of the range that no other node holds and dnsmasq
+        leases to none of another node's MACs (a lease outlives the node it was given to until it expires or
+        is given back)."""
+        if records.get(name, {}).get("address"):
+            return records[name]["address"]
+        taken = {r["address"] for n, r in records.items() if n != name}
+        taken.add(self.settings["server_address"])
+        leases = self.leases()
+        taken.update(address for mac, address in leases.items() if mac not in macs)
+        first = ipaddress.ip_address(self.settings["range_start"])
+        last = ipaddress.ip_address(self.settings["range_end"])
+        # A machine that still holds a lease of the range keeps that address.
+        for mac in macs:
+            held = leases.get(mac)
+            if held and held not in taken and first <= ipaddress.ip_address(held) <= last:
+                return held
+        address = first
+        while address <= last:
+            if str(address) not in taken:
+                return str(address)
+            address += 1
+        raise NimbusError("no free address left in the provisioning range %s-%s (%d nodes enrolled)" % (
+            first, last, len(records)))
+
+    def save(self, record):
+        record = dict(record, updated_at=now())
+        self.runner.apply("write node record %s" % self.record_path(record["name"]), self._write, record)
+        return record
+
+    def _write(self, record):
+        os.makedirs(self.nodes_dir, mode=0o700, exist_ok=True)
+        atomic_write(self.record_path(record["name"]), json.dumps(record, indent=2, sort_keys=True) + "\n",
+                     mode=0o600)
+
+    def delete(self, name):
+        self.runner.apply("remove node record %s" % self.record_path(name), remove, self.record_path(name))
+
+    def publish(self, records):
+        """dnsmasq's hosts file made from ``records``; True when it changed (dnsmasq then reads it again)."""
+        path = self.settings["hostsfile"]
+        text = hosts_text(records)
+        if read_text(path) == text:
+            return False
+        self.runner.apply("write %s" % path, atomic_write, path, text, 0o644)
+        self.runner.change(["systemctl", "reload-or-restart", self.settings["dnsmasq_unit"]])
+        return True
+
+    def release(self, macs):
+        """Give back what dnsmasq leases to ``macs`` (MACs that are no longer any node's)."""
+        leases = self.leases()
+        for mac in sorted(macs):
+            if mac in leases:
+                self.runner.change(["dhcp_release", self.settings["interface"], leases[mac], mac])

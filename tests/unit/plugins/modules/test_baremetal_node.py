@@ -1,0 +1,237 @@
+"""nimbus.cloud.baremetal_node on a provisioning host's state directory (a temporary one, with the settings the
+pxe role writes), against BMCs speaking IPMI 2.0 on loopback (tests/support/ipmi_bmc.py). The commands it runs
+(dnsmasq's reload, dhcp_release) are answered by a table and recorded."""
+
+import json
+import os
+import stat
+
+import pytest
+from ansible.module_utils import basic
+
+from ansible_collections.nimbus.cloud.plugins.module_utils import _baremetal, _ipmi
+from ansible_collections.nimbus.cloud.plugins.modules.baremetal_node import BaremetalNodeModule
+from ansible_collections.nimbus.cloud.plugins.modules.baremetal_power import BaremetalPowerModule
+from ansible_collections.nimbus.cloud.tests.unit.plugins.modules.bmc_fixture import PASSWORD, bmc_options
+
+pytestmark = pytest.mark.skipif(_ipmi.PYGHMI_IMPORT_ERROR is not None, reason="pyghmi is not installed")
+
+MAC = "52:54:00:aa:00:01"
+RELOAD = ("systemctl", "reload-or-restart", "nimbus-pxe-dnsmasq.service")
+
+
+@pytest.fixture
+def host(tmp_path, monkeypatch, fake_commands):
+    """A provisioning host: its settings, state directory, empty hosts and lease files, and its commands."""
+    state = tmp_path / "pxe"
+    state.mkdir()
+    settings = {"state_dir": str(state), "hostsfile": str(state / "dhcp-hosts"), "leasefile": str(state / "leases"),
+                "interface": "br-prov", "server_address": "10.0.50.1", "range_start": "10.0.50.100",
+                "range_end": "10.0.50.102", "dnsmasq_unit": "nimbus-pxe-dnsmasq.service"}
+    path = tmp_path / "pxe.json"
+    path.write_text(json.dumps(settings))
+    monkeypatch.setattr(_baremetal, "SETTINGS_FILE", str(path))
+    (state / "dhcp-hosts").write_text("")
+    table, calls = fake_commands
+    table[RELOAD] = (0, "", "")
+
+    class Host:
+        dir = state
+
+        @staticmethod
+        def record(name):
+            path = state / "nodes" / (name + ".json")
+            return json.loads(path.read_text()) if path.exists() else None
+
+        @staticmethod
+        def hosts():
+            return [line for line in (state / "dhcp-hosts").read_text().splitlines() if not line.startswith("#")]
+
+        @staticmethod
+        def lease(mac, address):
+            with open(state / "leases", "a") as f:
+                f.write("1900000000 %s %s host-%s *\n" % (mac, address, mac[-2:]))
+            table[("dhcp_release", "br-prov", address, mac)] = (0, "", "")
+
+        commands = calls
+
+        @staticmethod
+        def ran():
+            return [tuple(os.path.basename(c["argv"][0]) if i == 0 else a for i, a in enumerate(c["argv"]))
+                    for c in calls]
+
+    return Host
+
+
+@pytest.fixture
+def warnings(monkeypatch):
+    seen = []
+    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, text: seen.append(text))
+    return seen
+
+
+def node(run_module, check_mode=False, diff=True, fail=False, **args):
+    result, failed = run_module(BaremetalNodeModule, dict({"name": "node-1"}, **args), check_mode=check_mode,
+                                diff=diff)
+    assert failed == fail, result
+    assert PASSWORD not in json.dumps(result)
+    return result
+
+
+def test_the_twelve_steps_of_a_record(run_module, host):
+    """Enrol, change, remove: each in check mode, for real, then both again with nothing to do."""
+    enrol = {"macs": [MAC.upper()], "properties": {"cpus": 2, "memory_mb": "512"}}
+    predicted = node(run_module, check_mode=True, **enrol)
+    assert predicted["changed"] and predicted["node"]["address"] == "10.0.50.100"
+    assert predicted["diff"]["before"] is None and predicted["diff"]["after"]["macs"] == [MAC]
+    assert any("systemctl reload-or-restart" in c for c in predicted["commands"])
+    assert host.record("node-1") is None and host.hosts() == [] and host.ran() == []
+
+    made = node(run_module, **enrol)
+    assert made["changed"] and made["node"]["provision_state"] == "enrolled"
+    assert made["node"]["properties"] == {"cpus": 2, "memory_mb": 512}
+    assert host.hosts() == [MAC + ",10.0.50.100,node-1"]
+    assert host.ran() == [RELOAD]
+    assert stat.S_IMODE(os.stat(host.dir / "nodes" / "node-1.json").st_mode) == 0o600
+    for check_mode in (True, False):
+        again = node(run_module, check_mode=check_mode, **enrol)
+        assert not again["changed"] and "diff" not in again and again["node"] == made["node"]
+    assert host.ran() == [RELOAD]
+
+    changed = {"macs": [MAC, "52:54:00:aa:00:02"], "properties": {"cpus": 4}}
+    predicted = node(run_module, check_mode=True, **changed)
+    assert predicted["changed"] and predicted["diff"]["before"]["properties"] == {"cpus": 2, "memory_mb": 512}
+    assert predicted["diff"]["after"]["properties"] == {"cpus": 4}
+    assert host.record("node-1")["properties"] == {"cpus": 2, "memory_mb": 512} and host.ran() == [RELOAD]
+    done = node(run_module, **changed)
+    assert done["changed"] and done["node"]["address"] == "10.0.50.100" and done["node"]["uuid"] == made["node"]["uuid"]
+    assert host.hosts() == [MAC + ",52:54:00:aa:00:02,10.0.50.100,node-1"]
+    for check_mode in (True, False):
+        assert not node(run_module, check_mode=check_mode, **changed)["changed"]
+    assert host.ran() == [RELOAD, RELOAD]
+
+    host.lease("52:54:00:aa:00:02", "10.0.50.100")
+    predicted = node(run_module, check_mode=True, state="absent")
+    assert predicted["changed"] and predicted["diff"]["after"] is None and "node" not in predicted
+    assert host.record("node-1") is not None and host.ran() == [RELOAD, RELOAD]
+    gone = node(run_module, state="absent")
+    assert gone["changed"] and host.record("node-1") is None and host.hosts() == []
+    assert host.ran()[2:] == [RELOAD, ("dhcp_release", "br-prov", "10.0.50.100", "52:54:00:aa:00:02")]
+    for check_mode in (True, False):
+        assert not node(run_module, check_mode=check_mode, state="absent")["changed"]
+    assert len(host.ran()) == 4
+
+
+def test_manageable_checks_the_bmc_and_records_its_state(run_module, host, start_bmc):
+    bmc = start_bmc(power="off")
+    predicted = node(run_module, check_mode=True, state="manageable", macs=[MAC], bmc=bmc.options())
+    assert predicted["changed"] and predicted["node"]["power"] == "off" and predicted["node"]["bmc"]["port"] == bmc.port
+    assert predicted["session"] == {"ipmi_version": "2.0", "cipher_suite": 3} and host.record("node-1") is None
+    made = node(run_module, state="manageable", macs=[MAC], bmc=bmc.options())
+    assert made["changed"] and made["node"]["provision_state"] == "manageable"
+    assert (made["node"]["power"], made["drift"]) == ("off", [])
+    assert "password" not in made["node"]["bmc"]
+    assert host.record("node-1")["bmc"]["password"] == PASSWORD  # kept for later runs, in a 0600 file
+    assert bmc.journal() == []  # read only
+
+    # Later runs need no BMC option: the record's is used.
+    again = node(run_module, state="manageable")
+    assert not again["changed"] and again["drift"] == []
+
+
+def test_a_power_change_behind_the_modules_back_is_reported_as_drift_and_not_corrected(
+        run_module, host, start_bmc, warnings):
+    bmc = start_bmc(power="off")
+    node(run_module, state="manageable", macs=[MAC], bmc=bmc.options())
+    result, failed = run_module(BaremetalPowerModule, {"bmc": bmc.options(), "state": "on"})
+    assert not failed and result["power"] == "on"
+
+    seen = node(run_module, state="manageable")
+    assert not seen["changed"]
+    assert seen["drift"] == [{"field": "power", "recorded": "off", "bmc": "on"}]
+    assert warnings == ["node node-1: the BMC reports power on where the record says off (not corrected)"]
+    assert host.record("node-1")["power"] == "off" and bmc.journal() == ["on"]
+    # Still reported on the next run: the record is not quietly taken over.
+    assert node(run_module, state="manageable", check_mode=True)["drift"] == seen["drift"]
+
+    # A BMC given anew (its password changed) is the new baseline; the diff says the password changed, not what.
+    changed = node(run_module, state="manageable", bmc=bmc.options(timeout=5))
+    assert not changed["changed"] and changed["drift"] == seen["drift"]
+    result = node(run_module, state="manageable", bmc=bmc.options(allow_insecure=True))
+    assert result["changed"] and result["drift"] == [] and result["node"]["power"] == "on"
+    assert result["diff"]["before"]["bmc"]["allow_insecure"] is False
+
+
+def test_a_wrong_bmc_password_fails_clearly_and_writes_nothing(run_module, host, start_bmc):
+    bmc = start_bmc()
+    result = node(run_module, fail=True, state="manageable", macs=[MAC], bmc=bmc.options(password="Wrong-77"))
+    assert "BMC 127.0.0.1 port %d" % bmc.port in result["msg"] and "password" in result["msg"]
+    assert "Wrong-77" not in json.dumps(result)
+    assert host.record("node-1") is None and host.hosts() == [] and host.ran() == []
+
+    # An enrolled node keeps its state when the BMC refuses: nothing is half-made.
+    node(run_module, macs=[MAC], bmc=bmc.options(password="Wrong-77"))
+    before = host.record("node-1")
+    node(run_module, fail=True, state="manageable")
+    assert host.record("node-1") == before
+
+
+def test_a_password_change_shows_as_such_in_the_diff(run_module, host, start_bmc):
+    bmc = start_bmc()
+    node(run_module, macs=[MAC], bmc=bmc.options(password="Old-Pass-1"))
+    result = node(run_module, bmc=bmc.options())
+    assert result["changed"]
+    assert (result["diff"]["before"]["bmc"]["password"], result["diff"]["after"]["bmc"]["password"]) == (
+        "(set)", "(changed)")
+    assert "Old-Pass-1" not in json.dumps(result)
+
+
+def test_addresses_skip_other_nodes_and_leases_of_other_macs_and_run_out(run_module, host):
+    host.lease("52:54:00:bb:00:01", "10.0.50.100")  # a machine no longer enrolled still holds .100
+    assert node(run_module, name="a", macs=["52:54:00:aa:00:01"])["node"]["address"] == "10.0.50.101"
+    # A MAC that holds a lease gets its leased address back.
+    host.lease("52:54:00:aa:00:03", "10.0.50.102")
+    assert node(run_module, name="c", macs=["52:54:00:aa:00:03"])["node"]["address"] == "10.0.50.102"
+    result = node(run_module, fail=True, name="b", macs=["52:54:00:aa:00:02"])
+    assert "no free address left in the provisioning range 10.0.50.100-10.0.50.102" in result["msg"]
+    assert host.record("b") is None and len(host.hosts()) == 2
+
+
+def test_a_mac_belongs_to_one_node(run_module, host):
+    node(run_module, name="a", macs=[MAC])
+    result = node(run_module, fail=True, name="b", macs=["52:54:00:aa:00:09", MAC.upper()])
+    assert result["msg"] == "node b: MAC %s (node a) already enrolled" % MAC
+    assert host.record("b") is None and host.hosts() == [MAC + ",10.0.50.100,a"]
+
+
+@pytest.mark.parametrize("args, message", [
+    ({"name": "../../etc/cron.d/x", "macs": [MAC]}, "must be a DNS label"),
+    ({"name": "Node_1", "macs": [MAC]}, "must be a DNS label"),
+    ({"name": "a" * 64, "macs": [MAC]}, "must be a DNS label"),
+    ({"name": "n\nx", "macs": [MAC]}, "must be a DNS label"),
+    ({"macs": ["52:54:00:aa:00:01,set:known,10.0.0.1"]}, "is not a MAC address"),
+    ({"macs": ["52:54:00:aa:00:01\n01:02:03:04:05:06"]}, "is not a MAC address"),
+    ({"macs": ["01:00:5e:00:00:01"]}, "multicast or null"),
+    ({"macs": ["00:00:00:00:00:00"]}, "multicast or null"),
+    ({"macs": [MAC, MAC.upper()]}, "is given twice"),
+    ({"macs": []}, "at least one"),
+    ({}, "macs are required to enrol it"),
+    ({"macs": [MAC], "properties": {"cpus": "2; reboot"}}, "positive whole number"),
+    ({"macs": [MAC], "properties": {"cpus": True}}, "positive whole number"),
+    ({"macs": [MAC], "properties": {"cpu_arch": "sparc"}}, "must be one of"),
+    ({"macs": [MAC], "properties": {"dhcp-option": "x"}}, "is not one of"),
+    ({"macs": [MAC], "state": "manageable"}, "has no BMC"),
+    ({"macs": [MAC], "bmc": bmc_options(623, address="10.0.0.1;reboot")}, "neither an IP address nor a host name"),
+    ({"macs": [MAC], "bmc": bmc_options(623, password="p" * 21)}, "bmc.password must be 1-20"),
+])
+def test_bad_input_is_refused_before_anything_is_written(run_module, host, args, message):
+    result = node(run_module, fail=True, **args)
+    assert message in result["msg"]
+    assert host.record("node-1") is None and not (host.dir / "nodes").exists() and host.hosts() == []
+    assert host.ran() == []
+
+
+def test_a_host_without_the_pxe_role_is_told_so(run_module, monkeypatch, tmp_path):
+    monkeypatch.setattr(_baremetal, "SETTINGS_FILE", str(tmp_path / "missing.json"))
+    result = node(run_module, fail=True, macs=[MAC])
+    assert "not a nimbus.cloud provisioning host (apply the nimbus.cloud.pxe role first)" in result["msg"]
