@@ -267,3 +267,24 @@ class Provisioner:
         for mac in sorted(macs):
             if mac in leases:
                 self.runner.change(["dhcp_release", self.settings["interface"], leases[mac], mac])
+
+
+def enrolled_node(provisioner, name):
+    """The record of node ``name`` on this provisioning host, which must have a BMC (for the modules that reach a
+    machine by its node's name)."""
+    record = provisioner.records().get(check_name(name))
+    if record is None:
+        raise NimbusError("node %s is not enrolled on this host (nimbus.cloud.baremetal_node enrols it)" % name)
+    if not record.get("bmc"):
+        raise NimbusError("node %s has no BMC: give nimbus.cloud.baremetal_node its bmc" % name)
+    return record
+
+
+def track_power(provisioner, record, power, boot_device):
+    """After a module of the collection changed a node's power or boot device through its BMC: the record takes
+    the new state, so that it is not reported as drift. Only a record that tracks them (manageable and beyond)."""
+    if record.get("power") is None:
+        return record
+    updated = dict(record, power=power, boot_device=boot_device)
+    return record if updated == record else provisioner.save(updated)
+

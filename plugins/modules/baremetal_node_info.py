@@ -20,6 +20,14 @@ extends_documentation_fragment:
   - nimbus.cloud.attributes.info_module
   - nimbus.cloud.bmc
 options:
+  bmc:
+    description: The machine's BMC; or O(node).
+    required: false
+  node:
+    description:
+      - The name of an enrolled node whose BMC to read, from its record on this provisioning host
+        (M(nimbus.cloud.baremetal_node)); or O(bmc).
+    type: str
   sensors:
     description: Read the sensors (one request per sensor record; slow on BMCs with hundreds).
     type: bool
@@ -40,6 +48,11 @@ EXAMPLES = r"""
       username: admin
       password: "{{ vault_bmc_password }}"
   register: node
+
+- name: What the BMC of an enrolled node says (run on the provisioning host)
+  nimbus.cloud.baremetal_node_info:
+    node: rack1-u12
+    sensors: false
 
 - name: Every sensor reads ok
   ansible.builtin.assert:
@@ -89,21 +102,28 @@ inventory_error:
   type: str
 """
 
-from ansible_collections.nimbus.cloud.plugins.module_utils import _ipmi
+from ansible_collections.nimbus.cloud.plugins.module_utils import _baremetal, _ipmi
 from ansible_collections.nimbus.cloud.plugins.module_utils._base import NimbusModule
 
 
 class BaremetalNodeInfoModule(NimbusModule):
     returns_commands = False
     argument_spec = dict(
-        bmc=dict(type="dict", required=True, options=_ipmi.bmc_options()),
+        bmc=dict(type="dict", options=_ipmi.bmc_options()),
+        node=dict(type="str"),
         sensors=dict(type="bool", default=True),
         inventory=dict(type="bool", default=True),
     )
+    required_one_of = [("bmc", "node")]
+    mutually_exclusive = [("bmc", "node")]
 
     def run(self):
         self.require("pyghmi", _ipmi.PYGHMI_IMPORT_ERROR)
-        with _ipmi.Bmc(self.params["bmc"]) as bmc:
+        options = self.params["bmc"]
+        if options is None:
+            record = _baremetal.enrolled_node(_baremetal.Provisioner(self.runner), self.params["node"])
+            options = _baremetal.session_options(record["bmc"], None)
+        with _ipmi.Bmc(options) as bmc:
             result = {"power": bmc.power(), "boot_device": _ipmi.boot_view(bmc.boot_device()),
                       "session": bmc.negotiated(), "device": bmc.device_id(), "sensors": [], "inventory": {}}
             for key, wanted, read in (("sensors", self.params["sensors"], bmc.sensors),

@@ -17,6 +17,10 @@ description:
   - The boot device is set before the power request, so O(boot_device=network) with O(state=cycle) boots the
     machine from the network.
   - Check mode reads the power state and the boot device and reports the requests it would send.
+  - With O(node) instead of O(bmc), the task runs on the provisioning host and reaches the machine through its
+    node's record (M(nimbus.cloud.baremetal_node)); the record then takes the power state and boot device the task
+    left, so M(nimbus.cloud.baremetal_node) does not report them as drift. The node's records are locked for the
+    task's length.
   - The session's algorithms are checked (cipher suite 17 or 3); IPMI 1.5 and sessions without authentication
     or integrity are refused unless O(bmc.allow_insecure=true). C(docs/baremetal.md) in the collection says
     what to do about a BMC pyghmi's client cannot speak to.
@@ -26,6 +30,12 @@ extends_documentation_fragment:
   - nimbus.cloud.attributes
   - nimbus.cloud.bmc
 options:
+  bmc:
+    description: The machine's BMC; or O(node).
+    required: false
+  node:
+    description: The name of an enrolled node of this provisioning host whose BMC to use; or O(bmc).
+    type: str
   state:
     description:
       - V(on) and V(off) (a hard power off) wait until the BMC reports that state.
@@ -62,6 +72,11 @@ EXAMPLES = r"""
       password: "{{ vault_bmc_password }}"
     boot_device: network
     state: cycle
+
+- name: Power an enrolled node on through its record (run on the provisioning host)
+  nimbus.cloud.baremetal_power:
+    node: rack1-u12
+    state: "on"
 
 - name: Shut it down cleanly
   nimbus.cloud.baremetal_power:
@@ -101,7 +116,7 @@ session:
 
 import time
 
-from ansible_collections.nimbus.cloud.plugins.module_utils import _ipmi
+from ansible_collections.nimbus.cloud.plugins.module_utils import _baremetal, _ipmi
 from ansible_collections.nimbus.cloud.plugins.module_utils._base import NimbusModule
 from ansible_collections.nimbus.cloud.plugins.module_utils._errors import NimbusError
 
@@ -109,20 +124,33 @@ from ansible_collections.nimbus.cloud.plugins.module_utils._errors import Nimbus
 class BaremetalPowerModule(NimbusModule):
     returns_commands = False
     argument_spec = dict(
-        bmc=dict(type="dict", required=True, options=_ipmi.bmc_options()),
+        bmc=dict(type="dict", options=_ipmi.bmc_options()),
+        node=dict(type="str"),
         state=dict(type="str", choices=["on", "off", "soft_off", "reset", "cycle"]),
         boot_device=dict(type="str", choices=sorted(_ipmi.BOOT_DEVICES)),
         persistent=dict(type="bool", default=False),
         wait=dict(type="int", default=120),
     )
-    required_one_of = [("state", "boot_device")]
+    required_one_of = [("state", "boot_device"), ("bmc", "node")]
+    mutually_exclusive = [("bmc", "node")]
 
     def run(self):
         p = self.params
         if p["wait"] < 0:
             raise NimbusError("wait cannot be negative")
         self.require("pyghmi", _ipmi.PYGHMI_IMPORT_ERROR)
-        with _ipmi.Bmc(p["bmc"]) as bmc:
+        if p["node"] is None:
+            return self._request(p["bmc"])
+        provisioner = _baremetal.Provisioner(self.runner)
+        with provisioner.lock():
+            record = _baremetal.enrolled_node(provisioner, p["node"])
+            result = self._request(_baremetal.session_options(record["bmc"], None))
+            _baremetal.track_power(provisioner, record, result["power"], result["boot_device"]["device"])
+            return result
+
+    def _request(self, options):
+        p = self.params
+        with _ipmi.Bmc(options) as bmc:
             power = bmc.power()
             boot = bmc.boot_device()
             plan = _ipmi.power_plan(power, p["state"], boot, p["boot_device"], p["persistent"])

@@ -235,3 +235,34 @@ def test_a_host_without_the_pxe_role_is_told_so(run_module, monkeypatch, tmp_pat
     monkeypatch.setattr(_baremetal, "SETTINGS_FILE", str(tmp_path / "missing.json"))
     result = node(run_module, fail=True, macs=[MAC])
     assert "not a nimbus.cloud provisioning host (apply the nimbus.cloud.pxe role first)" in result["msg"]
+
+
+def test_power_through_the_node_keeps_its_record_in_step(run_module, host, start_bmc, warnings):
+    """baremetal_power with node: the record's BMC, and the record takes the state the task left (no drift)."""
+    from ansible_collections.nimbus.cloud.plugins.modules.baremetal_node_info import BaremetalNodeInfoModule
+
+    bmc = start_bmc(power="off")
+    node(run_module, state="manageable", macs=[MAC], bmc=bmc.options())
+    predicted, failed = run_module(BaremetalPowerModule, {"node": "node-1", "state": "on", "boot_device": "network"},
+                                   check_mode=True)
+    assert not failed and predicted["changed"] and host.record("node-1")["power"] == "off" and bmc.journal() == []
+    result, failed = run_module(BaremetalPowerModule, {"node": "node-1", "state": "on", "boot_device": "network"})
+    assert not failed and result["power"] == "on" and PASSWORD not in json.dumps(result)
+    assert bmc.journal() == ["bootdev", "network", "on"]
+    assert (host.record("node-1")["power"], host.record("node-1")["boot_device"]) == ("on", "network")
+    again = node(run_module, state="manageable")
+    assert again["drift"] == [] and warnings == []
+
+    info, failed = run_module(BaremetalNodeInfoModule, {"node": "node-1", "sensors": False, "inventory": False})
+    assert not failed and info["power"] == "on" and PASSWORD not in json.dumps(info)
+
+
+@pytest.mark.parametrize("args, message", [
+    ({"node": "missing"}, "node missing is not enrolled on this host"),
+    ({"node": "../x"}, "must be a DNS label"),
+    ({"node": "bare"}, "node bare has no BMC"),
+])
+def test_power_through_a_node_that_cannot_be_reached_is_refused(run_module, host, args, message):
+    node(run_module, name="bare", macs=[MAC])
+    result, failed = run_module(BaremetalPowerModule, dict(args, state="on"))
+    assert failed and message in result["msg"]
