@@ -273,3 +273,31 @@ project = conn.current_project_id
 quota = conn.block_storage.get_quota_set(project, usage=True)
 print(json.dumps({"used": quota.usage, "volumes": quota.volumes, "gigabytes": quota.gigabytes}))
 """
+
+
+def module_on_host(module: str, args: str) -> dict:
+    """One task of the collection's module on the all-in-one host, through Ansible as an operator runs it."""
+    import json
+    import os
+
+    env = dict(os.environ, ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="json")
+    run = subprocess.run(["ansible", "-i", str(REPO / "inventories" / "aio"), HOST, "-m", module, "-a", args],
+                         capture_output=True, text=True, timeout=300, check=False, env=env, cwd=REPO)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    return json.loads(run.stdout)["plays"][0]["tasks"][0]["hosts"][HOST]
+
+
+def test_the_enrolled_machine_answers_through_its_virtual_bmc():
+    """The all-in-one's bare-metal machine, enrolled and manageable: dnsmasq knows its MAC, its BMC (IPMI 2.0,
+    virtualbmc in front of the libvirt domain) answers the modules through the node's record, and the record and
+    the BMC agree (off, no drift)."""
+    node = module_on_host("nimbus.cloud.baremetal_node", "name=aio-machine-1 state=manageable")
+    assert not node["changed"] and node["drift"] == [], node
+    assert node["node"]["provision_state"] == "manageable" and node["node"]["power"] == "off"
+    assert "password" not in node["node"]["bmc"]
+    hosts = on_host("cat /var/lib/nimbus/pxe/dhcp-hosts").stdout
+    assert "52:54:00:5e:00:01,%s,aio-machine-1" % node["node"]["address"] in hosts.splitlines()
+
+    info = module_on_host("nimbus.cloud.baremetal_node_info", "node=aio-machine-1 sensors=false inventory=false")
+    assert info["power"] == "off" and info["session"]["ipmi_version"] == "2.0"
+    assert on_host("virsh -c qemu:///system domstate aio-machine-1").stdout.strip() == "shut off"

@@ -31,7 +31,7 @@ def test_dhcp_only_for_known_macs_on_the_provisioning_bridge(host):
     conf = host.file("/etc/nimbus/pxe-dnsmasq.conf").content_string.splitlines()
     assert "interface=br-prov" in conf and "dhcp-ignore=tag:!known" in conf
     assert "dhcp-range=set:nimbus-pxe,10.0.50.0,static,255.255.255.0,1h" in conf
-    assert "dhcp-boot=tag:ipxe,http://10.0.50.1:8080/boot.ipxe" in conf
+    assert "dhcp-boot=tag:ipxe,http://10.0.50.1:8088/boot.ipxe" in conf
 
 
 def test_ipxe_is_served_over_tftp_root(host):
@@ -41,7 +41,7 @@ def test_ipxe_is_served_over_tftp_root(host):
 
 
 # The host has no curl: http.client sends the path exactly as given.
-FETCH = ("import http.client, sys; c = http.client.HTTPConnection('10.0.50.1', 8080, timeout=10); "
+FETCH = ("import http.client, sys; c = http.client.HTTPConnection('10.0.50.1', 8088, timeout=10); "
          "c.request(sys.argv[1], sys.argv[2]); r = c.getresponse(); print(r.status); print(r.read().decode())")
 
 
@@ -56,8 +56,8 @@ def _quote(text):
 
 
 def test_the_web_server_serves_the_boot_script_and_nothing_else(host):
-    assert host.socket("tcp://10.0.50.1:8080").is_listening
-    assert not host.socket("tcp://0.0.0.0:8080").is_listening
+    assert host.socket("tcp://10.0.50.1:8088").is_listening
+    assert not host.socket("tcp://0.0.0.0:8088").is_listening
     status, script = fetch(host, "/boot.ipxe")
     assert status == 200 and script.startswith("#!ipxe")
     assert "chain --autofree nodes/${netX/mac:hexhyp}.ipxe" in script
