@@ -22,7 +22,7 @@ import uuid
 
 from ansible_collections.nimbus.cloud.plugins.module_utils import _ipmi
 from ansible_collections.nimbus.cloud.plugins.module_utils._errors import NimbusError, ValidationError
-from ansible_collections.nimbus.cloud.plugins.module_utils._files import atomic_write, locked, read_text, remove
+from ansible_collections.nimbus.cloud.plugins.module_utils._files import atomic_write, locked, read_settings, read_text, remove
 
 SETTINGS_FILE = "/etc/nimbus/pxe.json"
 
@@ -139,15 +139,7 @@ def drift(record, power, boot_device):
 # --- the provisioning host ------------------------------------------------------------
 
 def load_settings(path=None):
-    path = path or SETTINGS_FILE
-    text = read_text(path)
-    if text is None:
-        raise NimbusError("%s is missing: this host is not a nimbus.cloud provisioning host (apply the "
-                          "nimbus.cloud.pxe role first)" % path)
-    try:
-        return json.loads(text)
-    except ValueError as e:
-        raise NimbusError("%s is not valid JSON: %s" % (path, e))
+    return read_settings(path or SETTINGS_FILE, "provisioning host", "pxe")
 
 
 def now():

@@ -22,6 +22,8 @@ import tempfile
 from dataclasses import dataclass
 from typing import Optional
 
+from ansible_collections.nimbus.cloud.plugins.module_utils._errors import NimbusError
+
 
 @contextlib.contextmanager
 def locked(path, check_mode=False):
@@ -55,6 +57,19 @@ def read_text(path, default=None):
             return f.read()
     except FileNotFoundError:
         return default
+
+
+def read_settings(path, host, role):
+    """The JSON settings a role records for the modules on its hosts (``host``: what the role makes of a host,
+    ``role``: the role's name, both for the error that says the role was not applied)."""
+    text = read_text(path)
+    if text is None:
+        raise NimbusError("%s is missing: this host is not a nimbus.cloud %s (apply the nimbus.cloud.%s role first)"
+                          % (path, host, role))
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise NimbusError("%s is not valid JSON: %s" % (path, e))
 
 
 def atomic_write(path, text, mode=0o644):

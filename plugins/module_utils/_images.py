@@ -30,7 +30,7 @@ import uuid as uuidlib
 from dataclasses import asdict, dataclass, field
 
 from ansible_collections.nimbus.cloud.plugins.module_utils._errors import NimbusError, ValidationError
-from ansible_collections.nimbus.cloud.plugins.module_utils._files import atomic_write, locked, read_text, remove
+from ansible_collections.nimbus.cloud.plugins.module_utils._files import atomic_write, locked, read_settings, read_text, remove
 from ansible_collections.nimbus.cloud.plugins.module_utils._resource import Call, Plan, desired
 
 KIND = "image"
@@ -269,15 +269,7 @@ def file_digests(path, extra=None):
 # --- the store ----------------------------------------------------------------------
 
 def load_store_settings(path=None):
-    path = path or STORE_SETTINGS
-    text = read_text(path)
-    if text is None:
-        raise NimbusError("%s is missing: this host is not a nimbus.cloud image store (apply the nimbus.cloud.images "
-                          "role first)" % path)
-    try:
-        return json.loads(text)
-    except ValueError as e:
-        raise NimbusError("%s is not valid JSON: %s" % (path, e))
+    return read_settings(path or STORE_SETTINGS, "image store", "images")
 
 
 class Store:

@@ -23,7 +23,7 @@ from ansible_collections.nimbus.cloud.plugins.module_utils._compute import (
 )
 from ansible_collections.nimbus.cloud.plugins.module_utils import _images as images
 from ansible_collections.nimbus.cloud.plugins.module_utils._errors import NimbusError, ValidationError
-from ansible_collections.nimbus.cloud.plugins.module_utils._files import locked
+from ansible_collections.nimbus.cloud.plugins.module_utils._files import locked, read_settings
 from ansible_collections.nimbus.cloud.plugins.module_utils._ipam import derive_id
 
 try:
@@ -42,14 +42,7 @@ GIB = 1024 ** 3
 
 
 def load_settings(path=SETTINGS_FILE):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise NimbusError("%s is missing: this host is not a nimbus.cloud hypervisor (apply the nimbus.cloud.kvm "
-                          "role first)" % path)
-    except ValueError as e:
-        raise NimbusError("%s is not valid JSON: %s" % (path, e))
+    return read_settings(path, "hypervisor", "kvm")
 
 
 IMAGE_FORMATS = ("qcow2", "raw")

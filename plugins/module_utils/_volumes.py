@@ -49,7 +49,7 @@ from dataclasses import asdict, dataclass, field
 from ansible_collections.nimbus.cloud.plugins.module_utils import _images as images
 from ansible_collections.nimbus.cloud.plugins.module_utils import _tgt as tgtlib
 from ansible_collections.nimbus.cloud.plugins.module_utils._errors import NimbusError, ValidationError
-from ansible_collections.nimbus.cloud.plugins.module_utils._files import atomic_write, locked, read_text, remove
+from ansible_collections.nimbus.cloud.plugins.module_utils._files import atomic_write, locked, read_settings, read_text, remove
 from ansible_collections.nimbus.cloud.plugins.module_utils._resource import Call, Plan, ResourceModule, desired
 
 SETTINGS = "/etc/nimbus/volumes.json"
@@ -172,14 +172,7 @@ def check_size(size):
 
 def load_settings(path=None):
     path = path or SETTINGS
-    text = read_text(path)
-    if text is None:
-        raise NimbusError("%s is missing: this host is not a nimbus.cloud storage host (apply the nimbus.cloud.volumes "
-                          "role first)" % path)
-    try:
-        settings = json.loads(text)
-    except ValueError as e:
-        raise NimbusError("%s is not valid JSON: %s" % (path, e))
+    settings = read_settings(path, "storage host", "volumes")
     for key in ("backends", "types", "backup_dir"):
         if key not in settings:
             raise NimbusError("%s has no %s" % (path, key))
