@@ -279,4 +279,3 @@ def track_power(provisioner, record, power, boot_device):
         return record
     updated = dict(record, power=power, boot_device=boot_device)
     return record if updated == record else provisioner.save(updated)
-
