@@ -1,0 +1,232 @@
+#!/usr/bin/python3
+# Copyright: nimbus.cloud contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The provisioning host's callback service (nimbus-pxe-callback.service): what a node's deploy ramdisk asks
+for, and what it reports, while nimbus.cloud.baremetal_node deploys or cleans it.
+
+nimbus.cloud.baremetal_node writes a job per node in ``<state_dir>/jobs/<node>.json`` before it powers the node
+on: what to do (``deploy`` or ``clean``), the node's address and MACs, the image's URL, size and sha256, and a
+one-time token. The ramdisk then
+
+- ``POST /v1/lookup`` (``macs=<mac>,<mac>``): answered only to the node's own address and only once, with the
+  job's settings and the token as ``key=value`` lines (the token leaves the host this one time, as Ironic hands
+  its agent token over on the first lookup; a second lookup, a replayed one or an impostor's, gets 409);
+- ``POST /v1/callback`` with ``X-Nimbus-Token``: the result (``status=ok|failed``, the written image's
+  ``sha256``, a ``message``), taken only from the node's address, with the token, once. It is written to
+  ``<state_dir>/jobs/<node>.result.json``, where the module reads it.
+
+Everything a request carries is checked against what it may hold before it is used or written; nothing of it
+is evaluated. Tokens are never logged. Only the Python standard library is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import fcntl
+import hashlib
+import hmac
+import http.server
+import json
+import os
+import re
+import sys
+import threading
+from urllib.parse import parse_qs
+
+MAX_BODY = 4096
+MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# What a value handed to the ramdisk may hold: its shell reads the answer line by line, never evaluates it.
+SAFE_VALUE = re.compile(r"^[A-Za-z0-9._:/=+-]{0,512}$")
+# What a ramdisk's message may hold (printable ASCII, one line).
+MESSAGE = re.compile(r"^[ -~]{0,300}$")
+# The job's fields the lookup hands to the ramdisk, in this order.
+ANSWERED = ("node", "mode", "image_url", "image_size", "image_sha256", "disk")
+
+
+def now():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def token_digest(token):
+    return hashlib.sha256(token.encode("ascii")).hexdigest()
+
+
+class Jobs:
+    """The job files of one provisioning host; every read-modify-write under the lock the module takes too."""
+
+    def __init__(self, directory):
+        self.directory = directory
+        self.guard = threading.Lock()
+
+    @contextlib.contextmanager
+    def locked(self):
+        with self.guard, open(os.path.join(self.directory, ".lock"), "a", encoding="ascii") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def path(self, node, suffix=".json"):
+        return os.path.join(self.directory, node + suffix)
+
+    def for_address(self, address):
+        """The one job of the node at ``address``, or None."""
+        found = []
+        for file_name in sorted(os.listdir(self.directory)):
+            node = file_name[:-len(".json")]
+            if not file_name.endswith(".json") or file_name.endswith(".result.json") or not NAME.match(node):
+                continue
+            try:
+                with open(self.path(node), encoding="utf-8") as f:
+                    job = json.load(f)
+            except (OSError, ValueError):
+                continue
+            if job.get("address") == address and job.get("node") == node:
+                found.append(job)
+        return found[0] if len(found) == 1 else None
+
+    def write(self, name, data):
+        path = os.path.join(self.directory, name)
+        part = path + ".part"
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2, sort_keys=True)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(part, path)
+
+
+class Refused(Exception):
+    def __init__(self, status, reason):
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def parse_form(body):
+    """A urlencoded body as {key: value}, each key once."""
+    try:
+        fields = parse_qs(body.decode("ascii"), keep_blank_values=True, strict_parsing=bool(body),
+                          max_num_fields=16)
+    except (UnicodeDecodeError, ValueError):
+        raise Refused(400, "the body is not a urlencoded form")
+    if any(len(values) != 1 for values in fields.values()):
+        raise Refused(400, "a field is given twice")
+    return {key: values[0] for key, values in fields.items()}
+
+
+def lookup(jobs, address, form):
+    """The job's settings and its token for the node at ``address``, once."""
+    macs = [mac.strip().lower() for mac in form.get("macs", "").split(",") if mac.strip()]
+    if not macs or len(macs) > 16 or not all(MAC.match(mac) for mac in macs):
+        raise Refused(400, "macs must be the node's MACs, comma-separated")
+    with jobs.locked():
+        job = jobs.for_address(address)
+        if job is None or not set(macs) & set(job.get("macs", [])):
+            raise Refused(404, "no job for this address and these MACs")
+        if not job.get("token"):
+            raise Refused(409, "the token of this job was handed out already")
+        answer = {key: str(job.get(key, "")) for key in ANSWERED}
+        answer["token"] = job["token"]
+        for key, value in answer.items():
+            if not SAFE_VALUE.match(value):
+                raise Refused(500, "the job's %s cannot be handed over" % key)
+        jobs.write(job["node"] + ".json", dict(job, token=None, issued_at=now()))
+    return job["node"], "".join("%s=%s\n" % (key, answer[key]) for key in ANSWERED + ("token",))
+
+
+def callback(jobs, address, token, form):
+    """The ramdisk's result for the node at ``address``, with the job's token, once."""
+    status = form.get("status")
+    if status not in ("ok", "failed"):
+        raise Refused(400, "status must be ok or failed")
+    message = form.get("message", "")
+    if not MESSAGE.match(message):
+        raise Refused(400, "message must be one line of printable ASCII, 300 characters at most")
+    sha256 = form.get("sha256", "")
+    if sha256 and not SHA256.match(sha256):
+        raise Refused(400, "sha256 must be 64 hexadecimal digits")
+    uptime = form.get("uptime", "")
+    if uptime and not re.match(r"^[0-9]{1,7}(\.[0-9]{1,3})?$", uptime):
+        raise Refused(400, "uptime must be the ramdisk's seconds since it booted")
+    with jobs.locked():
+        job = jobs.for_address(address)
+        if job is None or not job.get("issued_at") or not token:
+            raise Refused(404, "no job for this address waits for a result")
+        if not hmac.compare_digest(token_digest(token), job.get("token_sha256", "")):
+            raise Refused(403, "wrong token")
+        if os.path.exists(jobs.path(job["node"], ".result.json")):
+            raise Refused(409, "this job has its result already")
+        if job["mode"] == "deploy" and status == "ok" and not sha256:
+            raise Refused(400, "a deploy's result names the sha256 of what it wrote")
+        jobs.write(job["node"] + ".result.json", {
+            "node": job["node"], "mode": job["mode"], "status": status, "sha256": sha256 or None,
+            "message": message, "uptime": float(uptime) if uptime else None, "received_at": now()})
+    return job["node"]
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    server_version = "nimbus-pxe-callback"
+    sys_version = ""
+
+    def do_POST(self):  # noqa: N802 (http.server's name)
+        address = self.client_address[0]
+        try:
+            length = self.headers.get("Content-Length", "")
+            if not length.isdigit() or int(length) > MAX_BODY:
+                raise Refused(413 if length.isdigit() else 411, "a body of %d bytes at most" % MAX_BODY)
+            form = parse_form(self.rfile.read(int(length)))
+            if self.path == "/v1/lookup":
+                node, text = lookup(self.server.jobs, address, form)
+                self.log_message("lookup: node %s at %s took its job and token", node, address)
+            elif self.path == "/v1/callback":
+                node = callback(self.server.jobs, address, self.headers.get("X-Nimbus-Token", ""), form)
+                text = "ok\n"
+                self.log_message("callback: node %s at %s reported %s", node, address, form.get("status"))
+            else:
+                raise Refused(404, "not found")
+        except Refused as e:
+            self.log_message("refused %s from %s: %s", self.path[:64], address, e.reason)
+            return self.answer(e.status, e.reason + "\n")
+        return self.answer(200, text)
+
+    def do_GET(self):  # noqa: N802
+        self.answer(405, "POST only\n")
+
+    def answer(self, status, text):
+        body = text.encode("ascii")
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format, *args):  # pylint: disable=redefined-builtin  # http.server's signature
+        sys.stderr.write("%s\n" % (format % args))
+
+
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address, jobs):
+        super().__init__(address, Handler)
+        self.jobs = jobs
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--settings", default="/etc/nimbus/pxe.json")
+    args = parser.parse_args(argv)
+    with open(args.settings, encoding="utf-8") as f:
+        settings = json.load(f)
+    jobs = Jobs(os.path.join(settings["state_dir"], "jobs"))
+    server = Server((settings["server_address"], int(settings["callback_port"])), jobs)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""The pxe role's callback service (roles/pxe/files/pxe_callback.py) on loopback: a job's token handed out once
+to its node's address, a result taken once with it, and what others send refused with nothing written."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import importlib.util
+import io
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+SOURCE = Path(__file__).resolve().parents[3] / "roles" / "pxe" / "files" / "pxe_callback.py"
+TOKEN = "tok-4f1c9a77d2e0b6"
+MAC = "52:54:00:be:00:10"
+
+
+def load():
+    spec = importlib.util.spec_from_file_location("pxe_callback", SOURCE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+service = load()
+
+
+def job(node="bm-1", address="127.0.0.1", mode="deploy", **extra):
+    return dict({"node": node, "mode": mode, "address": address, "macs": [MAC], "token": TOKEN,
+                 "token_sha256": hashlib.sha256(TOKEN.encode()).hexdigest(), "issued_at": None,
+                 "image_url": "http://10.0.50.1:8088/images/5d2f9e67.raw", "image_size": "16777216",
+                 "image_sha256": "a" * 64, "disk": ""}, **extra)
+
+
+@pytest.fixture
+def served(tmp_path, monkeypatch):
+    """The service on 127.0.0.1 with an empty jobs directory; its log lines are collected."""
+    jobs_dir = tmp_path / "jobs"
+    jobs_dir.mkdir(mode=0o700)
+    log = io.StringIO()
+    monkeypatch.setattr(service.sys, "stderr", log)
+    server = service.Server(("127.0.0.1", 0), service.Jobs(str(jobs_dir)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+
+    class Served:
+        port = server.server_address[1]
+        directory = jobs_dir
+        lines = log
+
+        def add(self, data):
+            (jobs_dir / (data["node"] + ".json")).write_text(json.dumps(data))
+
+        def read(self, node, suffix=".json"):
+            path = jobs_dir / (node + suffix)
+            return json.loads(path.read_text()) if path.exists() else None
+
+        def post(self, path, body, headers=None, source="127.0.0.1", method="POST"):
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10, source_address=(source, 0))
+            with contextlib.closing(conn):
+                conn.request(method, path, body=body.encode() if isinstance(body, str) else body,
+                             headers=dict({"Content-Type": "application/x-www-form-urlencoded"}, **(headers or {})))
+                response = conn.getresponse()
+                return response.status, response.read().decode()
+
+    yield Served()
+    server.shutdown()
+    server.server_close()
+
+
+def answer_fields(text):
+    return dict(line.split("=", 1) for line in text.splitlines())
+
+
+def test_the_node_gets_its_job_and_token_once(served):
+    served.add(job())
+    status, text = served.post("/v1/lookup", "macs=" + MAC.upper())
+    assert status == 200, text
+    assert answer_fields(text) == {"node": "bm-1", "mode": "deploy", "image_url": job()["image_url"],
+                                   "image_size": "16777216", "image_sha256": "a" * 64, "disk": "", "token": TOKEN}
+    kept = served.read("bm-1")
+    assert kept["token"] is None and kept["issued_at"] and kept["token_sha256"] == job()["token_sha256"]
+    assert served.post("/v1/lookup", "macs=" + MAC)[0] == 409
+    assert TOKEN not in served.lines.getvalue()
+
+
+@pytest.mark.parametrize("body, status", [
+    ("macs=52:54:00:be:00:99", 404),         # not the node's MAC
+    ("macs=", 400),
+    ("macs=52:54:00:be:00:10;reboot", 400),
+    ("macs=%s&macs=%s" % (MAC, MAC), 400),  # a field twice
+    ("\xff\xfe", 400),
+])
+def test_a_lookup_that_is_not_the_nodes_gets_nothing(served, body, status):
+    served.add(job())
+    assert served.post("/v1/lookup", body)[0] == status
+    assert served.read("bm-1")["token"] == TOKEN
+
+
+def test_another_address_gets_no_token_even_with_the_nodes_mac(served):
+    served.add(job(address="127.0.0.2"))
+    assert served.post("/v1/lookup", "macs=" + MAC, source="127.0.0.1")[0] == 404
+    assert served.read("bm-1")["token"] == TOKEN
+    assert served.post("/v1/lookup", "macs=" + MAC, source="127.0.0.2")[0] == 200
+
+
+def test_a_job_value_the_ramdisk_could_misread_is_never_handed_over(served):
+    served.add(job(image_url="http://10.0.50.1/x\ntoken=forged"))
+    status, text = served.post("/v1/lookup", "macs=" + MAC)
+    assert status == 500 and TOKEN not in text
+    assert served.read("bm-1")["token"] == TOKEN
+
+
+def test_the_result_is_taken_once_with_the_token(served):
+    served.add(job())
+    served.post("/v1/lookup", "macs=" + MAC)
+    body = "status=ok&sha256=%s&uptime=41.52&message=wrote 16777216 bytes" % ("b" * 64)
+    assert served.post("/v1/callback", body)[0] == 404  # no token
+    assert served.post("/v1/callback", body, {"X-Nimbus-Token": "guess"})[0] == 403
+    assert served.read("bm-1", ".result.json") is None
+    assert served.post("/v1/callback", body, {"X-Nimbus-Token": TOKEN})[0] == 200
+    result = served.read("bm-1", ".result.json")
+    assert (result["status"], result["sha256"], result["uptime"], result["message"]) == \
+        ("ok", "b" * 64, 41.52, "wrote 16777216 bytes")
+    assert served.post("/v1/callback", body, {"X-Nimbus-Token": TOKEN})[0] == 409
+    assert TOKEN not in served.lines.getvalue()
+
+
+def test_no_result_before_the_token_was_handed_out(served):
+    served.add(job())
+    assert served.post("/v1/callback", "status=ok&sha256=" + "b" * 64, {"X-Nimbus-Token": TOKEN})[0] == 404
+    assert served.read("bm-1", ".result.json") is None
+
+
+@pytest.mark.parametrize("body", [
+    "status=done",
+    "status=ok",                                   # a deploy names what it wrote
+    "status=ok&sha256=xyz",
+    "status=failed&message=line%0Aforged",
+    "status=failed&uptime=1e9",
+])
+def test_a_malformed_result_is_refused_and_nothing_written(served, body):
+    served.add(job())
+    served.post("/v1/lookup", "macs=" + MAC)
+    assert served.post("/v1/callback", body, {"X-Nimbus-Token": TOKEN})[0] == 400
+    assert served.read("bm-1", ".result.json") is None
+
+
+def test_a_cleaning_reports_without_a_sha256(served):
+    served.add(job(mode="clean"))
+    served.post("/v1/lookup", "macs=" + MAC)
+    assert served.post("/v1/callback", "status=ok&message=wiped", {"X-Nimbus-Token": TOKEN})[0] == 200
+    assert served.read("bm-1", ".result.json")["sha256"] is None
+
+
+def test_other_requests_are_refused(served):
+    served.add(job())
+    assert served.post("/v1/lookup", "macs=" + MAC, method="GET")[0] == 405
+    assert served.post("/v1/nodes", "macs=" + MAC)[0] == 404
+    assert served.post("/v1/lookup", "macs=" + MAC + "&pad=" + "x" * 5000)[0] == 413
+    assert served.read("bm-1")["token"] == TOKEN
