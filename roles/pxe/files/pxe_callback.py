@@ -11,8 +11,9 @@ one-time token. The ramdisk then
 - ``POST /v1/lookup`` (``macs=<mac>,<mac>``): answered only to the node's own address and only once, with the
   job's settings and the token as ``key=value`` lines (the token leaves the host this one time, as Ironic hands
   its agent token over on the first lookup; a second lookup, a replayed one or an impostor's, gets 409);
-- ``POST /v1/callback`` with ``X-Nimbus-Token``: the result (``status=ok|failed``, the written image's
-  ``sha256``, a ``message``), taken only from the node's address, with the token, once. It is written to
+- ``POST /v1/callback`` (``token=<token>&status=ok|failed``, the written image's ``sha256``, a ``message``,
+  the ramdisk's ``uptime``): the result, taken only from the node's address, with the token, once (the token
+  travels in the body, never on a command line or in a URL). It is written to
   ``<state_dir>/jobs/<node>.result.json``, where the module reads it.
 
 Everything a request carries is checked against what it may hold before it is used or written; nothing of it
@@ -138,8 +139,9 @@ def lookup(jobs, address, form):
     return job["node"], "".join("%s=%s\n" % (key, answer[key]) for key in ANSWERED + ("token",))
 
 
-def callback(jobs, address, token, form):
+def callback(jobs, address, form):
     """The ramdisk's result for the node at ``address``, with the job's token, once."""
+    token = form.get("token", "")
     status = form.get("status")
     if status not in ("ok", "failed"):
         raise Refused(400, "status must be ok or failed")
@@ -183,7 +185,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 node, text = lookup(self.server.jobs, address, form)
                 self.log_message("lookup: node %s at %s took its job and token", node, address)
             elif self.path == "/v1/callback":
-                node = callback(self.server.jobs, address, self.headers.get("X-Nimbus-Token", ""), form)
+                node = callback(self.server.jobs, address, form)
                 text = "ok\n"
                 self.log_message("callback: node %s at %s reported %s", node, address, form.get("status"))
             else:

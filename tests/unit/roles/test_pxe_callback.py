@@ -120,19 +120,19 @@ def test_the_result_is_taken_once_with_the_token(served):
     served.post("/v1/lookup", "macs=" + MAC)
     body = "status=ok&sha256=%s&uptime=41.52&message=wrote 16777216 bytes" % ("b" * 64)
     assert served.post("/v1/callback", body)[0] == 404  # no token
-    assert served.post("/v1/callback", body, {"X-Nimbus-Token": "guess"})[0] == 403
+    assert served.post("/v1/callback", body + "&token=guess")[0] == 403
     assert served.read("bm-1", ".result.json") is None
-    assert served.post("/v1/callback", body, {"X-Nimbus-Token": TOKEN})[0] == 200
+    assert served.post("/v1/callback", body + "&token=" + TOKEN)[0] == 200
     result = served.read("bm-1", ".result.json")
     assert (result["status"], result["sha256"], result["uptime"], result["message"]) == \
         ("ok", "b" * 64, 41.52, "wrote 16777216 bytes")
-    assert served.post("/v1/callback", body, {"X-Nimbus-Token": TOKEN})[0] == 409
+    assert served.post("/v1/callback", body + "&token=" + TOKEN)[0] == 409
     assert TOKEN not in served.lines.getvalue()
 
 
 def test_no_result_before_the_token_was_handed_out(served):
     served.add(job())
-    assert served.post("/v1/callback", "status=ok&sha256=" + "b" * 64, {"X-Nimbus-Token": TOKEN})[0] == 404
+    assert served.post("/v1/callback", "status=ok&sha256=%s&token=%s" % ("b" * 64, TOKEN))[0] == 404
     assert served.read("bm-1", ".result.json") is None
 
 
@@ -146,14 +146,14 @@ def test_no_result_before_the_token_was_handed_out(served):
 def test_a_malformed_result_is_refused_and_nothing_written(served, body):
     served.add(job())
     served.post("/v1/lookup", "macs=" + MAC)
-    assert served.post("/v1/callback", body, {"X-Nimbus-Token": TOKEN})[0] == 400
+    assert served.post("/v1/callback", body + "&token=" + TOKEN)[0] == 400
     assert served.read("bm-1", ".result.json") is None
 
 
 def test_a_cleaning_reports_without_a_sha256(served):
     served.add(job(mode="clean"))
     served.post("/v1/lookup", "macs=" + MAC)
-    assert served.post("/v1/callback", "status=ok&message=wiped", {"X-Nimbus-Token": TOKEN})[0] == 200
+    assert served.post("/v1/callback", "status=ok&message=wiped&token=" + TOKEN)[0] == 200
     assert served.read("bm-1", ".result.json")["sha256"] is None
 
 
