@@ -1,0 +1,161 @@
+#!/bin/sh
+# The deploy ramdisk's /init (busybox): what a node runs while nimbus.cloud.baremetal_node deploys or cleans it.
+#
+# It loads the NIC and disk drivers, takes a DHCP lease on the first interface that gets one, asks the
+# provisioning host's callback service for its job (nimbus.callback= on the kernel command line), then either
+# writes the image to the disk and reads it back for its sha256 (deploy), or zeroes the disk's first and last MiB
+# (clean), reports the result and powers the machine off. The job's answer is read line by line as data; each
+# value is checked against what it may hold and nothing of it is evaluated. The token goes back in the body of
+# the report, from a file: never on a command line.
+set -u
+PATH=/bin:/sbin:/usr/bin:/usr/sbin
+export PATH
+
+say() { echo "nimbus-deploy: $*" >/dev/console; }
+
+# The last words before the machine goes off: the module sees the missing report as a failure.
+halt() {
+  say "$*"
+  sync
+  poweroff -f
+  while :; do sleep 60; done
+}
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mkdir -p /tmp /run
+
+callback=
+read -r cmdline </proc/cmdline
+# shellcheck disable=SC2086 # the command line's words, split on purpose (no globbing: set -f)
+set -f
+for word in $cmdline; do
+  case $word in
+    nimbus.callback=*) callback=${word#nimbus.callback=} ;;
+  esac
+done
+case $callback in
+  http://[0-9]*) ;;
+  *) halt "no nimbus.callback=http://<address>:<port> on the kernel command line" ;;
+esac
+if printf '%s' "$callback" | grep -q '[^0-9a-z.:/]'; then
+  halt "nimbus.callback holds characters an address and port do not"
+fi
+
+if [ -f /etc/deploy-modules ]; then
+  while read -r module; do
+    modprobe "$module" 2>/dev/null
+  done </etc/deploy-modules
+fi
+
+# Every interface's MAC (the callback service finds the node's job by them and by its address).
+macs=
+for dev in /sys/class/net/*; do
+  name=${dev##*/}
+  [ "$name" = lo ] && continue
+  ip link set "$name" up
+  macs="$macs${macs:+,}$(cat "$dev/address")"
+done
+[ -n "$macs" ] || halt "no network interface"
+
+leased=
+tries=0
+while [ -z "$leased" ] && [ "$tries" -lt 5 ]; do
+  for dev in /sys/class/net/*; do
+    name=${dev##*/}
+    [ "$name" = lo ] && continue
+    if udhcpc -n -q -t 5 -T 2 -i "$name" -s /etc/udhcpc.script >/dev/null 2>&1; then
+      leased=$name
+      break
+    fi
+  done
+  tries=$((tries + 1))
+done
+[ -n "$leased" ] || halt "no DHCP lease on any interface"
+say "leased an address on $leased"
+
+# key=value lines; the values checked below before any is used.
+if ! wget -q -O /tmp/job --post-data "macs=$macs" "$callback/v1/lookup"; then
+  halt "the callback service gave no job to $macs"
+fi
+node='' mode='' image_url='' image_size='' image_sha256='' disk='' token=''
+while IFS='=' read -r key value; do
+  case $key in
+    node) node=$value ;;
+    mode) mode=$value ;;
+    image_url) image_url=$value ;;
+    image_size) image_size=$value ;;
+    image_sha256) image_sha256=$value ;;
+    disk) disk=$value ;;
+    token) token=$value ;;
+  esac
+done </tmp/job
+rm -f /tmp/job
+valid() { printf '%s' "$2" | grep -qxE "$1"; }
+valid '[a-z0-9-]{1,63}' "$node" || halt "the job names no node"
+valid '[A-Za-z0-9_-]{16,128}' "$token" || halt "the job holds no token"
+
+# The disk: the job's (a /dev path of a whole disk), or the first whole disk the kernel found.
+if [ -z "$disk" ]; then
+  for dev in /sys/block/vd* /sys/block/sd* /sys/block/nvme*n*; do
+    [ -e "$dev" ] || continue
+    disk=/dev/${dev##*/}
+    break
+  done
+fi
+if ! valid '/dev/[a-z0-9]{1,16}' "$disk" || [ ! -b "$disk" ]; then
+  halt "no disk to write ($disk)"
+fi
+sectors=$(cat "/sys/block/${disk#/dev/}/size")
+[ "$sectors" -gt 4096 ] || halt "$disk is smaller than 2 MiB"
+
+report() {
+  # status message [sha256]
+  {
+    printf 'token=%s&status=%s&uptime=%s&message=' "$token" "$1" "$(cut -d' ' -f1 /proc/uptime)"
+    # Form-encoded: letters, digits and a few signs as they are, a space as +, a slash as %2F, the rest as _.
+    printf '%s' "$2" | sed 's|[^A-Za-z0-9 ./:_-]|_|g; s| |+|g; s|/|%2F|g'
+    [ -n "${3:-}" ] && printf '&sha256=%s' "$3"
+  } >/tmp/report
+  wget -q -O /dev/null --post-file /tmp/report "$callback/v1/callback" || say "the report did not reach $callback"
+  rm -f /tmp/report
+}
+
+case $mode in
+  deploy)
+    valid 'http://[0-9a-z.:/_-]{1,400}' "$image_url" || halt "the job's image URL is not one"
+    valid '[0-9]{1,15}' "$image_size" || halt "the job's image size is not a number"
+    valid '[0-9a-f]{64}' "$image_sha256" || halt "the job's image sha256 is not one"
+    if [ "$image_size" -gt $((sectors * 512)) ]; then
+      report failed "the image ($image_size bytes) is larger than $disk ($((sectors * 512)) bytes)"
+      halt "image larger than the disk"
+    fi
+    say "writing $image_url to $disk"
+    if ! wget -q -O - "$image_url" | dd of="$disk" bs=1M conv=fsync 2>/dev/null; then
+      report failed "the image could not be read from $image_url or written to $disk"
+      halt "write failed"
+    fi
+    sync
+    echo 3 >/proc/sys/vm/drop_caches
+    written=$(head -c "$image_size" "$disk" | sha256sum | cut -d' ' -f1)
+    if [ "$written" != "$image_sha256" ]; then
+      report failed "$disk holds $written after the write, the image is $image_sha256" "$written"
+      halt "checksum mismatch"
+    fi
+    report ok "wrote $image_size bytes to $disk" "$written"
+    ;;
+  clean)
+    # The first MiB (partition tables, boot code) and the last (the GPT's backup header), at least.
+    if ! dd if=/dev/zero of="$disk" bs=1M count=1 conv=fsync 2>/dev/null ||
+      ! dd if=/dev/zero of="$disk" bs=512 seek=$((sectors - 2048)) count=2048 conv=fsync 2>/dev/null; then
+      report failed "$disk could not be wiped"
+      halt "wipe failed"
+    fi
+    report ok "wiped the first and last MiB of $disk"
+    ;;
+  *)
+    halt "the job's mode is neither deploy nor clean"
+    ;;
+esac
+halt "done: $mode of $node"
