@@ -14,10 +14,13 @@ Every write goes through ``runner.apply`` or ``runner.change``, the collection's
 from __future__ import annotations
 
 import datetime
+import hashlib
 import ipaddress
 import json
 import os
 import re
+import secrets
+import time
 import uuid
 
 from ansible_collections.nimbus.cloud.plugins.module_utils import _ipmi
@@ -279,3 +282,102 @@ def track_power(provisioner, record, power, boot_device):
         return record
     updated = dict(record, power=power, boot_device=boot_device)
     return record if updated == record else provisioner.save(updated)
+
+
+# --- deploy and clean ------------------------------------------------------------------
+#
+# A deploy or a cleaning is a job for the node's deploy ramdisk: the module writes ``<state_dir>/jobs/<name>.json``
+# (what to do, the image, a one-time token) and an iPXE script for each of the node's MACs, boots the node from
+# the network, and waits for ``<name>.result.json``, which the callback service (roles/pxe/files/pxe_callback.py)
+# writes when the ramdisk reports. The job and the scripts are gone once the wait ends, whatever its outcome.
+
+DEPLOY_FAILED = "deploy failed"
+CLEAN_FAILED = "clean failed"
+
+
+def script_name(mac):
+    """A MAC's iPXE script in ``<http_dir>/nodes``: what boot.ipxe chains to (``${netX/mac:hexhyp}``)."""
+    return mac.replace(":", "-") + ".ipxe"
+
+
+def ipxe_script(settings, name, mode):
+    """The script that boots the deploy kernel and ramdisk, told where the callback service listens."""
+    http = settings["http_url"]
+    callback = "http://%s:%d" % (settings["server_address"], int(settings["callback_port"]))
+    return ("#!ipxe\n"
+            "# nimbus.cloud.baremetal_node: %s of node %s\n"
+            "kernel %s/deploy/vmlinuz nimbus.callback=%s console=ttyS0,115200 console=tty0\n"
+            "initrd %s/deploy/initrd.img\n"
+            "boot || exit\n") % (mode, name, http, callback, http)
+
+
+def new_job(record, mode, image=None, disk=""):
+    """A job for ``record``'s ramdisk; ``image`` ({url, size, sha256}) for a deploy. The token is kept in the job
+    until the ramdisk takes it (the callback service then keeps only its sha256)."""
+    token = secrets.token_urlsafe(32)
+    job = {"node": record["name"], "mode": mode, "address": record["address"], "macs": list(record["macs"]),
+           "token": token, "token_sha256": hashlib.sha256(token.encode("ascii")).hexdigest(), "issued_at": None,
+           "image_url": "", "image_size": "", "image_sha256": "", "disk": disk, "created_at": now()}
+    if image is not None:
+        job.update(image_url=image["url"], image_size=str(image["size"]), image_sha256=image["sha256"])
+    return job
+
+
+def result_error(result, job):
+    """What is wrong with a ramdisk's report of ``job``, or None when it did what it was asked."""
+    if result is None:
+        return "the deploy ramdisk never reported"
+    if result.get("mode") != job["mode"]:
+        return "the report is of a %s, not of this %s" % (result.get("mode"), job["mode"])
+    if result.get("status") != "ok":
+        return "the deploy ramdisk reports a failure: %s" % (result.get("message") or "(no message)")
+    if job["mode"] == "deploy" and result.get("sha256") != job["image_sha256"]:
+        return "the disk holds %s after the write, the image is %s" % (result.get("sha256"), job["image_sha256"])
+    return None
+
+
+class Jobs:
+    """The jobs of a provisioning host's nodes, and their iPXE scripts."""
+
+    def __init__(self, provisioner):
+        self.provisioner = provisioner
+        self.runner = provisioner.runner
+        self.settings = provisioner.settings
+        self.directory = os.path.join(provisioner.state_dir, "jobs")
+
+    def path(self, name, suffix=".json"):
+        return os.path.join(self.directory, name + suffix)
+
+    def start(self, record, job):
+        """The job and the node's scripts, written (a change: gated)."""
+        script = ipxe_script(self.settings, record["name"], job["mode"])
+        self.runner.apply("write the %s job of node %s" % (job["mode"], record["name"]), self._write, job)
+        for mac in record["macs"]:
+            path = os.path.join(self.settings["http_dir"], "nodes", script_name(mac))
+            self.runner.apply("write %s" % path, atomic_write, path, script, 0o644)
+
+    def _write(self, job):
+        os.makedirs(self.directory, mode=0o700, exist_ok=True)
+        remove(self.path(job["node"], ".result.json"))
+        atomic_write(self.path(job["node"]), json.dumps(job, indent=2, sort_keys=True) + "\n", mode=0o600)
+
+    def result(self, name):
+        text = read_text(self.path(name, ".result.json"))
+        return None if text is None else json.loads(text)
+
+    def wait(self, name, timeout, sleep=time.sleep, clock=time.monotonic, every=2):
+        """The node's result, or None when none came within ``timeout`` seconds."""
+        deadline = clock() + timeout
+        while True:
+            found = self.result(name)
+            if found is not None or clock() >= deadline:
+                return found
+            sleep(every)
+
+    def end(self, record):
+        """The job, its result and the node's scripts, removed (the node boots on from its disk)."""
+        paths = [self.path(record["name"]), self.path(record["name"], ".result.json")]
+        paths += [os.path.join(self.settings["http_dir"], "nodes", script_name(mac)) for mac in record["macs"]]
+        for path in paths:
+            if os.path.exists(path):
+                self.runner.apply("remove %s" % path, remove, path)
