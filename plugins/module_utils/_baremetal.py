@@ -23,6 +23,7 @@ import secrets
 import time
 import uuid
 
+from ansible_collections.nimbus.cloud.plugins.module_utils import _images as images
 from ansible_collections.nimbus.cloud.plugins.module_utils import _ipmi
 from ansible_collections.nimbus.cloud.plugins.module_utils._errors import NimbusError, ValidationError
 from ansible_collections.nimbus.cloud.plugins.module_utils._files import atomic_write, locked, read_settings, read_text, remove
@@ -381,3 +382,56 @@ class Jobs:
         for path in paths:
             if os.path.exists(path):
                 self.runner.apply("remove %s" % path, remove, path)
+
+
+class DeployImages:
+    """Images of the store made ready for deploys: pulled into ``<state_dir>/image-cache`` (its sha512 checked
+    against the store's record, its format read under limits) and converted once to raw under
+    ``<http_dir>/images/<id>.raw``, whose size and sha256 are kept in ``<state_dir>/images/<id>.json`` (the
+    ramdisk checks what it wrote against them)."""
+
+    def __init__(self, provisioner, opener=None):
+        settings = provisioner.settings
+        url = settings.get("image_store_url") or None
+        self.runner = provisioner.runner
+        self.cache = images.Cache(self.runner, os.path.join(provisioner.state_dir, "image-cache"), url,
+                                  opener=opener or (images.store_opener if url else None))
+        self.raw_dir = os.path.join(settings["http_dir"], "images")
+        self.meta_dir = os.path.join(provisioner.state_dir, "images")
+        self.http_url = settings["http_url"]
+
+    def meta(self, image_id):
+        text = read_text(os.path.join(self.meta_dir, image_id + ".json"))
+        return None if text is None else json.loads(text)
+
+    def prepare(self, image, project):
+        """The store's record of ``image`` and {url, size, sha256} of its raw copy (None in check mode when the
+        copy is still to be made)."""
+        record = self.cache.resolve(image, project)
+        meta = self.meta(record.id)
+        if meta is None or meta.get("os_hash_value") != record.os_hash_value:
+            cached = self.cache.ensure(record)
+            self.runner.apply("convert image %s (%s) to raw in %s" % (record.name, record.id, self.raw_dir),
+                              self._convert, record, cached["path"])
+            meta = self.meta(record.id)
+        if meta is None:
+            return record, None
+        return record, {"url": "%s/images/%s.raw" % (self.http_url, record.id), "size": meta["size"],
+                        "sha256": meta["sha256"]}
+
+    def _convert(self, record, source):
+        os.makedirs(self.raw_dir, mode=0o755, exist_ok=True)
+        os.makedirs(self.meta_dir, mode=0o700, exist_ok=True)
+        part = os.path.join(self.raw_dir, ".%s.part" % record.id)
+        try:
+            remove(part)
+            # The format is the store's, never probed: a raw image that looks like another format stays raw.
+            self.runner.change(["qemu-img", "convert", "-f", record.disk_format, "-O", "raw", source, part])
+            digests = images.file_digests(part, "sha256")
+            os.chmod(part, 0o644)
+            os.replace(part, os.path.join(self.raw_dir, record.id + ".raw"))
+        finally:
+            remove(part)
+        atomic_write(os.path.join(self.meta_dir, record.id + ".json"), json.dumps({
+            "id": record.id, "name": record.name, "os_hash_value": record.os_hash_value, "size": digests.size,
+            "sha256": digests.hexdigest("sha256")}, indent=2, sort_keys=True) + "\n", mode=0o600)
