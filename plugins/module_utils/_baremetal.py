@@ -30,8 +30,10 @@ from ansible_collections.nimbus.cloud.plugins.module_utils._files import atomic_
 
 SETTINGS_FILE = "/etc/nimbus/pxe.json"
 
-# The states this release manages, in order: each one's node has passed through those before it.
-STATES = ("enrolled", "manageable")
+# The states a task may ask for, in order: each one's node has passed through those before it (Ironic's names).
+STATES = ("enrolled", "manageable", "available", "active")
+# States whose node a task can clean or deploy: it has a BMC that answered.
+PROVISIONABLE = ("manageable", "available", "active", "deploy failed", "clean failed")
 
 # A node's name is its DHCP host name and a file name: a DNS label, lower case.
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -152,7 +154,7 @@ def now():
 
 def new_record(name):
     return {"name": name, "uuid": str(uuid.uuid4()), "provision_state": "enrolled", "macs": [], "address": None,
-            "properties": {}, "bmc": None, "power": None, "boot_device": None, "last_error": None,
+            "properties": {}, "bmc": None, "power": None, "boot_device": None, "last_error": None, "instance_info": None,
             "created_at": now(), "updated_at": None}
 
 
@@ -294,6 +296,14 @@ def track_power(provisioner, record, power, boot_device):
 
 DEPLOY_FAILED = "deploy failed"
 CLEAN_FAILED = "clean failed"
+_DISK = re.compile(r"^/dev/[a-z0-9]{1,16}$")
+
+
+def check_root_device(path):
+    """The disk a deploy writes, as the ramdisk's kernel names it (a whole disk under /dev)."""
+    if path is not None and not _DISK.fullmatch(path):
+        raise ValidationError("root_device %r must be a whole disk such as /dev/sda or /dev/nvme0n1" % (path,))
+    return path or ""
 
 
 def script_name(mac):

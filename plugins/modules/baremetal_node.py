@@ -20,7 +20,17 @@ description:
     any difference is returned in RV(drift) and warned about, never corrected (a machine powered on or off behind
     the cloud's back is the operator's to look at). Giving a changed O(bmc) records the new BMC's state instead.
   - V(absent) removes the record, takes the MACs out of dnsmasq's hosts file and gives back their leases.
-  - Deploying an image (states V(available) and V(active)) and cleaning come in a later release.
+  - V(available) cleans the node (from V(manageable), V(active) or a failed state). It boots the provisioning
+    host's deploy ramdisk from the network, which zeroes the first and last MiB of the disk, reports to the
+    callback service and powers the machine off.
+  - V(active) deploys O(image), an image of the store. The provisioning host pulls it (its sha512 checked) and
+    converts it once to raw; the ramdisk writes it to the disk, reads it back and reports its sha256, which must be
+    the image's; the node then boots from its disk. A node not yet V(available) is cleaned first. A node already
+    V(active) with the same image is left alone; another image is deployed over it.
+  - A deploy or cleaning that fails or does not report within O(deploy_timeout) powers the node off and leaves it
+    V(deploy failed) or V(clean failed) with the reason in C(last_error); the task fails. Asking again starts over.
+  - Cleaning and deploying hold the provisioning host's lock while they wait, so one runs at a time per
+    provisioning host.
   - The record keeps the BMC's password (the file is root's, mode 0600); results, diffs and errors never show it.
 author:
   - nimbus.cloud contributors (@nimbus-cloud)
@@ -35,7 +45,7 @@ options:
   state:
     description: The node's state; see the description.
     type: str
-    choices: [enrolled, manageable, absent]
+    choices: [enrolled, manageable, available, active, absent]
     default: enrolled
   bmc:
     description:
@@ -55,6 +65,22 @@ options:
       - V(cpus), V(memory_mb) and V(local_gb) are positive whole numbers, V(cpu_arch) is V(x86_64) or V(aarch64),
         V(boot_mode) is V(bios) or V(uefi). No other key is taken.
     type: dict
+  image:
+    description:
+      - The image of the store to deploy (its id, or a name only one image visible to O(project) has). Required with
+        V(active), refused with other states.
+    type: str
+  project:
+    description: The project whose images O(image) is looked up among; omitted, any image of the store.
+    type: str
+  root_device:
+    description: The disk the image is written to and the cleaning wipes, as the ramdisk's kernel names it (such as
+      V(/dev/sda)); omitted, the first disk the kernel finds.
+    type: str
+  deploy_timeout:
+    description: Seconds to wait for the deploy ramdisk's report, from power on.
+    type: int
+    default: 1800
 seealso:
   - module: nimbus.cloud.baremetal_power
   - module: nimbus.cloud.baremetal_node_info
@@ -78,6 +104,18 @@ EXAMPLES = r"""
     msg: "{{ node.drift }}"
   when: node.drift | length > 0
 
+- name: Clean it, then deploy an image of the store on its first disk and boot it from there
+  nimbus.cloud.baremetal_node:
+    name: rack1-u12
+    state: active
+    image: debian-12
+    project: ops
+
+- name: Undeploy it (the disk's first and last MiB are wiped); it waits, off, for the next deploy
+  nimbus.cloud.baremetal_node:
+    name: rack1-u12
+    state: available
+
 - name: Retire it (dnsmasq stops answering its MACs)
   nimbus.cloud.baremetal_node:
     name: rack1-u12
@@ -100,6 +138,19 @@ node:
     power: "off"
     boot_device: disk
     last_error: null
+    instance_info: {image_id: 5d2f9e67-0c1a-4b8e-9a77-2f1c3e4d5a6b, image_name: debian-12, root_device: null}
+steps:
+  description: The ramdisk boots the task made (or would make, in check mode), in order.
+  returned: when the node was cleaned or deployed
+  type: list
+  elements: str
+  sample: [clean, deploy]
+timings:
+  description: Per step, the seconds from power on to the ramdisk's report (RV(timings.clean.reported_s)), the
+    ramdisk's own uptime at its report, and the step's whole time.
+  returned: when the node was cleaned or deployed
+  type: dict
+  sample: {deploy: {reported_s: 71.4, ramdisk_uptime_s: 38.2, total_s: 75.9}}
 drift:
   description: Where the BMC's truth differs from the record (manageable nodes), each with the recorded value and
     the BMC's. Not corrected.
@@ -114,6 +165,8 @@ session:
   sample: {ipmi_version: "2.0", cipher_suite: 17}
 """
 
+import time
+
 from ansible_collections.nimbus.cloud.plugins.module_utils import _baremetal, _ipmi
 from ansible_collections.nimbus.cloud.plugins.module_utils._base import NimbusModule
 from ansible_collections.nimbus.cloud.plugins.module_utils._errors import NimbusError
@@ -126,6 +179,10 @@ class BaremetalNodeModule(NimbusModule):
         bmc=dict(type="dict", options=_ipmi.bmc_options()),
         macs=dict(type="list", elements="str"),
         properties=dict(type="dict"),
+        image=dict(type="str"),
+        project=dict(type="str"),
+        root_device=dict(type="str"),
+        deploy_timeout=dict(type="int", default=1800),
     )
 
     def run(self):
@@ -135,13 +192,21 @@ class BaremetalNodeModule(NimbusModule):
         macs = None if p["macs"] is None else _baremetal.check_macs(p["macs"])
         properties = None if p["properties"] is None else _baremetal.check_properties(p["properties"])
         bmc = None if p["bmc"] is None else _baremetal.kept_bmc(_ipmi.check_bmc(p["bmc"]))
+        if (p["image"] is None) == (p["state"] == "active"):
+            raise NimbusError("image is required with state active and taken with no other state")
+        _baremetal.check_root_device(p["root_device"])
+        if p["deploy_timeout"] < 1:
+            raise NimbusError("deploy_timeout must be a positive number of seconds")
         provisioner = _baremetal.Provisioner(self.runner)
         with provisioner.lock():
             records = provisioner.records()
             before = records.get(name)
             if p["state"] == "absent":
                 return self._remove(provisioner, records, before)
-            return self._converge(provisioner, records, before, macs, properties, bmc)
+            result = self._converge(provisioner, records, before, macs, properties, bmc)
+            if p["state"] in ("available", "active"):
+                result.update(self._provision(provisioner, records[name], before))
+            return result
 
     def _remove(self, provisioner, records, before):
         if before is None:
@@ -175,12 +240,19 @@ class BaremetalNodeModule(NimbusModule):
 
         result = {"drift": []}
         wanted = p["state"]
-        if wanted == "manageable":
+        if wanted != "enrolled":
             if record["bmc"] is None:
-                raise NimbusError("node %s has no BMC: bmc is required to make it manageable" % name)
-            baseline = before is None or before["provision_state"] != "manageable" or bmc_changed
+                raise NimbusError("node %s has no BMC: bmc is required to make it %s" % (name, wanted))
+            baseline = before is None or before["provision_state"] == "enrolled" or bmc_changed
             result.update(self._read_bmc(record, baseline))
-        record["provision_state"] = wanted
+        # Cleaning and deploying (_provision) start from a node that is at least manageable; the state it has
+        # reached beyond that is theirs to change.
+        if wanted == "enrolled" or record["provision_state"] not in _baremetal.PROVISIONABLE:
+            record["provision_state"] = wanted if wanted in ("enrolled", "manageable") else "manageable"
+        elif wanted == "manageable":
+            if record["provision_state"] == "active":
+                raise NimbusError("node %s is active: state available undeploys and cleans it" % name)
+            record["provision_state"] = "manageable"
 
         if record != before:
             record = provisioner.save(record)
@@ -194,6 +266,87 @@ class BaremetalNodeModule(NimbusModule):
             self.set_diff(*_baremetal.diff_views(before, record))
         result["node"] = _baremetal.node_view(record)
         return result
+
+    def _provision(self, provisioner, record, before):
+        """Cleaning (available) or a deploy (active) of a node that is at least manageable."""
+        p = self.params
+        wanted, current = p["state"], record["provision_state"]
+        image = deploy_image = None
+        if wanted == "active":
+            image, deploy_image = _baremetal.DeployImages(provisioner).prepare(p["image"], p["project"])
+            deployed = record.get("instance_info") or {}
+            if current == "active" and deployed.get("image_id") == image.id \
+                    and deployed.get("image_os_hash_value") == image.os_hash_value:
+                return {}
+            steps = ([] if current == "available" else ["clean"]) + ["deploy"]
+        elif current == "available":
+            return {}
+        else:
+            steps = ["clean"]
+        self.changed = True
+        if self.check_mode:
+            after = dict(record, provision_state=wanted, last_error=None,
+                         instance_info=self._instance_info(image) if image else None)
+            self.set_diff(*_baremetal.diff_views(before, after))
+            return {"node": _baremetal.node_view(after), "steps": steps}
+        timings = {}
+        for step in steps:
+            record, timings[step] = self._run_ramdisk(provisioner, record, step, deploy_image, image)
+        self.set_diff(*_baremetal.diff_views(before, record))
+        return {"node": _baremetal.node_view(record), "steps": steps, "timings": timings}
+
+    def _instance_info(self, image):
+        return {"image_id": image.id, "image_name": image.name, "image_os_hash_value": image.os_hash_value,
+                "root_device": self.params["root_device"], "deployed_at": _baremetal.now()}
+
+    def _run_ramdisk(self, provisioner, record, mode, deploy_image, image):
+        """One boot of the deploy ramdisk for ``mode`` (clean or deploy), to its report and the power state after
+        it; the record after it and the seconds it took."""
+        p = self.params
+        name = record["name"]
+        jobs = _baremetal.Jobs(provisioner)
+        job = _baremetal.new_job(record, mode, deploy_image if mode == "deploy" else None,
+                                 _baremetal.check_root_device(p["root_device"]))
+        options = _baremetal.session_options(record["bmc"], p["bmc"])
+        started = time.monotonic()
+        jobs.start(record, job)
+        try:
+            with _ipmi.Bmc(options) as bmc:
+                bmc.set_boot_device(_ipmi.BOOT_DEVICES["network"], False)
+                bmc.set_power("reset" if bmc.power() == "on" else "on")
+            result = jobs.wait(name, p["deploy_timeout"])
+        finally:
+            jobs.end(record)
+        reported = time.monotonic() - started
+        error = _baremetal.result_error(result, job)
+        with _ipmi.Bmc(options) as bmc:
+            # The ramdisk powers the machine off once it reported; one that does not is forced off.
+            if error is not None or not self._wait_power(bmc, "off", 120):
+                bmc.set_power("off", wait=60)
+            if error is None and mode == "deploy":
+                bmc.set_boot_device(_ipmi.BOOT_DEVICES["disk"], True)
+                bmc.set_power("on")
+            power, boot = bmc.power(), _ipmi.boot_view(bmc.boot_device())["device"]
+        record = dict(record, power=power, boot_device=boot)
+        if error is not None:
+            provisioner.save(dict(record, last_error="%s: %s" % (mode, error),
+                                  provision_state=_baremetal.DEPLOY_FAILED if mode == "deploy"
+                                  else _baremetal.CLEAN_FAILED))
+            raise NimbusError("node %s: the %s failed and the machine is off: %s" % (name, mode, error))
+        record.update(last_error=None, provision_state="active" if mode == "deploy" else "available",
+                      instance_info=self._instance_info(image) if mode == "deploy" else None)
+        return provisioner.save(record), {"reported_s": round(reported, 1),
+                                          "ramdisk_uptime_s": (result or {}).get("uptime"),
+                                          "total_s": round(time.monotonic() - started, 1)}
+
+    @staticmethod
+    def _wait_power(bmc, state, seconds):
+        deadline = time.monotonic() + seconds
+        while bmc.power() != state:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(1)
+        return True
 
     def _read_bmc(self, record, baseline):
         """The BMC's power state and boot device: recorded when ``baseline`` (the node becomes manageable, or its

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 
 from pyghmi.ipmi import bmc
 from pyghmi.ipmi.private import serversession
@@ -121,7 +122,13 @@ class MachineBmc(_SuitesMixin, bmc.Bmc):
         self.boot_device = "default"
         self.requests = []
         self.journal = journal
+        # SIGUSR1: the machine's own system powers it off (a deploy ramdisk's poweroff -f), not a BMC request.
+        signal.signal(signal.SIGUSR1, self._powered_off_from_inside)
         super().__init__(users, port=port, address=address)
+
+    def _powered_off_from_inside(self, signum, frame):
+        del signum, frame
+        self._set("self-off", "off")
 
     def _note(self, request):
         self.requests.append(request)

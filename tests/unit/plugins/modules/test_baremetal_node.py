@@ -5,6 +5,8 @@ pxe role writes), against BMCs speaking IPMI 2.0 on loopback (tests/support/ipmi
 import json
 import os
 import stat
+import threading
+import time
 
 import pytest
 from ansible.module_utils import basic
@@ -266,3 +268,139 @@ def test_power_through_a_node_that_cannot_be_reached_is_refused(run_module, host
     node(run_module, name="bare", macs=[MAC])
     result, failed = run_module(BaremetalPowerModule, dict(args, state="on"))
     assert failed and message in result["msg"]
+
+
+# --- cleaning and deploying ----------------------------------------------------------------------------------
+
+IMAGE_ID = "5d2f9e67-0c1a-4b8e-9a77-2f1c3e4d5a6b"
+
+
+@pytest.fixture
+def deploy_host(host, tmp_path, monkeypatch):
+    """The provisioning host with its web root, callback port and an image in its cache, already converted (the
+    conversion has its own tests): no image store."""
+    settings = json.loads((tmp_path / "pxe.json").read_text())
+    settings.update(http_dir=str(host.dir / "http"), http_url="http://10.0.50.1:8088", callback_port=8089)
+    (tmp_path / "pxe.json").write_text(json.dumps(settings))
+    (host.dir / "http" / "nodes").mkdir(parents=True)
+    cache = host.dir / "image-cache"
+    (cache / ".records").mkdir(parents=True)
+    (cache / IMAGE_ID).write_bytes(b"raw image")
+    (cache / ".records" / (IMAGE_ID + ".json")).write_text(json.dumps({
+        "id": IMAGE_ID, "name": "marker-disk", "disk_format": "raw", "size": 9, "virtual_size": 9, "checksum": "",
+        "os_hash_algo": "sha512", "os_hash_value": "e" * 128, "visibility": "public"}))
+    (host.dir / "images").mkdir()
+    (host.dir / "images" / (IMAGE_ID + ".json")).write_text(json.dumps({
+        "id": IMAGE_ID, "os_hash_value": "e" * 128, "size": 9, "sha256": "f" * 64}))
+    real_wait = _baremetal.Jobs.wait
+
+    def wait(self, name, timeout):
+        return real_wait(self, name, timeout, every=0.1)
+
+    monkeypatch.setattr(_baremetal.Jobs, "wait", wait)
+    return host
+
+
+class Ramdisk(threading.Thread):
+    """What the node's deploy ramdisk does once the module powered it on: report (as the callback service writes
+    it) and power the machine off. ``sha256``: what it says it wrote; None: it never reports."""
+
+    def __init__(self, host, bmc, sha256="f" * 64, status="ok"):
+        super().__init__(daemon=True)
+        self.host, self.bmc, self.sha256, self.status = host, bmc, sha256, status
+        self.jobs = []
+
+    def run(self):
+        jobs = self.host.dir / "jobs"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            job_path = jobs / "node-1.json"
+            if job_path.exists() and not (jobs / "node-1.result.json").exists() and self.bmc.journal()[-1:] in (["on"], ["reset"]):
+                job = json.loads(job_path.read_text())
+                if job["token"] in [j["token"] for j in self.jobs]:
+                    continue
+                self.jobs.append(job)
+                if self.sha256 is None:
+                    return
+                (jobs / "node-1.result.json").write_text(json.dumps({
+                    "node": "node-1", "mode": job["mode"], "status": self.status,
+                    "sha256": self.sha256 if job["mode"] == "deploy" else None, "message": "done", "uptime": 12.5}))
+                self.bmc.power_off_from_inside()
+                if job["mode"] == "deploy":
+                    return
+            time.sleep(0.05)
+
+
+def test_a_node_is_cleaned_deployed_left_alone_then_cleaned_again(run_module, deploy_host, start_bmc):
+    host = deploy_host
+    bmc = start_bmc(power="off")
+    node(run_module, state="manageable", macs=[MAC], bmc=bmc.options())
+
+    predicted = node(run_module, check_mode=True, state="active", image="marker-disk")
+    assert predicted["changed"] and predicted["steps"] == ["clean", "deploy"]
+    assert predicted["node"]["provision_state"] == "active" and bmc.journal() == []
+    assert not (host.dir / "jobs").exists()
+
+    ramdisk = Ramdisk(host, bmc)
+    ramdisk.start()
+    deployed = node(run_module, state="active", image="marker-disk")
+    ramdisk.join(5)
+    assert deployed["changed"] and deployed["steps"] == ["clean", "deploy"]
+    assert [j["mode"] for j in ramdisk.jobs] == ["clean", "deploy"]
+    assert ramdisk.jobs[1]["image_url"] == "http://10.0.50.1:8088/images/%s.raw" % IMAGE_ID
+    assert (ramdisk.jobs[1]["image_size"], ramdisk.jobs[1]["image_sha256"]) == ("9", "f" * 64)
+    shown = deployed["node"]
+    assert (shown["provision_state"], shown["power"], shown["boot_device"]) == ("active", "on", "disk")
+    assert shown["instance_info"]["image_id"] == IMAGE_ID and shown["last_error"] is None
+    assert set(deployed["timings"]) == {"clean", "deploy"} and deployed["timings"]["deploy"]["ramdisk_uptime_s"] == 12.5
+    # Nothing of the jobs is left: no script makes the node boot the ramdisk again.
+    assert os.listdir(host.dir / "jobs") == [] and os.listdir(host.dir / "http" / "nodes") == []
+    assert bmc.journal()[-3:] == ["bootdev", "hd", "on"]
+
+    for check_mode in (True, False):
+        again = node(run_module, check_mode=check_mode, state="active", image="marker-disk")
+        assert not again["changed"] and again["node"]["provision_state"] == "active"
+
+    ramdisk = Ramdisk(host, bmc)
+    ramdisk.start()
+    cleaned = node(run_module, state="available")
+    ramdisk.join(5)
+    assert cleaned["changed"] and cleaned["steps"] == ["clean"]
+    assert (cleaned["node"]["provision_state"], cleaned["node"]["power"]) == ("available", "off")
+    assert cleaned["node"]["instance_info"] is None
+    assert not node(run_module, state="available")["changed"]
+
+
+@pytest.mark.parametrize("sha256, status, error", [
+    (None, "ok", "never reported"),
+    ("0" * 64, "ok", "the disk holds " + "0" * 64),
+    ("f" * 64, "failed", "reports a failure"),
+])
+def test_a_deploy_that_fails_leaves_the_node_off_with_its_error(run_module, deploy_host, start_bmc, sha256, status,
+                                                                error):
+    host = deploy_host
+    bmc = start_bmc(power="off")
+    node(run_module, state="manageable", macs=[MAC], bmc=bmc.options())
+    record = host.record("node-1")
+    record["provision_state"] = "available"
+    (host.dir / "nodes" / "node-1.json").write_text(json.dumps(record))
+    ramdisk = Ramdisk(host, bmc, sha256=sha256, status=status)
+    ramdisk.start()
+    failed = node(run_module, fail=True, state="active", image="marker-disk", deploy_timeout=3)
+    ramdisk.join(5)
+    assert error in failed["msg"] and "the machine is off" in failed["msg"]
+    kept = host.record("node-1")
+    assert kept["provision_state"] == "deploy failed" and error in kept["last_error"] and kept["power"] == "off"
+    assert os.listdir(host.dir / "jobs") == [] and os.listdir(host.dir / "http" / "nodes") == []
+
+
+@pytest.mark.parametrize("args, message", [
+    ({"state": "active"}, "image is required with state active"),
+    ({"state": "available", "image": "marker-disk"}, "taken with no other state"),
+    ({"state": "available", "root_device": "/dev/sda; reboot"}, "must be a whole disk"),
+    ({"state": "available", "root_device": "../../etc/passwd"}, "must be a whole disk"),
+    ({"state": "available", "deploy_timeout": 0}, "deploy_timeout must be a positive"),
+])
+def test_provisioning_arguments_are_checked_before_anything(run_module, deploy_host, args, message):
+    failed = node(run_module, fail=True, macs=[MAC], **args)
+    assert message in failed["msg"] and deploy_host.record("node-1") is None
