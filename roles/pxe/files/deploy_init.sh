@@ -43,10 +43,12 @@ if printf '%s' "$callback" | grep -q '[^0-9a-z.:/]'; then
   halt "nimbus.callback holds characters an address and port do not"
 fi
 
-if [ -f /etc/deploy-modules ]; then
+# The NIC and disk drivers, dependencies first, as paths under /lib/modules (the ramdisk's build works the
+# order out); a driver for hardware this machine lacks loads and stays idle, one that fails is said.
+if [ -f /lib/modules/load-order ]; then
   while read -r module; do
-    modprobe "$module" 2>/dev/null
-  done </etc/deploy-modules
+    insmod "/lib/modules/$module" 2>/dev/null || say "cannot load $module"
+  done </lib/modules/load-order
 fi
 
 # Every interface's MAC (the callback service finds the node's job by them and by its address).
@@ -65,7 +67,7 @@ while [ -z "$leased" ] && [ "$tries" -lt 5 ]; do
   for dev in /sys/class/net/*; do
     name=${dev##*/}
     [ "$name" = lo ] && continue
-    if udhcpc -n -q -t 5 -T 2 -i "$name" -s /etc/udhcpc.script >/dev/null 2>&1; then
+    if udhcpc -n -q -t 5 -T 2 -i "$name" -s /etc/udhcpc.sh >/dev/null 2>&1; then
       leased=$name
       break
     fi
