@@ -43,11 +43,11 @@ if printf '%s' "$callback" | grep -q '[^0-9a-z.:/]'; then
   halt "nimbus.callback holds characters an address and port do not"
 fi
 
-# The NIC and disk drivers, dependencies first, as paths under /lib/modules (the ramdisk's build works the
+# The NIC and disk drivers, dependencies first, by name (/lib/modules/<name>.ko; the ramdisk's build works the
 # order out); a driver for hardware this machine lacks loads and stays idle, one that fails is said.
 if [ -f /lib/modules/load-order ]; then
   while read -r module; do
-    insmod "/lib/modules/$module" 2>/dev/null || say "cannot load $module"
+    insmod "/lib/modules/$module.ko" 2>/dev/null || say "cannot load $module"
   done </lib/modules/load-order
 fi
 
