@@ -10,6 +10,8 @@
 set -u
 PATH=/bin:/sbin:/usr/bin:/usr/sbin
 export PATH
+# The ramdisk holds busybox alone: its applets become the commands below.
+/bin/busybox --install -s /bin
 
 say() { echo "nimbus-deploy: $*" >/dev/console; }
 
