@@ -3,14 +3,15 @@
 # asked for (with what they depend on, in load order), busybox-static, and the files given (an /init at least).
 # Nothing is installed: the packages are downloaded and unpacked in a scratch directory.
 #
-#   build_ramdisk.sh OUTDIR INIT [--file SRC=DEST]... [--module NAME]... [--optional-module NAME]...
+#   build_ramdisk.sh OUTDIR INIT [--file SRC=DEST]... [--module NAME]... [--optional-module NAME]... [--check]
 #
 # OUTDIR gets vmlinuz, initrd.img and manifest. The initramfs holds /bin/busybox (/bin/sh links to it; /init
 # installs the other applets), INIT as /init, each --file at DEST (mode 0755), the drivers as
 # /lib/modules/<name>.ko and their order in /lib/modules/load-order. An --optional-module missing from the
 # kernel package is left out and named in the manifest; a missing --module is an error.
 # Idempotent: prints "unchanged" and changes nothing when OUTDIR holds what this script built from the same
-# inputs and package versions; prints "built" otherwise. The same inputs give the same bytes.
+# inputs and package versions; prints "built" otherwise ("build" with --check, which writes nothing). The same
+# inputs give the same bytes.
 set -euo pipefail
 
 log() { printf '[build_ramdisk] %s\n' "$*" >&2; }
@@ -20,9 +21,10 @@ die() { log "$*"; exit 1; }
 out=$1
 init=$2
 shift 2
-files=() modules=() optional=()
+files=() modules=() optional=() check=0
 while [ $# -gt 0 ]; do
   case $1 in
+    --check) check=1; shift ;;
     --file) files+=("$2"); shift 2 ;;
     --module) modules+=("$2"); shift 2 ;;
     --optional-module) optional+=("$2"); shift 2 ;;
@@ -45,8 +47,10 @@ field() {
     cur == pkg && $1 == key { sub(/^[^:]*: /, ""); print; exit }'
 }
 
+# A host whose package lists were never fetched (or were cleaned) knows no candidate: one update, then give up.
 records=$(apt-cache show --no-all-versions linux-image-amd64 busybox-static 2>/dev/null) ||
-  die "apt knows no linux-image-amd64 or busybox-static (apt-get update first)"
+  { apt-get update -qq && records=$(apt-cache show --no-all-versions linux-image-amd64 busybox-static); } ||
+  die "apt knows no linux-image-amd64 or busybox-static"
 depends=$(field linux-image-amd64 Depends <<<"$records")
 kernel_pkg=$(grep -oE 'linux-image-[0-9][^ ,|]*-amd64' <<<"$depends" | head -n 1 || true)
 [ -n "$kernel_pkg" ] || die "no kernel package in linux-image-amd64's Depends: $depends"
@@ -63,6 +67,10 @@ inputs=$(
 stamp=$(sha256sum <<<"$inputs" | cut -d' ' -f1)
 if [ -f "$out/vmlinuz" ] && [ -f "$out/initrd.img" ] && [ "$(sed -n 's/^stamp=//p' "$out/manifest" 2>/dev/null)" = "$stamp" ]; then
   echo unchanged
+  exit 0
+fi
+if [ "$check" = 1 ]; then
+  echo build
   exit 0
 fi
 
