@@ -146,8 +146,8 @@ steps:
   elements: str
   sample: [clean, deploy]
 timings:
-  description: Per step, the seconds from power on to the ramdisk's report (RV(timings.clean.reported_s)), the
-    ramdisk's own uptime at its report, and the step's whole time.
+  description: Per step, the seconds from power on to the ramdisk's report (C(reported_s)), the ramdisk's own
+    uptime at its report (C(ramdisk_uptime_s)), and the step's whole time (C(total_s)).
   returned: when the node was cleaned or deployed
   type: dict
   sample: {deploy: {reported_s: 71.4, ramdisk_uptime_s: 38.2, total_s: 75.9}}

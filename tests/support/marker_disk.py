@@ -1,8 +1,7 @@
-#!/usr/bin/env python3
 """A raw disk image a PC's BIOS boots, whose boot code prints a marker line on the first serial port and halts:
 the image the bare-metal tests deploy, so that a machine booting from its disk after a deploy shows it did.
 
-    marker_disk.py OUT [--marker TEXT] [--size BYTES]
+    python3 marker_disk.py OUT [--marker TEXT] [--size BYTES]
 
 The boot sector is 16-bit code written out byte by byte below (no assembler needed): it writes the marker to
 COM1 (I/O port 0x3f8), waiting for the transmitter before each byte, then halts. The rest of the disk is zeros.
@@ -24,14 +23,17 @@ def boot_sector(marker: str) -> bytes:
     if not re.fullmatch(r"[A-Za-z0-9 ._:-]{1,200}", marker):
         raise ValueError("the marker must be 1-200 letters, digits, spaces and . _ : -")
     message_at = 44  # where the message starts: right after the code below
-    code = bytes([
+    prologue = bytes([
         0xFA,                          # 0   cli
         0x31, 0xC0,                    # 1   xor ax, ax
         0x8E, 0xD8,                    # 3   mov ds, ax
         0x8E, 0xD0,                    # 5   mov ss, ax
         0xBC, 0x00, 0x7C,              # 7   mov sp, 0x7c00
         0xFC,                          # 10  cld (lodsb counts up)
-        0xBE]) + (LOAD_ADDRESS + message_at).to_bytes(2, "little") + bytes([  # 11  mov si, message
+    ])
+    # 11  mov si, message
+    point_at_message = bytes([0xBE]) + (LOAD_ADDRESS + message_at).to_bytes(2, "little")
+    print_and_halt = bytes([
         0xBA, 0xFD, 0x03,              # 14  mov dx, 0x3fd (line status register)
         0xAC,                          # 17  next: lodsb
         0x84, 0xC0,                    # 18  test al, al
@@ -49,6 +51,7 @@ def boot_sector(marker: str) -> bytes:
         0xF4,                          # 41  hlt
         0xEB, 0xFC,                    # 42  jmp done (40)
     ])
+    code = prologue + point_at_message + print_and_halt
     assert len(code) == message_at
     message = b"\r\n" + marker.encode("ascii") + b"\r\n\x00"
     sector = code + message

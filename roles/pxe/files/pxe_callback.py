@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # Copyright: nimbus.cloud contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The provisioning host's callback service (nimbus-pxe-callback.service): what a node's deploy ramdisk asks
