@@ -312,8 +312,12 @@ class BaremetalNodeModule(NimbusModule):
         jobs.start(record, job)
         try:
             with _ipmi.Bmc(options) as bmc:
+                # Off, the boot device, then on (as Ironic's IPMI driver reboots), never a reset: some BMCs apply a
+                # boot device only at a power on (virtualbmc redefines a libvirt domain, which a reset keeps).
+                if bmc.power() != "off":
+                    bmc.set_power("off", wait=60)
                 bmc.set_boot_device(_ipmi.BOOT_DEVICES["network"], False)
-                bmc.set_power("reset" if bmc.power() == "on" else "on")
+                bmc.set_power("on")
             result = jobs.wait(name, p["deploy_timeout"])
         finally:
             jobs.end(record)

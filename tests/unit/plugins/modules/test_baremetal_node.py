@@ -363,8 +363,13 @@ def test_a_node_is_cleaned_deployed_left_alone_then_cleaned_again(run_module, de
 
     ramdisk = Ramdisk(host, bmc)
     ramdisk.start()
+    before = len(bmc.journal())
     cleaned = node(run_module, state="available")
     ramdisk.join(5)
+    # The machine was on (booted from its disk): off first, then the boot device, then on; never a reset, which
+    # would keep the boot order a virtualbmc domain applies only at a power on.
+    assert bmc.journal()[before:before + 4] == ["off", "bootdev", "network", "on"]
+    assert "reset" not in bmc.journal()
     assert cleaned["changed"] and cleaned["steps"] == ["clean"]
     assert (cleaned["node"]["provision_state"], cleaned["node"]["power"]) == ("available", "off")
     assert cleaned["node"]["instance_info"] is None
