@@ -4,7 +4,9 @@ job and its token, the ramdisk's report, and the files written and removed (gate
 import hashlib
 import json
 import os
+import shutil
 import stat
+import subprocess
 
 import pytest
 
@@ -112,3 +114,119 @@ def test_the_wait_ends_at_its_timeout_without_a_result(host):
 
     assert jobs(host).wait("bm-1", timeout=7, sleep=sleep, clock=lambda: now[0]) is None
     assert sum(slept) >= 7 and len(slept) == 4
+
+
+# --- images made ready for deploys -----------------------------------------------------------------------------
+
+STORE_URL = "http://10.0.40.5:9292"
+DEPLOY_IMAGE_ID = "0b7d3c1e-6f2a-4c59-8e0d-9a1b2c3d4e5f"
+
+
+class Module:
+    """What the command runner needs of AnsibleModule, running the real programs (qemu-img, prlimit)."""
+
+    def __init__(self, check_mode=False):
+        self.check_mode = check_mode
+
+    @staticmethod
+    def get_bin_path(name, required=False, opt_dirs=None):
+        return shutil.which(name, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+
+    @staticmethod
+    def run_command(args, data=None, environ_update=None, check_rc=False, binary_data=False):
+        done = subprocess.run(args, capture_output=True, text=True, check=False,
+                              env=dict(os.environ, **(environ_update or {})))
+        return done.returncode, done.stdout, done.stderr
+
+
+@pytest.fixture
+def store(tmp_path):
+    """An image store's files (a qcow2 image and its record) and an opener that reads them as the store's web
+    server would serve them; ``got`` records every path asked for."""
+    directory = tmp_path / "store"
+    directory.mkdir()
+    raw = tmp_path / "source.raw"
+    raw.write_bytes(b"NIMBUS!!" * 65536 + bytes(1 << 20))  # whole sectors, as a disk is
+    qcow2 = directory / DEPLOY_IMAGE_ID
+    subprocess.run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(raw), str(qcow2)], check=True)
+    record = {"id": DEPLOY_IMAGE_ID, "name": "debian-12", "disk_format": "qcow2", "size": qcow2.stat().st_size,
+              "virtual_size": raw.stat().st_size, "checksum": "", "os_hash_algo": "sha512",
+              "os_hash_value": hashlib.sha512(qcow2.read_bytes()).hexdigest(), "visibility": "public"}
+    (directory / (DEPLOY_IMAGE_ID + ".json")).write_text(json.dumps(record))
+    (directory / "index.json").write_text(json.dumps({"images": [record]}))
+    got = []
+
+    def opener(url, timeout):
+        assert url.startswith(STORE_URL + "/")
+        got.append(url[len(STORE_URL) + 1:])
+        return open(directory / url[len(STORE_URL) + 1:], "rb")
+
+    return {"dir": directory, "raw": raw, "record": record, "opener": opener, "got": got}
+
+
+def deploy_images(settings, store, check_mode=False):
+    from ansible_collections.nimbus.cloud.plugins.module_utils._runner import CommandRunner
+
+    settings = dict(settings, image_store_url=STORE_URL)
+    provisioner = _baremetal.Provisioner(CommandRunner(Module(check_mode)), settings=settings)
+    return _baremetal.DeployImages(provisioner, opener=store["opener"])
+
+
+def test_an_image_is_pulled_and_converted_once_to_raw_with_its_size_and_sha256(host, store):
+    record, ready = deploy_images(host, store).prepare("debian-12", "ops")
+    raw_copy = os.path.join(host["http_dir"], "images", DEPLOY_IMAGE_ID + ".raw")
+    assert record.id == DEPLOY_IMAGE_ID
+    # The raw copy holds the disk the qcow2 image holds, byte for byte.
+    with open(raw_copy, "rb") as f:
+        assert f.read() == store["raw"].read_bytes()
+    assert ready == {"url": "http://10.0.50.1:8088/images/%s.raw" % DEPLOY_IMAGE_ID,
+                     "size": store["raw"].stat().st_size,
+                     "sha256": hashlib.sha256(store["raw"].read_bytes()).hexdigest()}
+    # The web server (www-data) reads the copy; the size and sha256 the ramdisk is checked against are root's.
+    assert stat.S_IMODE(os.stat(raw_copy).st_mode) == 0o644
+    meta = os.path.join(host["state_dir"], "images", DEPLOY_IMAGE_ID + ".json")
+    assert stat.S_IMODE(os.stat(meta).st_mode) == 0o600
+    assert not [n for n in os.listdir(os.path.dirname(raw_copy)) if n.startswith(".")]
+    # Asked again: nothing pulled, nothing converted.
+    before = os.stat(raw_copy).st_mtime_ns
+    store["got"].clear()
+    assert deploy_images(host, store).prepare(DEPLOY_IMAGE_ID, None)[1] == ready
+    assert DEPLOY_IMAGE_ID not in store["got"] and os.stat(raw_copy).st_mtime_ns == before
+
+
+def test_check_mode_pulls_and_converts_nothing(host, store):
+    record, ready = deploy_images(host, store, check_mode=True).prepare("debian-12", None)
+    assert record.id == DEPLOY_IMAGE_ID and ready is None
+    assert DEPLOY_IMAGE_ID not in store["got"]
+    assert not os.path.exists(os.path.join(host["http_dir"], "images"))
+
+
+def test_an_image_changed_in_the_store_is_converted_again(host, store):
+    deploy_images(host, store).prepare("debian-12", None)
+    # The store's image replaced (its sha512 changed): the raw copy follows it.
+    store["raw"].write_bytes(b"OTHER!!!" * 131072)
+    qcow2 = store["dir"] / DEPLOY_IMAGE_ID
+    subprocess.run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(store["raw"]), str(qcow2)],
+                   check=True)
+    record = dict(store["record"], size=qcow2.stat().st_size, virtual_size=store["raw"].stat().st_size,
+                  os_hash_value=hashlib.sha512(qcow2.read_bytes()).hexdigest())
+    (store["dir"] / (DEPLOY_IMAGE_ID + ".json")).write_text(json.dumps(record))
+    ready = deploy_images(host, store).prepare(DEPLOY_IMAGE_ID, None)[1]
+    assert ready["sha256"] == hashlib.sha256(store["raw"].read_bytes()).hexdigest()
+
+
+def test_an_image_whose_data_is_not_the_stores_record_is_refused_and_nothing_is_left(host, store):
+    (store["dir"] / DEPLOY_IMAGE_ID).write_bytes(b"not the image the record names")
+    with pytest.raises(_baremetal.NimbusError, match="its sha512 is .* the store's record says .* refused"):
+        deploy_images(host, store).prepare("debian-12", None)
+    assert not os.path.exists(os.path.join(host["http_dir"], "images", DEPLOY_IMAGE_ID + ".raw"))
+    assert not os.path.exists(os.path.join(host["state_dir"], "images", DEPLOY_IMAGE_ID + ".json"))
+
+
+def test_an_image_another_project_keeps_private_is_not_found(host, store):
+    record = dict(store["record"], visibility="private", project="other")
+    (store["dir"] / "index.json").write_text(json.dumps({"images": [record]}))
+    (store["dir"] / (DEPLOY_IMAGE_ID + ".json")).write_text(json.dumps(record))
+    for image in ("debian-12", DEPLOY_IMAGE_ID):
+        with pytest.raises(_baremetal.NimbusError, match="not found"):
+            deploy_images(host, store).prepare(image, "ops")
