@@ -278,7 +278,7 @@ IMAGE_ID = "5d2f9e67-0c1a-4b8e-9a77-2f1c3e4d5a6b"
 @pytest.fixture
 def deploy_host(host, tmp_path, monkeypatch):
     """The provisioning host with its web root, callback port and an image in its cache, already converted (the
-    conversion has its own tests): no image store."""
+    conversion has its own tests, in module_utils/test__baremetal.py): no image store."""
     settings = json.loads((tmp_path / "pxe.json").read_text())
     settings.update(http_dir=str(host.dir / "http"), http_url="http://10.0.50.1:8088", callback_port=8089)
     (tmp_path / "pxe.json").write_text(json.dumps(settings))
