@@ -334,6 +334,23 @@ def new_job(record, mode, image=None, disk=""):
     return job
 
 
+def step_timings(reported, total, result):
+    """Where one ramdisk boot's time went, in seconds: from power on to the ramdisk's kernel (firmware, PXE, the
+    kernel and ramdisk downloads), to its DHCP lease (kernel boot, drivers, DHCP), its job, the step's work (the
+    image written and read back, or the wipe), its report, and from the report to the end (power off, boot
+    device, power on). The ramdisk's marks are its uptimes; a part it did not report is None."""
+    result = result or {}
+    uptime, marks = result.get("uptime"), result.get("marks") or {}
+
+    def between(start, end):
+        return None if start is None or end is None else round(max(end - start, 0.0), 1)
+
+    lease, job, done = marks.get("lease"), marks.get("job"), marks.get("done")
+    return {"total_s": round(total, 1), "reported_s": round(reported, 1), "ramdisk_uptime_s": uptime,
+            "firmware_s": between(uptime, reported), "lease_s": lease, "job_s": between(lease, job),
+            "work_s": between(job, done), "after_report_s": between(reported, total)}
+
+
 def result_error(result, job):
     """What is wrong with a ramdisk's report of ``job``, or None when it did what it was asked."""
     if result is None:
@@ -376,7 +393,7 @@ class Jobs:
         text = read_text(self.path(name, ".result.json"))
         return None if text is None else json.loads(text)
 
-    def wait(self, name, timeout, sleep=time.sleep, clock=time.monotonic, every=2):
+    def wait(self, name, timeout, sleep=time.sleep, clock=time.monotonic, every=0.5):
         """The node's result, or None when none came within ``timeout`` seconds."""
         deadline = clock() + timeout
         while True:

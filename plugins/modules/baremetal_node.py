@@ -146,11 +146,18 @@ steps:
   elements: str
   sample: [clean, deploy]
 timings:
-  description: Per step, the seconds from power on to the ramdisk's report (C(reported_s)), the ramdisk's own
-    uptime at its report (C(ramdisk_uptime_s)), and the step's whole time (C(total_s)).
+  description:
+    - Per step, where its time went, in seconds. C(total_s) is the whole step; C(reported_s) runs from power on to
+      the ramdisk's report, and C(ramdisk_uptime_s) is the ramdisk's uptime then.
+    - C(firmware_s) runs from power on to the ramdisk's kernel (firmware, PXE, the kernel and ramdisk downloads),
+      C(lease_s) from the kernel to the ramdisk's DHCP lease, C(job_s) to its job, and C(work_s) through the
+      step's work (the image written and read back, or the wipe).
+    - C(after_report_s) is the rest (the machine off, its boot device set, and for a deploy powered on).
+    - A part the ramdisk did not report is null.
   returned: when the node was cleaned or deployed
   type: dict
-  sample: {deploy: {reported_s: 71.4, ramdisk_uptime_s: 38.2, total_s: 75.9}}
+  sample: {deploy: {total_s: 75.9, reported_s: 71.4, ramdisk_uptime_s: 38.2, firmware_s: 33.2, lease_s: 21.5,
+                    job_s: 0.3, work_s: 15.9, after_report_s: 4.5}}
 drift:
   description: Where the BMC's truth differs from the record (manageable nodes), each with the recorded value and
     the BMC's. Not corrected.
@@ -339,9 +346,7 @@ class BaremetalNodeModule(NimbusModule):
             raise NimbusError("node %s: the %s failed and the machine is off: %s" % (name, mode, error))
         record.update(last_error=None, provision_state="active" if mode == "deploy" else "available",
                       instance_info=self._instance_info(image) if mode == "deploy" else None)
-        return provisioner.save(record), {"reported_s": round(reported, 1),
-                                          "ramdisk_uptime_s": (result or {}).get("uptime"),
-                                          "total_s": round(time.monotonic() - started, 1)}
+        return provisioner.save(record), _baremetal.step_timings(reported, time.monotonic() - started, result)
 
     @staticmethod
     def _wait_power(bmc, state, seconds):

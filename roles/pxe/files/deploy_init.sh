@@ -15,6 +15,10 @@ export PATH
 
 say() { echo "nimbus-deploy: $*" >/dev/console; }
 
+# The uptime at each step, reported with the result (where a deploy's time goes).
+marks=
+mark() { marks="$marks${marks:+,}$1:$(cut -d' ' -f1 /proc/uptime)"; }
+
 # The last words before the machine goes off: the module sees the missing report as a failure.
 halt() {
   say "$*"
@@ -78,6 +82,7 @@ while [ -z "$leased" ] && [ "$tries" -lt 5 ]; do
 done
 [ -n "$leased" ] || halt "no DHCP lease on any interface"
 say "leased an address on $leased"
+mark lease
 
 # key=value lines; the values checked below before any is used.
 if ! wget -q -O /tmp/job --post-data "macs=$macs" "$callback/v1/lookup"; then
@@ -96,6 +101,7 @@ while IFS='=' read -r key value; do
   esac
 done </tmp/job
 rm -f /tmp/job
+mark job
 valid() { printf '%s' "$2" | grep -qxE "$1"; }
 valid '[a-z0-9-]{1,63}' "$node" || halt "the job names no node"
 valid '[A-Za-z0-9_-]{16,128}' "$token" || halt "the job holds no token"
@@ -117,7 +123,8 @@ sectors=$(cat "/sys/block/${disk#/dev/}/size")
 report() {
   # status message [sha256]
   {
-    printf 'token=%s&status=%s&uptime=%s&message=' "$token" "$1" "$(cut -d' ' -f1 /proc/uptime)"
+    mark done
+    printf 'token=%s&status=%s&uptime=%s&marks=%s&message=' "$token" "$1" "$(cut -d' ' -f1 /proc/uptime)" "$marks"
     # Form-encoded: letters, digits and a few signs as they are, a space as +, a slash as %2F, the rest as _.
     printf '%s' "$2" | sed 's|[^A-Za-z0-9 ./:_-]|_|g; s| |+|g; s|/|%2F|g'
     [ -n "${3:-}" ] && printf '&sha256=%s' "$3"

@@ -11,7 +11,7 @@ one-time token. The ramdisk then
   job's settings and the token as ``key=value`` lines (the token leaves the host this one time, as Ironic hands
   its agent token over on the first lookup; a second lookup, a replayed one or an impostor's, gets 409);
 - ``POST /v1/callback`` (``token=<token>&status=ok|failed``, the written image's ``sha256``, a ``message``,
-  the ramdisk's ``uptime``): the result, taken only from the node's address, with the token, once (the token
+  the ramdisk's ``uptime`` and ``marks``, its uptime at each step: ``lease:3.1,job:3.4,done:9.8``): the result, taken only from the node's address, with the token, once (the token
   travels in the body, never on a command line or in a URL). It is written to
   ``<state_dir>/jobs/<node>.result.json``, where the module reads it.
 
@@ -43,6 +43,9 @@ SHA256 = re.compile(r"^[0-9a-f]{64}$")
 SAFE_VALUE = re.compile(r"^[A-Za-z0-9._:/=+-]{0,512}$")
 # What a ramdisk's message may hold (printable ASCII, one line).
 MESSAGE = re.compile(r"^[ -~]{0,300}$")
+# The ramdisk's uptime at each of its steps (a name and seconds, comma-separated; at most 8).
+SECONDS = r"[0-9]{1,7}(\.[0-9]{1,3})?"
+MARKS = re.compile(r"^[a-z]{1,16}:%s(,[a-z]{1,16}:%s){0,7}$" % (SECONDS, SECONDS))
 # The job's fields the lookup hands to the ramdisk, in this order.
 ANSWERED = ("node", "mode", "image_url", "image_size", "image_sha256", "disk")
 
@@ -151,8 +154,11 @@ def callback(jobs, address, form):
     if sha256 and not SHA256.match(sha256):
         raise Refused(400, "sha256 must be 64 hexadecimal digits")
     uptime = form.get("uptime", "")
-    if uptime and not re.match(r"^[0-9]{1,7}(\.[0-9]{1,3})?$", uptime):
+    if uptime and not re.match(r"^%s$" % SECONDS, uptime):
         raise Refused(400, "uptime must be the ramdisk's seconds since it booted")
+    marks = form.get("marks", "")
+    if marks and not MARKS.match(marks):
+        raise Refused(400, "marks must be step:seconds pairs, comma-separated")
     with jobs.locked():
         job = jobs.for_address(address)
         if job is None or not job.get("issued_at") or not token:
@@ -165,7 +171,9 @@ def callback(jobs, address, form):
             raise Refused(400, "a deploy's result names the sha256 of what it wrote")
         jobs.write(job["node"] + ".result.json", {
             "node": job["node"], "mode": job["mode"], "status": status, "sha256": sha256 or None,
-            "message": message, "uptime": float(uptime) if uptime else None, "received_at": now()})
+            "message": message, "uptime": float(uptime) if uptime else None,
+            "marks": {step: float(at) for step, at in (mark.split(":") for mark in marks.split(","))} if marks else {},
+            "received_at": now()})
     return job["node"]
 
 

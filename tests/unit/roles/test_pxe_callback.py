@@ -118,7 +118,8 @@ def test_a_job_value_the_ramdisk_could_misread_is_never_handed_over(served):
 def test_the_result_is_taken_once_with_the_token(served):
     served.add(job())
     served.post("/v1/lookup", "macs=" + MAC)
-    body = "status=ok&sha256=%s&uptime=41.52&message=wrote 16777216 bytes" % ("b" * 64)
+    body = "status=ok&sha256=%s&uptime=41.52&marks=lease:12.10,job:12.31,done:40.9&message=wrote 16777216 bytes" % (
+        "b" * 64)
     assert served.post("/v1/callback", body)[0] == 404  # no token
     assert served.post("/v1/callback", body + "&token=guess")[0] == 403
     assert served.read("bm-1", ".result.json") is None
@@ -126,6 +127,7 @@ def test_the_result_is_taken_once_with_the_token(served):
     result = served.read("bm-1", ".result.json")
     assert (result["status"], result["sha256"], result["uptime"], result["message"]) == \
         ("ok", "b" * 64, 41.52, "wrote 16777216 bytes")
+    assert result["marks"] == {"lease": 12.1, "job": 12.31, "done": 40.9}
     assert served.post("/v1/callback", body + "&token=" + TOKEN)[0] == 409
     assert TOKEN not in served.lines.getvalue()
 
@@ -142,6 +144,9 @@ def test_no_result_before_the_token_was_handed_out(served):
     "status=ok&sha256=xyz",
     "status=failed&message=line%0Aforged",
     "status=failed&uptime=1e9",
+    "status=failed&marks=lease:1,job",
+    "status=failed&marks=lease:1;reboot",
+    "status=failed&marks=" + ",".join(["s:1"] * 9),
 ])
 def test_a_malformed_result_is_refused_and_nothing_written(served, body):
     served.add(job())

@@ -113,7 +113,19 @@ def test_the_wait_ends_at_its_timeout_without_a_result(host):
         now[0] += seconds
 
     assert jobs(host).wait("bm-1", timeout=7, sleep=sleep, clock=lambda: now[0]) is None
-    assert sum(slept) >= 7 and len(slept) == 4
+    assert sum(slept) >= 7 and len(slept) == 14  # every half second
+
+
+def test_a_steps_time_is_split_by_the_ramdisks_marks():
+    result = {"uptime": 30.0, "marks": {"lease": 12.25, "job": 12.5, "done": 29.75}}
+    assert _baremetal.step_timings(71.44, 75.91, result) == {
+        "total_s": 75.9, "reported_s": 71.4, "ramdisk_uptime_s": 30.0, "firmware_s": 41.4, "lease_s": 12.25,
+        "job_s": 0.2, "work_s": 17.2, "after_report_s": 4.5}
+    # A ramdisk that reported no marks (or no report at all): those parts are unknown.
+    assert _baremetal.step_timings(10, 12, {"uptime": 8.0}) == {
+        "total_s": 12, "reported_s": 10, "ramdisk_uptime_s": 8.0, "firmware_s": 2.0, "lease_s": None,
+        "job_s": None, "work_s": None, "after_report_s": 2}
+    assert _baremetal.step_timings(10, 12, None)["firmware_s"] is None
 
 
 # --- images made ready for deploys -----------------------------------------------------------------------------

@@ -324,7 +324,8 @@ class Ramdisk(threading.Thread):
                     return
                 (jobs / "node-1.result.json").write_text(json.dumps({
                     "node": "node-1", "mode": job["mode"], "status": self.status,
-                    "sha256": self.sha256 if job["mode"] == "deploy" else None, "message": "done", "uptime": 12.5}))
+                    "sha256": self.sha256 if job["mode"] == "deploy" else None, "message": "done", "uptime": 12.5,
+                    "marks": {"lease": 4.0, "job": 4.5, "done": 11.25}}))
                 self.bmc.power_off_from_inside()
                 if job["mode"] == "deploy":
                     return
@@ -352,7 +353,11 @@ def test_a_node_is_cleaned_deployed_left_alone_then_cleaned_again(run_module, de
     shown = deployed["node"]
     assert (shown["provision_state"], shown["power"], shown["boot_device"]) == ("active", "on", "disk")
     assert shown["instance_info"]["image_id"] == IMAGE_ID and shown["last_error"] is None
-    assert set(deployed["timings"]) == {"clean", "deploy"} and deployed["timings"]["deploy"]["ramdisk_uptime_s"] == 12.5
+    assert set(deployed["timings"]) == {"clean", "deploy"}
+    timings = deployed["timings"]["deploy"]
+    assert (timings["ramdisk_uptime_s"], timings["lease_s"], timings["job_s"], timings["work_s"]) == (
+        12.5, 4.0, 0.5, 6.8)
+    assert timings["total_s"] >= timings["reported_s"] and timings["after_report_s"] is not None
     # Nothing of the jobs is left: no script makes the node boot the ramdisk again.
     assert os.listdir(host.dir / "jobs") == [] and os.listdir(host.dir / "http" / "nodes") == []
     assert bmc.journal()[-3:] == ["bootdev", "hd", "on"]
