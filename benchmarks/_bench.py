@@ -32,8 +32,9 @@ def env():
     return e
 
 
-def run(argv, check=True, **kw):
-    proc = subprocess.run(argv, capture_output=True, text=True, env=env(), check=False, **kw)
+def run(argv, check=True, env_extra=None, **kw):
+    proc = subprocess.run(argv, capture_output=True, text=True, env=dict(env(), **(env_extra or {})), check=False,
+                          **kw)
     if check and proc.returncode != 0:
         raise SystemExit("command failed: %s\n%s%s" % (shlex.join(argv), proc.stdout[-3000:], proc.stderr[-3000:]))
     return proc
