@@ -21,7 +21,8 @@ def test_no_distribution_dns_service(host):
     assert not host.socket("udp://0.0.0.0:53").is_listening
 
 
-@pytest.mark.parametrize("unit", ["nimbus-pxe-dnsmasq.service", "nimbus-pxe-http.service"])
+@pytest.mark.parametrize("unit", ["nimbus-pxe-dnsmasq.service", "nimbus-pxe-http.service",
+                                  "nimbus-pxe-callback.service"])
 def test_units_run_and_are_enabled(host, unit):
     service = host.service(unit)
     assert service.is_running and service.is_enabled
@@ -76,3 +77,27 @@ def test_settings_for_the_modules(host):
     settings = json.loads(host.file("/etc/nimbus/pxe.json").content_string)
     assert settings["interface"] == "br-prov" and settings["server_address"] == "10.0.50.1"
     assert (settings["range_start"], settings["range_end"]) == ("10.0.50.100", "10.0.50.109")
+
+
+def test_the_deploy_kernel_and_ramdisk_are_served_and_their_manifest_is_not(host):
+    for name in ("vmlinuz", "initrd.img"):
+        assert host.file("/var/lib/nimbus/pxe/http/deploy/" + name).size > 1024 * 1024
+        assert fetch(host, "/deploy/" + name, method="HEAD")[0] == 200
+    manifest = host.file("/var/lib/nimbus/pxe/http/deploy/manifest").content_string
+    assert "kernel=linux-image-" in manifest and "virtio_net" in manifest
+    for path in ("/deploy/manifest", "/deploy/", "/images/", "/images/not-an-image.raw"):
+        assert fetch(host, path)[0] in (403, 404), path
+
+
+def test_the_callback_service_listens_on_the_provisioning_address_and_answers_no_stranger(host):
+    assert host.socket("tcp://10.0.50.1:8089").is_listening
+    assert not host.socket("tcp://0.0.0.0:8089").is_listening
+    ask = ("import http.client, sys; c = http.client.HTTPConnection('10.0.50.1', 8089, timeout=10); "
+           "c.request('POST', sys.argv[1], body=sys.argv[2], headers={'Content-Type': "
+           "'application/x-www-form-urlencoded'}); print(c.getresponse().status)")
+    # The host's own address has no job: no token, no result taken.
+    for path, body in (("/v1/lookup", "macs=52:54:00:be:00:10"), ("/v1/callback", "status=ok&token=x")):
+        out = host.check_output("python3 -c %s %s %s" % tuple(map(_quote, (ask, path, body))))
+        assert int(out) in (400, 404), (path, out)
+    jobs = host.file("/var/lib/nimbus/pxe/jobs")
+    assert jobs.is_directory and jobs.user == "root" and jobs.mode == 0o700
