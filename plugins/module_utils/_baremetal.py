@@ -312,12 +312,13 @@ def script_name(mac):
 
 
 def ipxe_script(settings, name, mode):
-    """The script that boots the deploy kernel and ramdisk, told where the callback service listens."""
+    """The script that boots the deploy kernel and ramdisk, told where the callback service listens. The serial
+    port is the last console, the ramdisk's /dev/console: its messages reach a BMC's serial-over-LAN."""
     http = settings["http_url"]
     callback = "http://%s:%d" % (settings["server_address"], int(settings["callback_port"]))
     return ("#!ipxe\n"
             "# nimbus.cloud.baremetal_node: %s of node %s\n"
-            "kernel %s/deploy/vmlinuz nimbus.callback=%s console=ttyS0,115200 console=tty0\n"
+            "kernel %s/deploy/vmlinuz nimbus.callback=%s console=tty0 console=ttyS0,115200\n"
             "initrd %s/deploy/initrd.img\n"
             "boot || exit\n") % (mode, name, http, callback, http)
 

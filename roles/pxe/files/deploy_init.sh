@@ -41,6 +41,7 @@ for word in $cmdline; do
     nimbus.callback=*) callback=${word#nimbus.callback=} ;;
   esac
 done
+set +f
 case $callback in
   http://[0-9]*) ;;
   *) halt "no nimbus.callback=http://<address>:<port> on the kernel command line" ;;

@@ -43,7 +43,7 @@ def test_the_script_boots_the_ramdisk_and_names_the_callback_service(host):
     lines = script.splitlines()
     assert lines[0] == "#!ipxe"
     assert lines[2] == ("kernel http://10.0.50.1:8088/deploy/vmlinuz nimbus.callback=http://10.0.50.1:8089 "
-                        "console=ttyS0,115200 console=tty0")
+                        "console=tty0 console=ttyS0,115200")
     assert lines[3] == "initrd http://10.0.50.1:8088/deploy/initrd.img"
     assert _baremetal.script_name("52:54:00:be:00:10") == "52-54-00-be-00-10.ipxe"
 
