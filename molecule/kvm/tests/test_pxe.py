@@ -48,7 +48,7 @@ FETCH = ("import http.client, sys; c = http.client.HTTPConnection('10.0.50.1', 8
 
 def fetch(host, path, method="GET"):
     out = host.check_output("python3 -c %s %s %s" % tuple(map(_quote, (FETCH, method, path))))
-    status, _, body = out.partition("\n")  # a HEAD's answer has no body
+    status, body = (out.split("\n", 1) + [""])[:2]  # a HEAD's answer has no body
     return int(status), body
 
 

@@ -124,7 +124,7 @@ sectors=$(cat "/sys/block/${disk#/dev/}/size")
 report() {
   # status message [sha256]
   {
-    mark done
+    mark "done"
     printf 'token=%s&status=%s&uptime=%s&marks=%s&message=' "$token" "$1" "$(cut -d' ' -f1 /proc/uptime)" "$marks"
     # Form-encoded: letters, digits and a few signs as they are, a space as +, a slash as %2F, the rest as _.
     printf '%s' "$2" | sed 's|[^A-Za-z0-9 ./:_-]|_|g; s| |+|g; s|/|%2F|g'

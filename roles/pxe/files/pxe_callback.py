@@ -11,8 +11,9 @@ one-time token. The ramdisk then
   job's settings and the token as ``key=value`` lines (the token leaves the host this one time, as Ironic hands
   its agent token over on the first lookup; a second lookup, a replayed one or an impostor's, gets 409);
 - ``POST /v1/callback`` (``token=<token>&status=ok|failed``, the written image's ``sha256``, a ``message``,
-  the ramdisk's ``uptime`` and ``marks``, its uptime at each step: ``lease:3.1,job:3.4,done:9.8``): the result, taken only from the node's address, with the token, once (the token
-  travels in the body, never on a command line or in a URL). It is written to
+  the ramdisk's ``uptime`` and ``marks``, its uptime at each step: ``lease:3.1,job:3.4,done:9.8``): the
+  result, taken only from the node's address, with the token, once (the token travels in the body, never on a
+  command line or in a URL). It is written to
   ``<state_dir>/jobs/<node>.result.json``, where the module reads it.
 
 Everything a request carries is checked against what it may hold before it is used or written; nothing of it
