@@ -335,11 +335,12 @@ def new_job(record, mode, image=None, disk=""):
     return job
 
 
-def step_timings(reported, total, result):
+def step_timings(reported, total, result, powered_on_at=None):
     """Where one ramdisk boot's time went, in seconds: from power on to the ramdisk's kernel (firmware, PXE, the
     kernel and ramdisk downloads), to its DHCP lease (kernel boot, drivers, DHCP), its job, the step's work (the
     image written and read back, or the wipe), its report, and from the report to the end (power off, boot
-    device, power on). The ramdisk's marks are its uptimes; a part it did not report is None."""
+    device, power on). The ramdisk's marks are its uptimes; a part it did not report is None. ``powered_on_at``
+    (the host's clock, seconds since the epoch) lines the boot up with dnsmasq's and the web server's logs."""
     result = result or {}
     uptime, marks = result.get("uptime"), result.get("marks") or {}
 
@@ -349,7 +350,8 @@ def step_timings(reported, total, result):
     lease, job, done = marks.get("lease"), marks.get("job"), marks.get("done")
     return {"total_s": round(total, 1), "reported_s": round(reported, 1), "ramdisk_uptime_s": uptime,
             "firmware_s": between(uptime, reported), "lease_s": lease, "job_s": between(lease, job),
-            "work_s": between(job, done), "after_report_s": between(reported, total)}
+            "work_s": between(job, done), "after_report_s": between(reported, total),
+            "powered_on_at": None if powered_on_at is None else round(powered_on_at, 3)}
 
 
 def result_error(result, job):

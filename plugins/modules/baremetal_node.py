@@ -154,10 +154,12 @@ timings:
       step's work (the image written and read back, or the wipe).
     - C(after_report_s) is the rest (the machine off, its boot device set, and for a deploy powered on).
     - A part the ramdisk did not report is null.
+    - C(powered_on_at) is when the machine was powered on for the ramdisk, in seconds since the epoch by the
+      provisioning host's clock, to line the boot up with dnsmasq's and the web server's logs.
   returned: when the node was cleaned or deployed
   type: dict
   sample: {deploy: {total_s: 75.9, reported_s: 71.4, ramdisk_uptime_s: 38.2, firmware_s: 33.2, lease_s: 21.5,
-                    job_s: 0.3, work_s: 15.9, after_report_s: 4.5}}
+                    job_s: 0.3, work_s: 15.9, after_report_s: 4.5, powered_on_at: 1796300000.125}}
 drift:
   description: Where the BMC's truth differs from the record (manageable nodes), each with the recorded value and
     the BMC's. Not corrected.
@@ -325,6 +327,7 @@ class BaremetalNodeModule(NimbusModule):
                     bmc.set_power("off", wait=60)
                 bmc.set_boot_device(_ipmi.BOOT_DEVICES["network"], False)
                 bmc.set_power("on")
+                powered_on_at = time.time()
             result = jobs.wait(name, p["deploy_timeout"])
         finally:
             jobs.end(record)
@@ -346,7 +349,8 @@ class BaremetalNodeModule(NimbusModule):
             raise NimbusError("node %s: the %s failed and the machine is off: %s" % (name, mode, error))
         record.update(last_error=None, provision_state="active" if mode == "deploy" else "available",
                       instance_info=self._instance_info(image) if mode == "deploy" else None)
-        return provisioner.save(record), _baremetal.step_timings(reported, time.monotonic() - started, result)
+        return provisioner.save(record), _baremetal.step_timings(reported, time.monotonic() - started, result,
+                                                                      powered_on_at)
 
     @staticmethod
     def _wait_power(bmc, state, seconds):

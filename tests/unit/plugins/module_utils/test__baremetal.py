@@ -118,13 +118,13 @@ def test_the_wait_ends_at_its_timeout_without_a_result(host):
 
 def test_a_steps_time_is_split_by_the_ramdisks_marks():
     result = {"uptime": 30.0, "marks": {"lease": 12.25, "job": 12.5, "done": 29.75}}
-    assert _baremetal.step_timings(71.44, 75.91, result) == {
+    assert _baremetal.step_timings(71.44, 75.91, result, 1796300000.12345) == {
         "total_s": 75.9, "reported_s": 71.4, "ramdisk_uptime_s": 30.0, "firmware_s": 41.4, "lease_s": 12.25,
-        "job_s": 0.2, "work_s": 17.2, "after_report_s": 4.5}
+        "job_s": 0.2, "work_s": 17.2, "after_report_s": 4.5, "powered_on_at": 1796300000.123}
     # A ramdisk that reported no marks (or no report at all): those parts are unknown.
     assert _baremetal.step_timings(10, 12, {"uptime": 8.0}) == {
         "total_s": 12, "reported_s": 10, "ramdisk_uptime_s": 8.0, "firmware_s": 2.0, "lease_s": None,
-        "job_s": None, "work_s": None, "after_report_s": 2}
+        "job_s": None, "work_s": None, "after_report_s": 2, "powered_on_at": None}
     assert _baremetal.step_timings(10, 12, None)["firmware_s"] is None
 
 

@@ -344,6 +344,7 @@ def test_a_node_is_cleaned_deployed_left_alone_then_cleaned_again(run_module, de
 
     ramdisk = Ramdisk(host, bmc)
     ramdisk.start()
+    before = time.time()
     deployed = node(run_module, state="active", image="marker-disk")
     ramdisk.join(5)
     assert deployed["changed"] and deployed["steps"] == ["clean", "deploy"]
@@ -358,6 +359,9 @@ def test_a_node_is_cleaned_deployed_left_alone_then_cleaned_again(run_module, de
     assert (timings["ramdisk_uptime_s"], timings["lease_s"], timings["job_s"], timings["work_s"]) == (
         12.5, 4.0, 0.5, 6.8)
     assert timings["total_s"] >= timings["reported_s"] and timings["after_report_s"] is not None
+    # The power on of each boot, on the host's clock: the clean's first, then the deploy's.
+    powered_on = [deployed["timings"][step]["powered_on_at"] for step in ("clean", "deploy")]
+    assert before <= powered_on[0] <= powered_on[1] <= time.time()
     # Nothing of the jobs is left: no script makes the node boot the ramdisk again.
     assert os.listdir(host.dir / "jobs") == [] and os.listdir(host.dir / "http" / "nodes") == []
     assert bmc.journal()[-3:] == ["bootdev", "hd", "on"]
