@@ -349,8 +349,8 @@ class BaremetalNodeModule(NimbusModule):
             raise NimbusError("node %s: the %s failed and the machine is off: %s" % (name, mode, error))
         record.update(last_error=None, provision_state="active" if mode == "deploy" else "available",
                       instance_info=self._instance_info(image) if mode == "deploy" else None)
-        return provisioner.save(record), _baremetal.step_timings(reported, time.monotonic() - started, result,
-                                                                      powered_on_at)
+        timings = _baremetal.step_timings(reported, time.monotonic() - started, result, powered_on_at)
+        return provisioner.save(record), timings
 
     @staticmethod
     def _wait_power(bmc, state, seconds):
