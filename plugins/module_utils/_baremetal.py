@@ -442,21 +442,22 @@ class DeployImages:
         if meta is None or meta.get("os_hash_value") != record.os_hash_value:
             cached = self.cache.ensure(record)
             self.runner.apply("convert image %s (%s) to raw in %s" % (record.name, record.id, self.raw_dir),
-                              self._convert, record, cached["path"])
+                              self._convert, record, cached["path"], cached["format"])
             meta = self.meta(record.id)
         if meta is None:
             return record, None
         return record, {"url": "%s/images/%s.raw" % (self.http_url, record.id), "size": meta["size"],
                         "sha256": meta["sha256"]}
 
-    def _convert(self, record, source):
+    def _convert(self, record, source, disk_format):
         os.makedirs(self.raw_dir, mode=0o755, exist_ok=True)
         os.makedirs(self.meta_dir, mode=0o700, exist_ok=True)
         part = os.path.join(self.raw_dir, ".%s.part" % record.id)
         try:
             remove(part)
-            # The format is the store's, never probed: a raw image that looks like another format stays raw.
-            self.runner.change(["qemu-img", "convert", "-f", record.disk_format, "-O", "raw", source, part])
+            # The format the cache found the data to have when it pulled it (the store's record then), never
+            # probed again: a raw image that looks like another format stays raw.
+            self.runner.change(["qemu-img", "convert", "-f", disk_format, "-O", "raw", source, part])
             digests = images.file_digests(part, "sha256")
             os.chmod(part, 0o644)
             os.replace(part, os.path.join(self.raw_dir, record.id + ".raw"))

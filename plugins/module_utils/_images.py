@@ -47,6 +47,13 @@ INCOMING = ".incoming"
 # prlimit for image probes uses 1 GiB of address space and 30 s of CPU).
 PROBE_LIMITS = ("--as=1073741824", "--cpu=30")
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+SHA512_RE = re.compile(r"^[0-9a-f]{128}$")
+
+
+def _shown(value):
+    """Another host's value in an error message: its repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 PROPERTY_KEY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_:.-]{0,254}$")
 # Keys that are the image's own fields in Glance; a property may not shadow one.
 RESERVED_PROPERTIES = frozenset((
@@ -91,6 +98,25 @@ class Image:
     def from_dict(cls, data):
         known = cls.__dataclass_fields__
         return cls(**{k: v for k, v in data.items() if k in known})
+
+    @classmethod
+    def from_store(cls, data, store_url):
+        """A record the image store sent, checked before any of it names a file or a format: its id becomes the
+        cached file's and the raw copy's name, its format qemu-img's input format."""
+        what = "a record from the image store at %s" % store_url
+        if not isinstance(data, dict):
+            raise NimbusError("%s is not an image record: refused" % what)
+        image_id, disk_format, digest = data.get("id"), data.get("disk_format"), data.get("os_hash_value")
+        if not isinstance(image_id, str) or not UUID_RE.match(image_id):
+            raise NimbusError("%s has an id that is not a UUID (%s): refused" % (what, _shown(image_id)))
+        if disk_format not in DISK_FORMATS:
+            raise NimbusError("%s (image %s) has disk_format %s, not one of %s: refused"
+                              % (what, image_id, _shown(disk_format), ", ".join(DISK_FORMATS)))
+        if not isinstance(digest, str) or not SHA512_RE.match(digest):
+            raise NimbusError("%s (image %s) has no sha512 (os_hash_value): refused" % (what, image_id))
+        if not isinstance(data.get("name"), str):
+            raise NimbusError("%s (image %s) has no name: refused" % (what, image_id))
+        return cls.from_dict(data)
 
     def attributes(self):
         return {k: getattr(self, k) for k in ATTRIBUTES}
@@ -499,10 +525,13 @@ class Cache:
         if self.store_url:
             try:
                 if UUID_RE.match(image):
-                    record = Image.from_dict(self._get_json(image + ".json"))
+                    record = Image.from_store(self._get_json(image + ".json"), self.store_url)
+                    if record.id != image:
+                        raise NimbusError("the image store at %s answered for image %s with the record of %s: "
+                                          "refused" % (self.store_url, image, record.id))
                 else:
-                    named = [Image.from_dict(i) for i in self._get_json(INDEX).get("images", [])
-                             if i.get("name") == image]
+                    named = [Image.from_store(i, self.store_url) for i in self._get_json(INDEX).get("images", [])
+                             if isinstance(i, dict) and i.get("name") == image]
                     named = [i for i in named if visible_to(i, project)]
                     if len(named) > 1:
                         raise ValidationError("%d images named %s are visible to project %s: give the image's id"
@@ -542,7 +571,9 @@ class Cache:
         if cached is None or cached.os_hash_value != record.os_hash_value:
             self.runner.apply("pull image %s (%s) from %s" % (record.name, record.id, self.store_url),
                               self.pull, record)
-        return {"path": path, "format": record.disk_format, "virtual_size": record.virtual_size, "id": record.id}
+            cached = record  # the pull refuses data whose format is not the record's
+        # The format the cached data was found to have when it was pulled, not what the store says now.
+        return {"path": path, "format": cached.disk_format, "virtual_size": record.virtual_size, "id": record.id}
 
     def pull(self, record):
         part = os.path.join(self.directory, ".%s.part" % record.id)

@@ -383,7 +383,7 @@ class Storage:
         pulled = cache.ensure(record)
         volume.source = "image:%s" % record.id
         volume.bootable = True
-        self.make_volume(volume, self.convert(volume, record.disk_format, pulled["path"]))
+        self.make_volume(volume, self.convert(volume, pulled["format"], pulled["path"]))
 
     def from_snapshot(self, volume, snapshot, source_volume):
         source = self.data_path(source_volume)

@@ -4,6 +4,7 @@ job and its token, the ramdisk's report, and the files written and removed (gate
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -242,3 +243,54 @@ def test_an_image_another_project_keeps_private_is_not_found(host, store):
     for image in ("debian-12", DEPLOY_IMAGE_ID):
         with pytest.raises(_baremetal.NimbusError, match="not found"):
             deploy_images(host, store).prepare(image, "ops")
+
+
+def _everything_under(path):
+    return sorted(os.path.relpath(os.path.join(d, f), path) for d, _dirs, files in os.walk(path) for f in files)
+
+
+@pytest.mark.parametrize("change, refused", [
+    ({"id": "../../../../etc/cron.d/nimbus"}, "id that is not a UUID"),
+    ({"id": DEPLOY_IMAGE_ID.upper()}, "id that is not a UUID"),
+    ({"disk_format": "vmdk"}, "disk_format 'vmdk', not one of qcow2, raw"),
+    ({"os_hash_value": "../x"}, "no sha512"),
+    ({"name": ["debian-12"]}, "no name"),
+])
+def test_a_store_record_that_would_name_a_path_or_a_format_is_refused_with_nothing_written(
+        host, store, tmp_path, change, refused):
+    """The store's record is another host's data: its id names the cached file and the raw copy, its format is
+    qemu-img's input. A record asked for by name (the index) or by id alike."""
+    record = dict(store["record"], **change)
+    if "name" in change:  # asked for by id: the index would not find it by name
+        (store["dir"] / (DEPLOY_IMAGE_ID + ".json")).write_text(json.dumps(record))
+        asked = DEPLOY_IMAGE_ID
+    else:
+        (store["dir"] / "index.json").write_text(json.dumps({"images": [record]}))
+        asked = "debian-12"
+    before = _everything_under(tmp_path)
+    with pytest.raises(_baremetal.NimbusError, match=re.escape(refused) + ".*refused"):
+        deploy_images(host, store).prepare(asked, None)
+    assert _everything_under(tmp_path) == before
+    assert [path for path in store["got"] if not path.endswith(".json")] == []
+
+
+def test_a_store_that_answers_for_another_image_is_refused(host, store):
+    other = "0b7e8f3c-6a61-4d0e-9a4b-3f1f2a7c9d10"
+    (store["dir"] / (other + ".json")).write_text(json.dumps(store["record"]))
+    with pytest.raises(_baremetal.NimbusError, match="answered for image %s with the record of %s: refused"
+                       % (other, DEPLOY_IMAGE_ID)):
+        deploy_images(host, store).prepare(other, None)
+
+
+def test_the_raw_copy_is_made_from_the_format_the_data_was_pulled_as(host, store):
+    """The cached data was checked as qcow2 when it was pulled; a record that later says raw (same sha512: the
+    same data) does not make qemu-img read the qcow2 container as a disk."""
+    record, ready = deploy_images(host, store).prepare("debian-12", None)
+    raw_copy = os.path.join(host["http_dir"], "images", DEPLOY_IMAGE_ID + ".raw")
+    os.unlink(raw_copy)
+    os.unlink(os.path.join(host["state_dir"], "images", DEPLOY_IMAGE_ID + ".json"))
+    (store["dir"] / "index.json").write_text(json.dumps({"images": [dict(store["record"], disk_format="raw")]}))
+    again = deploy_images(host, store).prepare("debian-12", None)[1]
+    assert again == ready
+    with open(raw_copy, "rb") as f:
+        assert f.read() == store["raw"].read_bytes()
