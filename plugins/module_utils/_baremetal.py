@@ -387,10 +387,16 @@ class Jobs:
             path = os.path.join(self.settings["http_dir"], "nodes", script_name(mac))
             self.runner.apply("write %s" % path, atomic_write, path, script, 0o644)
 
+    def locked(self):
+        """The lock of the jobs directory, which the callback service holds around each of its reads and
+        writes of a job: a lookup never writes back a job this run has just replaced or removed."""
+        return locked(os.path.join(self.directory, ".lock"))
+
     def _write(self, job):
         os.makedirs(self.directory, mode=0o700, exist_ok=True)
-        remove(self.path(job["node"], ".result.json"))
-        atomic_write(self.path(job["node"]), json.dumps(job, indent=2, sort_keys=True) + "\n", mode=0o600)
+        with self.locked():
+            remove(self.path(job["node"], ".result.json"))
+            atomic_write(self.path(job["node"]), json.dumps(job, indent=2, sort_keys=True) + "\n", mode=0o600)
 
     def result(self, name):
         text = read_text(self.path(name, ".result.json"))
@@ -409,9 +415,14 @@ class Jobs:
         """The job, its result and the node's scripts, removed (the node boots on from its disk)."""
         paths = [self.path(record["name"]), self.path(record["name"], ".result.json")]
         paths += [os.path.join(self.settings["http_dir"], "nodes", script_name(mac)) for mac in record["macs"]]
-        for path in paths:
-            if os.path.exists(path):
-                self.runner.apply("remove %s" % path, remove, path)
+        if not any(os.path.exists(path) for path in paths):
+            return
+        self.runner.apply("remove the job and the scripts of node %s" % record["name"], self._remove, paths)
+
+    def _remove(self, paths):
+        with self.locked():
+            for path in paths:
+                remove(path)
 
 
 class DeployImages:

@@ -37,6 +37,14 @@ import threading
 from urllib.parse import parse_qs
 
 MAX_BODY = 4096
+# How long a client may take to send its request, and how many may be connected at once: a slow or idle
+# connection holds a thread, and every ramdisk of the host shares them.
+CLIENT_TIMEOUT = 10
+MAX_CLIENTS = 32
+LENGTH = re.compile(r"^[0-9]{1,5}$")
+TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+# Control characters as escapes in the log: a request's path is the client's, and a terminal reads the journal.
+LOGGED = {code: "\\x%02x" % code for code in list(range(32)) + [127]}
 MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -145,6 +153,8 @@ def lookup(jobs, address, form):
 def callback(jobs, address, form):
     """The ramdisk's result for the node at ``address``, with the job's token, once."""
     token = form.get("token", "")
+    if not TOKEN.match(token):
+        raise Refused(400, "token must be the job's token")
     status = form.get("status")
     if status not in ("ok", "failed"):
         raise Refused(400, "status must be ok or failed")
@@ -162,7 +172,7 @@ def callback(jobs, address, form):
         raise Refused(400, "marks must be step:seconds pairs, comma-separated")
     with jobs.locked():
         job = jobs.for_address(address)
-        if job is None or not job.get("issued_at") or not token:
+        if job is None or not job.get("issued_at"):
             raise Refused(404, "no job for this address waits for a result")
         if not hmac.compare_digest(token_digest(token), job.get("token_sha256", "")):
             raise Refused(403, "wrong token")
@@ -181,13 +191,14 @@ def callback(jobs, address, form):
 class Handler(http.server.BaseHTTPRequestHandler):
     server_version = "nimbus-pxe-callback"
     sys_version = ""
+    timeout = CLIENT_TIMEOUT
 
     def do_POST(self):  # noqa: N802 (http.server's name)
         address = self.client_address[0]
         try:
             length = self.headers.get("Content-Length", "")
-            if not length.isdigit() or int(length) > MAX_BODY:
-                raise Refused(413 if length.isdigit() else 411, "a body of %d bytes at most" % MAX_BODY)
+            if not LENGTH.match(length) or int(length) > MAX_BODY:
+                raise Refused(413 if LENGTH.match(length) else 411, "a body of %d bytes at most" % MAX_BODY)
             form = parse_form(self.rfile.read(int(length)))
             if self.path == "/v1/lookup":
                 node, text = lookup(self.server.jobs, address, form)
@@ -201,6 +212,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except Refused as e:
             self.log_message("refused %s from %s: %s", self.path[:64], address, e.reason)
             return self.answer(e.status, e.reason + "\n")
+        except Exception as e:  # pylint: disable=broad-exception-caught  # an answer, never a dropped request
+            self.log_message("error on %s from %s: %s", self.path[:64], address, type(e).__name__)
+            return self.answer(500, "the request could not be handled\n")
         return self.answer(200, text)
 
     def do_GET(self):  # noqa: N802
@@ -216,15 +230,34 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def log_message(self, format, *args):  # pylint: disable=redefined-builtin  # http.server's signature
-        sys.stderr.write("%s\n" % (format % args))
+        (self.server.log or sys.stderr).write("%s\n" % (format % args).translate(LOGGED))
 
 
 class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address, jobs):
+    def __init__(self, address, jobs, log=None):
         super().__init__(address, Handler)
         self.jobs = jobs
+        self.log = log  # a stream for the log lines; None: standard error (the journal)
+        self.slots = threading.BoundedSemaphore(MAX_CLIENTS)
+
+    def process_request(self, request, client_address):
+        # A thread a client, MAX_CLIENTS at most: one more is closed at once (a ramdisk asks again).
+        if not self.slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
 
 
 def main(argv=None):

@@ -9,7 +9,9 @@ import http.client
 import importlib.util
 import io
 import json
+import socket
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -37,18 +39,18 @@ def job(node="bm-1", address="127.0.0.1", mode="deploy", **extra):
 
 
 @pytest.fixture
-def served(tmp_path, monkeypatch):
+def served(tmp_path):
     """The service on 127.0.0.1 with an empty jobs directory; its log lines are collected."""
     jobs_dir = tmp_path / "jobs"
     jobs_dir.mkdir(mode=0o700)
     log = io.StringIO()
-    monkeypatch.setattr(service.sys, "stderr", log)
-    server = service.Server(("127.0.0.1", 0), service.Jobs(str(jobs_dir)))
+    server = service.Server(("127.0.0.1", 0), service.Jobs(str(jobs_dir)), log=log)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
 
     class Served:
         port = server.server_address[1]
+        service_server = server
         directory = jobs_dir
         lines = log
 
@@ -120,8 +122,9 @@ def test_the_result_is_taken_once_with_the_token(served):
     served.post("/v1/lookup", "macs=" + MAC)
     body = "status=ok&sha256=%s&uptime=41.52&marks=lease:12.10,job:12.31,done:40.9&message=wrote 16777216 bytes" % (
         "b" * 64)
-    assert served.post("/v1/callback", body)[0] == 404  # no token
-    assert served.post("/v1/callback", body + "&token=guess")[0] == 403
+    assert served.post("/v1/callback", body)[0] == 400  # no token
+    assert served.post("/v1/callback", body + "&token=guess")[0] == 400  # not a token at all
+    assert served.post("/v1/callback", body + "&token=" + "g" * 43)[0] == 403
     assert served.read("bm-1", ".result.json") is None
     assert served.post("/v1/callback", body + "&token=" + TOKEN)[0] == 200
     result = served.read("bm-1", ".result.json")
@@ -168,3 +171,47 @@ def test_other_requests_are_refused(served):
     assert served.post("/v1/nodes", "macs=" + MAC)[0] == 404
     assert served.post("/v1/lookup", "macs=" + MAC + "&pad=" + "x" * 5000)[0] == 413
     assert served.read("bm-1")["token"] == TOKEN
+
+
+def test_a_token_or_a_length_that_is_not_one_gets_an_answer_and_the_service_goes_on(served):
+    served.add(job())
+    served.post("/v1/lookup", "macs=" + MAC)
+    assert served.post("/v1/callback", "status=ok&sha256=%s&token=%%C3%%A9" % ("b" * 64))[0] == 400
+    # "²" is a digit to str.isdigit(), not to int().
+    assert served.post("/v1/lookup", "macs=" + MAC, headers={"Content-Length": "\u00b2"})[0] == 411
+    assert served.post("/v1/lookup", "macs=" + MAC, headers={"Content-Length": "9" * 5000})[0] == 411
+    assert served.post("/v1/callback", "status=failed&message=x&token=" + TOKEN)[0] == 200
+
+
+def _raw_request(port, data):
+    with contextlib.closing(socket.create_connection(("127.0.0.1", port), timeout=10)) as conn:
+        conn.sendall(data)
+        return conn.recv(4096)
+
+
+def test_the_log_shows_a_clients_control_characters_as_escapes(served):
+    answer = _raw_request(served.port, b"POST /v1/\x1b[2J\x07 HTTP/1.0\r\nContent-Length: 0\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.0 404")
+    logged = served.lines.getvalue()
+    assert "\\x1b[2J\\x07" in logged and "\x1b" not in logged and "\x07" not in logged
+
+
+def test_a_silent_client_is_dropped_and_clients_beyond_the_limit_are_closed(served, monkeypatch):
+    served.add(job())
+    monkeypatch.setattr(service.Handler, "timeout", 1)
+    served.service_server.slots = threading.BoundedSemaphore(1)
+    with contextlib.closing(socket.create_connection(("127.0.0.1", served.port), timeout=10)) as silent:
+        time.sleep(0.2)  # the silent client holds the one slot
+        with pytest.raises((http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)):
+            served.post("/v1/lookup", "macs=" + MAC)
+        # It is dropped after the timeout, which frees its slot.
+        started = time.monotonic()
+        assert silent.recv(4096) == b""
+        assert time.monotonic() - started < 5
+    for _attempt in range(50):
+        with contextlib.suppress(http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            assert served.post("/v1/lookup", "macs=" + MAC)[0] == 200
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the service took no client after the silent one")

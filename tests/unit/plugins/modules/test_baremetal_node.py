@@ -363,7 +363,7 @@ def test_a_node_is_cleaned_deployed_left_alone_then_cleaned_again(run_module, de
     powered_on = [deployed["timings"][step]["powered_on_at"] for step in ("clean", "deploy")]
     assert before <= powered_on[0] <= powered_on[1] <= time.time()
     # Nothing of the jobs is left: no script makes the node boot the ramdisk again.
-    assert os.listdir(host.dir / "jobs") == [] and os.listdir(host.dir / "http" / "nodes") == []
+    assert os.listdir(host.dir / "jobs") == [".lock"] and os.listdir(host.dir / "http" / "nodes") == []
     assert bmc.journal()[-3:] == ["bootdev", "hd", "on"]
 
     for check_mode in (True, False):
@@ -405,7 +405,7 @@ def test_a_deploy_that_fails_leaves_the_node_off_with_its_error(run_module, depl
     assert error in failed["msg"] and "the machine is off" in failed["msg"]
     kept = host.record("node-1")
     assert kept["provision_state"] == "deploy failed" and error in kept["last_error"] and kept["power"] == "off"
-    assert os.listdir(host.dir / "jobs") == [] and os.listdir(host.dir / "http" / "nodes") == []
+    assert os.listdir(host.dir / "jobs") == [".lock"] and os.listdir(host.dir / "http" / "nodes") == []
 
 
 @pytest.mark.parametrize("args, message", [
