@@ -21,8 +21,8 @@ description:
     the cloud's back is the operator's to look at). Giving a changed O(bmc) records the new BMC's state instead.
   - V(absent) removes the record, takes the MACs out of dnsmasq's hosts file and gives back their leases.
   - V(available) cleans the node (from V(manageable), V(active) or a failed state). It boots the provisioning
-    host's deploy ramdisk from the network, which zeroes the first and last MiB of the disk, reports to the
-    callback service and powers the machine off.
+    host's deploy ramdisk from the network, which zeroes the first and last MiB of every writable disk (as
+    Ironic's metadata erase), reports to the callback service and powers the machine off.
   - V(active) deploys O(image), an image of the store. The provisioning host pulls it (its sha512 checked) and
     converts it once to raw; the ramdisk writes it to the disk, reads it back and reports its sha256, which must be
     the image's; the node then boots from its disk. A node not yet V(available) is cleaned first. A node already
@@ -74,8 +74,8 @@ options:
     description: The project whose images O(image) is looked up among; omitted, any image of the store.
     type: str
   root_device:
-    description: The disk the image is written to and the cleaning wipes, as the ramdisk's kernel names it (such as
-      V(/dev/sda)); omitted, the first disk the kernel finds.
+    description: The disk the image is written to, as the ramdisk's kernel names it (such as V(/dev/sda)); omitted,
+      the first disk the kernel finds. A cleaning wipes every disk.
     type: str
   deploy_timeout:
     description: Seconds to wait for the deploy ramdisk's report, from power on.
@@ -111,7 +111,7 @@ EXAMPLES = r"""
     image: debian-12
     project: ops
 
-- name: Undeploy it (the disk's first and last MiB are wiped); it waits, off, for the next deploy
+- name: Undeploy it (every disk's first and last MiB are wiped); it waits, off, for the next deploy
   nimbus.cloud.baremetal_node:
     name: rack1-u12
     state: available

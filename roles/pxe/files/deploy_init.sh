@@ -3,8 +3,8 @@
 #
 # It loads the NIC and disk drivers, takes a DHCP lease on the first interface that gets one, asks the
 # provisioning host's callback service for its job (nimbus.callback= on the kernel command line), then either
-# writes the image to the disk and reads it back for its sha256 (deploy), or zeroes the disk's first and last MiB
-# (clean), reports the result and powers the machine off. The job's answer is read line by line as data; each
+# writes the image to the disk and reads it back for its sha256 (deploy), or zeroes the first and last MiB of
+# every disk (clean), reports the result and powers the machine off. The job's answer is read line by line as data; each
 # value is checked against what it may hold and nothing of it is evaluated. The token goes back in the body of
 # the report, from a file: never on a command line.
 set -u
@@ -49,6 +49,10 @@ esac
 if printf '%s' "$callback" | grep -q '[^0-9a-z.:/]'; then
   halt "nimbus.callback holds characters an address and port do not"
 fi
+# The provisioning host: the one DHCP server whose lease is taken (deploy_udhcpc.sh).
+NIMBUS_DHCP_SERVER=${callback#http://}
+NIMBUS_DHCP_SERVER=${NIMBUS_DHCP_SERVER%%[:/]*}
+export NIMBUS_DHCP_SERVER
 
 # The NIC and disk drivers, dependencies first, by name (/lib/modules/<name>.ko; the ramdisk's build works the
 # order out); a driver for hardware this machine lacks loads and stays idle, one that fails is said.
@@ -74,7 +78,12 @@ while [ -z "$leased" ] && [ "$tries" -lt 5 ]; do
   for dev in /sys/class/net/*; do
     name=${dev##*/}
     [ "$name" = lo ] && continue
+    rm -f /tmp/dhcp-refused
     if udhcpc -n -q -t 5 -T 2 -i "$name" -s /etc/udhcpc.sh >/dev/null 2>&1; then
+      if [ -e /tmp/dhcp-refused ]; then
+        say "a lease on $name from $(cat /tmp/dhcp-refused), not $NIMBUS_DHCP_SERVER: not taken"
+        continue
+      fi
       leased=$name
       break
     fi
@@ -85,10 +94,14 @@ done
 say "leased an address on $leased"
 mark lease
 
-# key=value lines; the values checked below before any is used.
-if ! wget -q -O /tmp/job --post-data "macs=$macs" "$callback/v1/lookup"; then
-  halt "the callback service gave no job to $macs"
-fi
+# key=value lines; the values checked below before any is used. Asked again a few times: a busy service closes
+# a connection beyond its limit.
+tries=0
+until wget -q -O /tmp/job --post-data "macs=$macs" "$callback/v1/lookup"; do
+  tries=$((tries + 1))
+  [ "$tries" -lt 5 ] || halt "the callback service gave no job to $macs"
+  sleep 2
+done
 node='' mode='' image_url='' image_size='' image_sha256='' disk='' token=''
 while IFS='=' read -r key value; do
   case $key in
@@ -107,20 +120,6 @@ valid() { printf '%s' "$2" | grep -qxE "$1"; }
 valid '[a-z0-9-]{1,63}' "$node" || halt "the job names no node"
 valid '[A-Za-z0-9_-]{16,128}' "$token" || halt "the job holds no token"
 
-# The disk: the job's (a /dev path of a whole disk), or the first whole disk the kernel found.
-if [ -z "$disk" ]; then
-  for dev in /sys/block/vd* /sys/block/sd* /sys/block/nvme*n*; do
-    [ -e "$dev" ] || continue
-    disk=/dev/${dev##*/}
-    break
-  done
-fi
-if ! valid '/dev/[a-z0-9]{1,16}' "$disk" || [ ! -b "$disk" ]; then
-  halt "no disk to write ($disk)"
-fi
-sectors=$(cat "/sys/block/${disk#/dev/}/size")
-[ "$sectors" -gt 4096 ] || halt "$disk is smaller than 2 MiB"
-
 report() {
   # status message [sha256]
   {
@@ -134,19 +133,37 @@ report() {
   rm -f /tmp/report
 }
 
+# From here on, what stops the ramdisk is reported: the module need not wait for its timeout.
+fail() {
+  report failed "$1"
+  halt "$1"
+}
+
+# The disk: the job's (a /dev path of a whole disk), or the first whole disk the kernel found.
+if [ -z "$disk" ]; then
+  for dev in /sys/block/vd* /sys/block/sd* /sys/block/nvme*n*; do
+    [ -e "$dev" ] || continue
+    disk=/dev/${dev##*/}
+    break
+  done
+fi
+if ! valid '/dev/[a-z0-9]{1,16}' "$disk" || [ ! -b "$disk" ]; then
+  fail "no disk to write (${disk:-none found})"
+fi
+sectors=$(cat "/sys/block/${disk#/dev/}/size")
+[ "$sectors" -gt 4096 ] || fail "$disk is smaller than 2 MiB"
+
 case $mode in
   deploy)
-    valid 'http://[0-9a-z.:/_-]{1,400}' "$image_url" || halt "the job's image URL is not one"
-    valid '[0-9]{1,15}' "$image_size" || halt "the job's image size is not a number"
-    valid '[0-9a-f]{64}' "$image_sha256" || halt "the job's image sha256 is not one"
+    valid 'http://[0-9A-Za-z.:/_-]{1,400}' "$image_url" || fail "the job's image URL is not one"
+    valid '[0-9]{1,15}' "$image_size" || fail "the job's image size is not a number"
+    valid '[0-9a-f]{64}' "$image_sha256" || fail "the job's image sha256 is not one"
     if [ "$image_size" -gt $((sectors * 512)) ]; then
-      report failed "the image ($image_size bytes) is larger than $disk ($((sectors * 512)) bytes)"
-      halt "image larger than the disk"
+      fail "the image ($image_size bytes) is larger than $disk ($((sectors * 512)) bytes)"
     fi
     say "writing $image_url to $disk"
     if ! wget -q -O - "$image_url" | dd of="$disk" bs=1M conv=fsync 2>/dev/null; then
-      report failed "the image could not be read from $image_url or written to $disk"
-      halt "write failed"
+      fail "the image could not be read from $image_url or written to $disk"
     fi
     sync
     echo 3 >/proc/sys/vm/drop_caches
@@ -158,16 +175,26 @@ case $mode in
     report ok "wrote $image_size bytes to $disk" "$written"
     ;;
   clean)
-    # The first MiB (partition tables, boot code) and the last (the GPT's backup header), at least.
-    if ! dd if=/dev/zero of="$disk" bs=1M count=1 conv=fsync 2>/dev/null ||
-      ! dd if=/dev/zero of="$disk" bs=512 seek=$((sectors - 2048)) count=2048 conv=fsync 2>/dev/null; then
-      report failed "$disk could not be wiped"
-      halt "wipe failed"
-    fi
-    report ok "wiped the first and last MiB of $disk"
+    # Every writable whole disk's first MiB (partition tables, boot code) and last (the GPT's backup header), as
+    # Ironic's metadata erase does: whatever disk the last deploy wrote, nothing of it is found by the next.
+    wiped=
+    for dev in /sys/block/vd* /sys/block/sd* /sys/block/nvme*n*; do
+      [ -e "$dev" ] || continue
+      [ "$(cat "$dev/ro")" = 0 ] || continue
+      target=/dev/${dev##*/}
+      size=$(cat "$dev/size")
+      [ "$size" -gt 4096 ] || continue
+      if ! dd if=/dev/zero of="$target" bs=1M count=1 conv=fsync 2>/dev/null ||
+        ! dd if=/dev/zero of="$target" bs=512 seek=$((size - 2048)) count=2048 conv=fsync 2>/dev/null; then
+        fail "$target could not be wiped"
+      fi
+      wiped="$wiped${wiped:+ }$target"
+    done
+    [ -n "$wiped" ] || fail "no disk to wipe"
+    report ok "wiped the first and last MiB of $wiped"
     ;;
   *)
-    halt "the job's mode is neither deploy nor clean"
+    fail "the job's mode is neither deploy nor clean"
     ;;
 esac
 halt "done: $mode of $node"
