@@ -13,7 +13,7 @@ case $1 in
   bound | renew)
     ip -4 addr flush dev "$interface"
     if [ "${serverid:-}" != "${NIMBUS_DHCP_SERVER:?/init names the provisioning host}" ]; then
-      echo "${serverid:-unknown}" >/tmp/dhcp-refused
+      echo "${serverid:-unknown}" >"${NIMBUS_DHCP_REFUSED:-/tmp/dhcp-refused}"
       exit 0
     fi
     ip -4 addr add "${ip:?udhcpc gives the address}/${mask:-24}" dev "$interface"
