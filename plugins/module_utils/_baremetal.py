@@ -33,7 +33,9 @@ SETTINGS_FILE = "/etc/nimbus/pxe.json"
 # The states a task may ask for, in order: each one's node has passed through those before it (Ironic's names).
 STATES = ("enrolled", "manageable", "available", "active")
 # States whose node a task can clean or deploy: it has a BMC that answered.
-PROVISIONABLE = ("manageable", "available", "active", "deploy failed", "clean failed")
+# "cleaning" and "deploying" are the states a node is in while its ramdisk works: a run that was killed leaves
+# the node in them, and the next run cleans (and deploys) it again.
+PROVISIONABLE = ("manageable", "available", "active", "cleaning", "deploying", "deploy failed", "clean failed")
 
 # A node's name is its DHCP host name and a file name: a DNS label, lower case.
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")

@@ -29,6 +29,8 @@ description:
     V(active) with the same image is left alone; another image is deployed over it.
   - A deploy or cleaning that fails or does not report within O(deploy_timeout) powers the node off and leaves it
     V(deploy failed) or V(clean failed) with the reason in C(last_error); the task fails. Asking again starts over.
+  - While its ramdisk works the node is recorded V(cleaning) or V(deploying); a run killed then leaves it so, and the
+    next run cleans (and deploys) it again.
   - Cleaning and deploying hold the provisioning host's lock while they wait, so one runs at a time per
     provisioning host.
   - The record keeps the BMC's password (the file is root's, mode 0600); results, diffs and errors never show it.
@@ -318,6 +320,9 @@ class BaremetalNodeModule(NimbusModule):
                                  _baremetal.check_root_device(p["root_device"]))
         options = _baremetal.session_options(record["bmc"], p["bmc"])
         started = time.monotonic()
+        # Recorded before the machine boots: a run killed from here on leaves the node visibly in between.
+        record = provisioner.save(dict(record, provision_state="cleaning" if mode == "clean" else "deploying",
+                                       last_error=None))
         jobs.start(record, job)
         try:
             with _ipmi.Bmc(options) as bmc:

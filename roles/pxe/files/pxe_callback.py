@@ -43,6 +43,8 @@ CLIENT_TIMEOUT = 10
 MAX_CLIENTS = 32
 LENGTH = re.compile(r"^[0-9]{1,5}$")
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+# A job not taken within this many seconds of its making is stale (its run was killed): never handed out.
+MAX_JOB_AGE = 7200
 # Control characters as escapes in the log: a request's path is the client's, and a terminal reads the journal.
 LOGGED = {code: "\\x%02x" % code for code in list(range(32)) + [127]}
 MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
@@ -61,6 +63,15 @@ ANSWERED = ("node", "mode", "image_url", "image_size", "image_sha256", "disk")
 
 def now():
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def age(stamp, clock=None):
+    """Seconds since ``stamp`` (now()'s format); None when it is not one."""
+    try:
+        made = datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+    except (TypeError, ValueError):
+        return None
+    return ((clock or datetime.datetime.now(datetime.timezone.utc)) - made).total_seconds()
 
 
 def token_digest(token):
@@ -141,6 +152,9 @@ def lookup(jobs, address, form):
             raise Refused(404, "no job for this address and these MACs")
         if not job.get("token"):
             raise Refused(409, "the token of this job was handed out already")
+        made = age(job.get("created_at"))
+        if made is None or made > MAX_JOB_AGE:
+            raise Refused(410, "this job is older than %d s: its run is over" % MAX_JOB_AGE)
         answer = {key: str(job.get(key, "")) for key in ANSWERED}
         answer["token"] = job["token"]
         for key, value in answer.items():

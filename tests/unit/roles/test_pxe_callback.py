@@ -33,6 +33,7 @@ service = load()
 
 def job(node="bm-1", address="127.0.0.1", mode="deploy", **extra):
     return dict({"node": node, "mode": mode, "address": address, "macs": [MAC], "token": TOKEN,
+                 "created_at": service.now(),
                  "token_sha256": hashlib.sha256(TOKEN.encode()).hexdigest(), "issued_at": None,
                  "image_url": "http://10.0.50.1:8088/images/5d2f9e67.raw", "image_size": "16777216",
                  "image_sha256": "a" * 64, "disk": ""}, **extra)
@@ -215,3 +216,12 @@ def test_a_silent_client_is_dropped_and_clients_beyond_the_limit_are_closed(serv
         time.sleep(0.1)
     else:
         raise AssertionError("the service took no client after the silent one")
+
+
+@pytest.mark.parametrize("created_at", ["2020-01-01T00:00:00Z", "yesterday", None])
+def test_a_stale_job_is_never_handed_out(served, created_at):
+    """A job a killed run left behind (or one without its making's time) stays where it is, token and all."""
+    served.add(job(created_at=created_at))
+    status, text = served.post("/v1/lookup", "macs=" + MAC)
+    assert status == 410 and "older than 7200 s" in text
+    assert served.read("bm-1")["token"] == TOKEN

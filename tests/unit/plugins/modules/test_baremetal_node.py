@@ -309,6 +309,7 @@ class Ramdisk(threading.Thread):
         super().__init__(daemon=True)
         self.host, self.bmc, self.sha256, self.status = host, bmc, sha256, status
         self.jobs = []
+        self.states = []  # the node's recorded provision_state as each job is taken
 
     def run(self):
         jobs = self.host.dir / "jobs"
@@ -320,6 +321,8 @@ class Ramdisk(threading.Thread):
                 if job["token"] in [j["token"] for j in self.jobs]:
                     continue
                 self.jobs.append(job)
+                record = json.loads((self.host.dir / "nodes" / "node-1.json").read_text())
+                self.states.append(record["provision_state"])
                 if self.sha256 is None:
                     return
                 (jobs / "node-1.result.json").write_text(json.dumps({
@@ -349,6 +352,7 @@ def test_a_node_is_cleaned_deployed_left_alone_then_cleaned_again(run_module, de
     ramdisk.join(5)
     assert deployed["changed"] and deployed["steps"] == ["clean", "deploy"]
     assert [j["mode"] for j in ramdisk.jobs] == ["clean", "deploy"]
+    assert ramdisk.states == ["cleaning", "deploying"]
     assert ramdisk.jobs[1]["image_url"] == "http://10.0.50.1:8088/images/%s.raw" % IMAGE_ID
     assert (ramdisk.jobs[1]["image_size"], ramdisk.jobs[1]["image_sha256"]) == ("9", "f" * 64)
     shown = deployed["node"]
