@@ -389,14 +389,14 @@ class Jobs:
             path = os.path.join(self.settings["http_dir"], "nodes", script_name(mac))
             self.runner.apply("write %s" % path, atomic_write, path, script, 0o644)
 
-    def locked(self):
+    def lock(self):
         """The lock of the jobs directory, which the callback service holds around each of its reads and
         writes of a job: a lookup never writes back a job this run has just replaced or removed."""
-        return locked(os.path.join(self.directory, ".lock"))
+        return locked(os.path.join(self.directory, ".lock"), check_mode=self.runner.check_mode)
 
     def _write(self, job):
         os.makedirs(self.directory, mode=0o700, exist_ok=True)
-        with self.locked():
+        with self.lock():
             remove(self.path(job["node"], ".result.json"))
             atomic_write(self.path(job["node"]), json.dumps(job, indent=2, sort_keys=True) + "\n", mode=0o600)
 
@@ -422,7 +422,7 @@ class Jobs:
         self.runner.apply("remove the job and the scripts of node %s" % record["name"], self._remove, paths)
 
     def _remove(self, paths):
-        with self.locked():
+        with self.lock():
             for path in paths:
                 remove(path)
 

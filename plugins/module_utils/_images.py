@@ -54,6 +54,8 @@ def _shown(value):
     """Another host's value in an error message: its repr, cut short."""
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
 PROPERTY_KEY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_:.-]{0,254}$")
 # Keys that are the image's own fields in Glance; a property may not shadow one.
 RESERVED_PROPERTIES = frozenset((
