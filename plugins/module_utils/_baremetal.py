@@ -14,19 +14,23 @@ Every write goes through ``runner.apply`` or ``runner.change``, the collection's
 from __future__ import annotations
 
 import datetime
+import errno
+import grp
 import hashlib
 import ipaddress
 import json
 import os
 import re
 import secrets
+import stat
 import time
 import uuid
 
 from ansible_collections.nimbus.cloud.plugins.module_utils import _images as images
 from ansible_collections.nimbus.cloud.plugins.module_utils import _ipmi
 from ansible_collections.nimbus.cloud.plugins.module_utils._errors import NimbusError, ValidationError
-from ansible_collections.nimbus.cloud.plugins.module_utils._files import atomic_write, locked, read_settings, read_text, remove
+from ansible_collections.nimbus.cloud.plugins.module_utils._files import (
+    atomic_write, locked, read_settings, read_text, remove, replace_file)
 
 SETTINGS_FILE = "/etc/nimbus/pxe.json"
 
@@ -293,8 +297,18 @@ def track_power(provisioner, record, power, boot_device):
 #
 # A deploy or a cleaning is a job for the node's deploy ramdisk: the module writes ``<state_dir>/jobs/<name>.json``
 # (what to do, the image, a one-time token) and an iPXE script for each of the node's MACs, boots the node from
-# the network, and waits for ``<name>.result.json``, which the callback service (roles/pxe/files/pxe_callback.py)
-# writes when the ramdisk reports. The job and the scripts are gone once the wait ends, whatever its outcome.
+# the network, and waits for ``<state_dir>/reports/<name>.result.json``, which the callback service
+# (roles/pxe/files/pxe_callback.py) writes when the ramdisk reports. The job, the service's reports of it and the
+# scripts are gone once the wait ends, whatever its outcome.
+#
+# The callback service runs as its own user: the jobs are root's, readable by its group (mode 0640), and the
+# reports directory is the service's. Root reads a report as data from a directory another user writes: never
+# through a link, never anything but a small regular file.
+#
+# The web server serves an image only while a deploy job names it, as Ironic links an image under its HTTP root
+# for one deploy: a deploy job's image is a link ``<http_dir>/images/<random>.raw`` to the raw copy (kept outside
+# the web server's root), made with the job and removed with it. Nobody on the provisioning network can fetch
+# an image no node is being deployed with, nor guess the name of one that is.
 
 DEPLOY_FAILED = "deploy failed"
 CLEAN_FAILED = "clean failed"
@@ -325,16 +339,35 @@ def ipxe_script(settings, name, mode):
             "boot || exit\n") % (mode, name, http, callback, http)
 
 
-def new_job(record, mode, image=None, disk=""):
-    """A job for ``record``'s ramdisk; ``image`` ({url, size, sha256}) for a deploy. The token is kept in the job
-    until the ramdisk takes it (the callback service then keeps only its sha256)."""
+# A served image's link: 128 random bits, as hexadecimal (the web server's configuration takes no other name).
+_IMAGE_LINK = re.compile(r"^[0-9a-f]{32}\.raw$")
+# A job older than this is a killed run's (the callback service hands none out): its image is served no more.
+MAX_JOB_AGE = 7200
+
+
+def new_job(settings, record, mode, image=None, disk=""):
+    """A job for ``record``'s ramdisk; ``image`` ({path, size, sha256} of a raw copy) for a deploy, served under a
+    name of the job's own. The token is kept in the job until the ramdisk takes it (the callback service then
+    keeps only its sha256)."""
     token = secrets.token_urlsafe(32)
     job = {"node": record["name"], "mode": mode, "address": record["address"], "macs": list(record["macs"]),
-           "token": token, "token_sha256": hashlib.sha256(token.encode("ascii")).hexdigest(), "issued_at": None,
-           "image_url": "", "image_size": "", "image_sha256": "", "disk": disk, "created_at": now()}
+           "token": token, "token_sha256": hashlib.sha256(token.encode("ascii")).hexdigest(),
+           "image_url": "", "image_size": "", "image_sha256": "", "image_link": "", "image_path": "", "disk": disk,
+           "created_at": now()}
     if image is not None:
-        job.update(image_url=image["url"], image_size=str(image["size"]), image_sha256=image["sha256"])
+        link = secrets.token_hex(16) + ".raw"
+        job.update(image_url="%s/images/%s" % (settings["http_url"], link), image_link=link,
+                   image_path=image["path"], image_size=str(image["size"]), image_sha256=image["sha256"])
     return job
+
+
+def job_age(job, clock=time.time):
+    """Seconds since ``job`` was made (a job whose time cannot be read is as old as can be)."""
+    try:
+        made = datetime.datetime.strptime(job["created_at"], "%Y-%m-%dT%H:%M:%SZ")
+    except (KeyError, TypeError, ValueError):
+        return float("inf")
+    return clock() - made.replace(tzinfo=datetime.timezone.utc).timestamp()
 
 
 def step_timings(reported, total, result, powered_on_at=None):
@@ -369,6 +402,27 @@ def result_error(result, job):
     return None
 
 
+# A report is a few hundred bytes; anything larger is not the callback service's.
+MAX_REPORT = 65536
+
+
+def read_report(path):
+    """The bytes of the file at ``path``, which another user may write: opened without following a link or
+    waiting on a FIFO, and only a regular file of MAX_REPORT bytes at most (FileNotFoundError when missing)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        if e.errno == errno.ENOENT:
+            raise FileNotFoundError(path) from None
+        raise NimbusError("the report %s cannot be read (%s): not taken" % (path, e.strerror))
+    with os.fdopen(fd, "rb") as f:
+        found = os.fstat(f.fileno())
+        if not stat.S_ISREG(found.st_mode) or found.st_size > MAX_REPORT:
+            raise NimbusError("the report %s is not a regular file of %d bytes at most: not taken" % (
+                path, MAX_REPORT))
+        return f.read(MAX_REPORT + 1)
+
+
 class Jobs:
     """The jobs of a provisioning host's nodes, and their iPXE scripts."""
 
@@ -377,17 +431,32 @@ class Jobs:
         self.runner = provisioner.runner
         self.settings = provisioner.settings
         self.directory = os.path.join(provisioner.state_dir, "jobs")
+        self.reports = os.path.join(provisioner.state_dir, "reports")
 
     def path(self, name, suffix=".json"):
         return os.path.join(self.directory, name + suffix)
 
+    def report_path(self, name, suffix=".result.json"):
+        return os.path.join(self.reports, name + suffix)
+
+    def callback_gid(self):
+        """The callback service's group, which reads the jobs (-1: the settings name none, the files' owner's)."""
+        group = self.settings.get("callback_group")
+        if not group:
+            return -1
+        try:
+            return grp.getgrnam(group).gr_gid
+        except KeyError:
+            raise NimbusError("the callback service's group %s is missing: apply the nimbus.cloud.pxe role" % group)
+
     def start(self, record, job):
-        """The job and the node's scripts, written (a change: gated)."""
+        """The job, its image's link and the node's scripts, written (a change: gated)."""
         script = ipxe_script(self.settings, record["name"], job["mode"])
         self.runner.apply("write the %s job of node %s" % (job["mode"], record["name"]), self._write, job)
         for mac in record["macs"]:
             path = os.path.join(self.settings["http_dir"], "nodes", script_name(mac))
             self.runner.apply("write %s" % path, atomic_write, path, script, 0o644)
+        self.sweep()
 
     def lock(self):
         """The lock of the jobs directory, which the callback service holds around each of its reads and
@@ -395,14 +464,69 @@ class Jobs:
         return locked(os.path.join(self.directory, ".lock"), check_mode=self.runner.check_mode)
 
     def _write(self, job):
-        os.makedirs(self.directory, mode=0o700, exist_ok=True)
+        gid = self.callback_gid()
+        os.makedirs(self.directory, mode=0o750, exist_ok=True)
+        if job["image_link"]:
+            os.makedirs(self.served_dir(), mode=0o755, exist_ok=True)
+            link = os.path.join(self.served_dir(), job["image_link"])
+            remove(link)
+            os.symlink(job["image_path"], link)
         with self.lock():
-            remove(self.path(job["node"], ".result.json"))
-            atomic_write(self.path(job["node"]), json.dumps(job, indent=2, sort_keys=True) + "\n", mode=0o600)
+            remove(self.report_path(job["node"]))
+            remove(self.report_path(job["node"], ".issued.json"))
+            replace_file(self.path(job["node"]), (json.dumps(job, indent=2, sort_keys=True) + "\n").encode("utf-8"),
+                         0o640, gid=gid)
+
+    def served_dir(self):
+        return os.path.join(self.settings["http_dir"], "images")
+
+    def live(self):
+        """The jobs of this host that a ramdisk may still take: {node: job}."""
+        found = {}
+        try:
+            names = sorted(os.listdir(self.directory))
+        except FileNotFoundError:
+            return found
+        for file_name in names:
+            if file_name.endswith(".json") and not file_name.endswith(".result.json"):
+                try:
+                    job = json.loads(read_text(os.path.join(self.directory, file_name)) or "null")
+                except ValueError:
+                    continue
+                if isinstance(job, dict) and job_age(job) < MAX_JOB_AGE:
+                    found[file_name[:-len(".json")]] = job
+        return found
+
+    def sweep(self):
+        """Whatever the web server's images directory holds that no live job names, removed: the links of
+        ended or killed runs (and the raw copies an older version of the collection kept there)."""
+        try:
+            present = set(os.listdir(self.served_dir()))
+        except FileNotFoundError:
+            return
+        named = {job.get("image_link") for job in self.live().values()}
+        stale = sorted(name for name in present if name not in named or not _IMAGE_LINK.fullmatch(name))
+        if stale:
+            self.runner.apply("stop serving %s" % ", ".join(stale), self._unserve, stale)
+
+    def _unserve(self, names):
+        for name in names:
+            remove(os.path.join(self.served_dir(), name))
 
     def result(self, name):
-        text = read_text(self.path(name, ".result.json"))
-        return None if text is None else json.loads(text)
+        """The callback service's report of node ``name``'s job, or None while there is none."""
+        path = self.report_path(name)
+        try:
+            data = read_report(path)
+        except FileNotFoundError:
+            return None
+        try:
+            found = json.loads(data.decode("utf-8"))
+        except ValueError:
+            found = None
+        if not isinstance(found, dict):
+            raise NimbusError("the report %s is not a JSON object: not taken" % path)
+        return found
 
     def wait(self, name, timeout, sleep=time.sleep, clock=time.monotonic, every=0.5):
         """The node's result, or None when none came within ``timeout`` seconds."""
@@ -414,12 +538,14 @@ class Jobs:
             sleep(every)
 
     def end(self, record):
-        """The job, its result and the node's scripts, removed (the node boots on from its disk)."""
-        paths = [self.path(record["name"]), self.path(record["name"], ".result.json")]
+        """The job, its result, its image's link and the node's scripts, removed (the node boots on from its
+        disk)."""
+        paths = [self.path(record["name"]), self.report_path(record["name"]),
+                 self.report_path(record["name"], ".issued.json")]
         paths += [os.path.join(self.settings["http_dir"], "nodes", script_name(mac)) for mac in record["macs"]]
-        if not any(os.path.exists(path) for path in paths):
-            return
-        self.runner.apply("remove the job and the scripts of node %s" % record["name"], self._remove, paths)
+        if any(os.path.lexists(path) for path in paths):
+            self.runner.apply("remove the job and the scripts of node %s" % record["name"], self._remove, paths)
+        self.sweep()
 
     def _remove(self, paths):
         with self.lock():
@@ -429,9 +555,10 @@ class Jobs:
 
 class DeployImages:
     """Images of the store made ready for deploys: pulled into ``<state_dir>/image-cache`` (its sha512 checked
-    against the store's record, its format read under limits) and converted once to raw under
-    ``<http_dir>/images/<id>.raw``, whose size and sha256 are kept in ``<state_dir>/images/<id>.json`` (the
-    ramdisk checks what it wrote against them)."""
+    against the store's record, its format read under limits) and converted once to raw as
+    ``<state_dir>/images/<id>.raw``, whose size and sha256 are kept in ``<state_dir>/images/<id>.json`` (the
+    ramdisk checks what it wrote against them). The directory is not listed to others (mode 0711) and the records
+    are root's: the web server reaches a raw copy only through a deploy job's link (``Jobs``)."""
 
     def __init__(self, provisioner, opener=None):
         settings = provisioner.settings
@@ -439,33 +566,33 @@ class DeployImages:
         self.runner = provisioner.runner
         self.cache = images.Cache(self.runner, os.path.join(provisioner.state_dir, "image-cache"), url,
                                   opener=opener or (images.store_opener if url else None))
-        self.raw_dir = os.path.join(settings["http_dir"], "images")
-        self.meta_dir = os.path.join(provisioner.state_dir, "images")
-        self.http_url = settings["http_url"]
+        self.directory = os.path.join(provisioner.state_dir, "images")
 
     def meta(self, image_id):
-        text = read_text(os.path.join(self.meta_dir, image_id + ".json"))
+        text = read_text(os.path.join(self.directory, image_id + ".json"))
         return None if text is None else json.loads(text)
 
+    def raw_path(self, image_id):
+        return os.path.join(self.directory, image_id + ".raw")
+
     def prepare(self, image, project):
-        """The store's record of ``image`` and {url, size, sha256} of its raw copy (None in check mode when the
+        """The store's record of ``image`` and {path, size, sha256} of its raw copy (None in check mode when the
         copy is still to be made)."""
         record = self.cache.resolve(image, project)
         meta = self.meta(record.id)
-        if meta is None or meta.get("os_hash_value") != record.os_hash_value:
+        if meta is None or meta.get("os_hash_value") != record.os_hash_value \
+                or not os.path.isfile(self.raw_path(record.id)):
             cached = self.cache.ensure(record)
-            self.runner.apply("convert image %s (%s) to raw in %s" % (record.name, record.id, self.raw_dir),
+            self.runner.apply("convert image %s (%s) to raw in %s" % (record.name, record.id, self.directory),
                               self._convert, record, cached["path"], cached["format"])
             meta = self.meta(record.id)
         if meta is None:
             return record, None
-        return record, {"url": "%s/images/%s.raw" % (self.http_url, record.id), "size": meta["size"],
-                        "sha256": meta["sha256"]}
+        return record, {"path": self.raw_path(record.id), "size": meta["size"], "sha256": meta["sha256"]}
 
     def _convert(self, record, source, disk_format):
-        os.makedirs(self.raw_dir, mode=0o755, exist_ok=True)
-        os.makedirs(self.meta_dir, mode=0o700, exist_ok=True)
-        part = os.path.join(self.raw_dir, ".%s.part" % record.id)
+        os.makedirs(self.directory, mode=0o711, exist_ok=True)
+        part = os.path.join(self.directory, ".%s.part" % record.id)
         try:
             remove(part)
             # The format the cache found the data to have when it pulled it (the store's record then), never
@@ -473,9 +600,9 @@ class DeployImages:
             self.runner.change(["qemu-img", "convert", "-f", disk_format, "-O", "raw", source, part])
             digests = images.file_digests(part, "sha256")
             os.chmod(part, 0o644)
-            os.replace(part, os.path.join(self.raw_dir, record.id + ".raw"))
+            os.replace(part, self.raw_path(record.id))
         finally:
             remove(part)
-        atomic_write(os.path.join(self.meta_dir, record.id + ".json"), json.dumps({
+        atomic_write(os.path.join(self.directory, record.id + ".json"), json.dumps({
             "id": record.id, "name": record.name, "os_hash_value": record.os_hash_value, "size": digests.size,
             "sha256": digests.hexdigest("sha256")}, indent=2, sort_keys=True) + "\n", mode=0o600)

@@ -316,7 +316,7 @@ class BaremetalNodeModule(NimbusModule):
         p = self.params
         name = record["name"]
         jobs = _baremetal.Jobs(provisioner)
-        job = _baremetal.new_job(record, mode, deploy_image if mode == "deploy" else None,
+        job = _baremetal.new_job(provisioner.settings, record, mode, deploy_image if mode == "deploy" else None,
                                  _baremetal.check_root_device(p["root_device"]))
         options = _baremetal.session_options(record["bmc"], p["bmc"])
         started = time.monotonic()

@@ -100,4 +100,26 @@ def test_the_callback_service_listens_on_the_provisioning_address_and_answers_no
         out = host.check_output("python3 -c %s %s %s" % tuple(map(_quote, (ask, path, body))))
         assert int(out) in (400, 404), (path, out)
     jobs = host.file("/var/lib/nimbus/pxe/jobs")
-    assert jobs.is_directory and jobs.user == "root" and jobs.mode == 0o700
+    assert jobs.is_directory and (jobs.user, jobs.group, jobs.mode) == ("root", "nimbus-pxe", 0o750)
+    reports = host.file("/var/lib/nimbus/pxe/reports")
+    assert reports.is_directory and (reports.user, reports.group, reports.mode) == ("nimbus-pxe", "nimbus-pxe", 0o700)
+
+
+def test_the_callback_service_is_not_root_and_cannot_reach_the_bmc_passwords(host):
+    """It talks to the provisioning network: its own user, no capabilities, the node records out of its sight."""
+    unit = "nimbus-pxe-callback.service"
+    pid = host.check_output("systemctl show --property=MainPID --value %s" % unit)
+    status = host.file("/proc/%s/status" % pid).content_string
+    fields = dict(line.split(":", 1) for line in status.splitlines())
+    uid = host.check_output("id -u nimbus-pxe")
+    assert fields["Uid"].split() == [uid] * 4 and fields["CapEff"].strip() == "0" * 16
+    assert fields["NoNewPrivs"].strip() == "1"
+    # In its mount namespace the node records' directory is covered (an empty, inaccessible one), whatever the
+    # records' modes.
+    mounts = host.file("/proc/%s/mountinfo" % pid).content_string.splitlines()
+    assert "/var/lib/nimbus/pxe/nodes" in [line.split()[4] for line in mounts]
+    # What it may write: its reports, and nothing of the jobs.
+    probe = "nsenter --target %s --mount --setuid %s --setgid %s touch %%s" % (pid, uid, uid)
+    assert host.run(probe % "/var/lib/nimbus/pxe/reports/.probe").rc == 0
+    host.run("rm -f /var/lib/nimbus/pxe/reports/.probe")
+    assert host.run(probe % "/var/lib/nimbus/pxe/jobs/.probe").rc != 0

@@ -9,15 +9,19 @@ one-time token. The ramdisk then
 
 - ``POST /v1/lookup`` (``macs=<mac>,<mac>``): answered only to the node's own address and only once, with the
   job's settings and the token as ``key=value`` lines (the token leaves the host this one time, as Ironic hands
-  its agent token over on the first lookup; a second lookup, a replayed one or an impostor's, gets 409);
+  its agent token over on the first lookup; a second lookup, a replayed one or an impostor's, gets 409). That it
+  was handed out is written to ``<state_dir>/reports/<node>.issued.json``;
 - ``POST /v1/callback`` (``token=<token>&status=ok|failed``, the written image's ``sha256``, a ``message``,
   the ramdisk's ``uptime`` and ``marks``, its uptime at each step: ``lease:3.1,job:3.4,done:9.8``): the
   result, taken only from the node's address, with the token, once (the token travels in the body, never on a
-  command line or in a URL). It is written to
-  ``<state_dir>/jobs/<node>.result.json``, where the module reads it.
+  command line or in a URL). It is written to ``<state_dir>/reports/<node>.result.json``, where the module
+  reads it.
 
-Everything a request carries is checked against what it may hold before it is used or written; nothing of it
-is evaluated. Tokens are never logged. Only the Python standard library is used.
+The service runs as its own user (``nimbus-pxe``), which may read the jobs (root's directory, the group's to
+read) and write only the reports directory: whoever took the service over could neither change a job nor read
+the nodes' records (their BMC passwords), which are root's alone. Everything a request carries is checked
+against what it may hold before it is used or written; nothing of it is evaluated. Tokens are never logged.
+Only the Python standard library is used.
 """
 
 from __future__ import annotations
@@ -79,20 +83,31 @@ def token_digest(token):
 
 
 class Jobs:
-    """The job files of one provisioning host; every read-modify-write under the lock the module takes too."""
+    """The job files of one provisioning host (read only) and the reports the service writes of them; every
+    read-modify-write under the jobs directory's lock, which the module takes too."""
 
-    def __init__(self, directory):
+    def __init__(self, directory, reports):
         self.directory = directory
+        self.reports = reports
         self.guard = threading.Lock()
 
     @contextlib.contextmanager
     def locked(self):
-        with self.guard, open(os.path.join(self.directory, ".lock"), "a", encoding="ascii") as lock:
+        # The module makes the lock file with the first job: none yet, no job to look up. A read-only open is
+        # enough for flock, and all the service may have.
+        try:
+            lock = open(os.path.join(self.directory, ".lock"), encoding="ascii")
+        except FileNotFoundError:
+            raise Refused(404, "no job for this address")
+        with self.guard, lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
 
     def path(self, node, suffix=".json"):
         return os.path.join(self.directory, node + suffix)
+
+    def report_path(self, node, suffix):
+        return os.path.join(self.reports, node + suffix)
 
     def for_address(self, address):
         """The one job of the node at ``address``, or None."""
@@ -110,10 +125,20 @@ class Jobs:
                 found.append(job)
         return found[0] if len(found) == 1 else None
 
+    def issued(self, job):
+        """Whether ``job``'s token was handed out (a mark of an earlier job, another token, is not this one's)."""
+        try:
+            with open(self.report_path(job["node"], ".issued.json"), encoding="utf-8") as f:
+                mark = json.load(f)
+        except (OSError, ValueError):
+            return False
+        return isinstance(mark, dict) and hmac.compare_digest(str(mark.get("token_sha256", "")),
+                                                              str(job.get("token_sha256", "")))
+
     def write(self, name, data):
-        path = os.path.join(self.directory, name)
+        path = os.path.join(self.reports, name)
         part = path + ".part"
-        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(data, f, indent=2, sort_keys=True)
             f.write("\n")
@@ -150,7 +175,7 @@ def lookup(jobs, address, form):
         job = jobs.for_address(address)
         if job is None or not set(macs) & set(job.get("macs", [])):
             raise Refused(404, "no job for this address and these MACs")
-        if not job.get("token"):
+        if not job.get("token") or jobs.issued(job):
             raise Refused(409, "the token of this job was handed out already")
         made = age(job.get("created_at"))
         if made is None or made > MAX_JOB_AGE:
@@ -160,7 +185,8 @@ def lookup(jobs, address, form):
         for key, value in answer.items():
             if not SAFE_VALUE.match(value):
                 raise Refused(500, "the job's %s cannot be handed over" % key)
-        jobs.write(job["node"] + ".json", dict(job, token=None, issued_at=now()))
+        mark = {"node": job["node"], "token_sha256": job["token_sha256"], "issued_at": now()}
+        jobs.write(job["node"] + ".issued.json", mark)
     return job["node"], "".join("%s=%s\n" % (key, answer[key]) for key in ANSWERED + ("token",))
 
 
@@ -186,11 +212,11 @@ def callback(jobs, address, form):
         raise Refused(400, "marks must be step:seconds pairs, comma-separated")
     with jobs.locked():
         job = jobs.for_address(address)
-        if job is None or not job.get("issued_at"):
+        if job is None or not jobs.issued(job):
             raise Refused(404, "no job for this address waits for a result")
         if not hmac.compare_digest(token_digest(token), job.get("token_sha256", "")):
             raise Refused(403, "wrong token")
-        if os.path.exists(jobs.path(job["node"], ".result.json")):
+        if os.path.lexists(jobs.report_path(job["node"], ".result.json")):
             raise Refused(409, "this job has its result already")
         if job["mode"] == "deploy" and status == "ok" and not sha256:
             raise Refused(400, "a deploy's result names the sha256 of what it wrote")
@@ -280,7 +306,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     with open(args.settings, encoding="utf-8") as f:
         settings = json.load(f)
-    jobs = Jobs(os.path.join(settings["state_dir"], "jobs"))
+    jobs = Jobs(os.path.join(settings["state_dir"], "jobs"), os.path.join(settings["state_dir"], "reports"))
     server = Server((settings["server_address"], int(settings["callback_port"])), jobs)
     server.serve_forever()
 

@@ -34,18 +34,22 @@ service = load()
 def job(node="bm-1", address="127.0.0.1", mode="deploy", **extra):
     return dict({"node": node, "mode": mode, "address": address, "macs": [MAC], "token": TOKEN,
                  "created_at": service.now(),
-                 "token_sha256": hashlib.sha256(TOKEN.encode()).hexdigest(), "issued_at": None,
+                 "token_sha256": hashlib.sha256(TOKEN.encode()).hexdigest(),
                  "image_url": "http://10.0.50.1:8088/images/5d2f9e67.raw", "image_size": "16777216",
                  "image_sha256": "a" * 64, "disk": ""}, **extra)
 
 
 @pytest.fixture
 def served(tmp_path):
-    """The service on 127.0.0.1 with an empty jobs directory; its log lines are collected."""
+    """The service on 127.0.0.1 with an empty jobs directory (and its lock) and reports directory; its log lines
+    are collected."""
     jobs_dir = tmp_path / "jobs"
-    jobs_dir.mkdir(mode=0o700)
+    jobs_dir.mkdir(mode=0o750)
+    (jobs_dir / ".lock").touch()
+    reports = tmp_path / "reports"
+    reports.mkdir(mode=0o700)
     log = io.StringIO()
-    server = service.Server(("127.0.0.1", 0), service.Jobs(str(jobs_dir)), log=log)
+    server = service.Server(("127.0.0.1", 0), service.Jobs(str(jobs_dir), str(reports)), log=log)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
 
@@ -59,7 +63,8 @@ def served(tmp_path):
             (jobs_dir / (data["node"] + ".json")).write_text(json.dumps(data))
 
         def read(self, node, suffix=".json"):
-            path = jobs_dir / (node + suffix)
+            """A job (suffix .json) or one of the service's reports of it."""
+            path = (jobs_dir if suffix == ".json" else reports) / (node + suffix)
             return json.loads(path.read_text()) if path.exists() else None
 
         def post(self, path, body, headers=None, source="127.0.0.1", method="POST"):
@@ -85,10 +90,26 @@ def test_the_node_gets_its_job_and_token_once(served):
     assert status == 200, text
     assert answer_fields(text) == {"node": "bm-1", "mode": "deploy", "image_url": job()["image_url"],
                                    "image_size": "16777216", "image_sha256": "a" * 64, "disk": "", "token": TOKEN}
-    kept = served.read("bm-1")
-    assert kept["token"] is None and kept["issued_at"] and kept["token_sha256"] == job()["token_sha256"]
+    # The job is root's and stays as it is; the service notes, in its own directory, that the token is out.
+    assert served.read("bm-1") == job()
+    issued = served.read("bm-1", ".issued.json")
+    assert issued["token_sha256"] == job()["token_sha256"] and issued["issued_at"] and TOKEN not in str(issued)
     assert served.post("/v1/lookup", "macs=" + MAC)[0] == 409
     assert TOKEN not in served.lines.getvalue()
+
+
+def test_a_new_job_of_the_node_is_handed_out_despite_the_last_ones_mark(served):
+    served.add(job())
+    assert served.post("/v1/lookup", "macs=" + MAC)[0] == 200
+    other = "tok-7a0e55c3b91d4f"
+    served.add(job(token=other, token_sha256=hashlib.sha256(other.encode()).hexdigest()))
+    status, text = served.post("/v1/lookup", "macs=" + MAC)
+    assert status == 200 and answer_fields(text)["token"] == other
+
+
+def test_no_lookup_is_answered_before_the_module_made_the_jobs_lock(served):
+    (served.directory / ".lock").unlink()
+    assert served.post("/v1/lookup", "macs=" + MAC)[0] == 404
 
 
 @pytest.mark.parametrize("body, status", [

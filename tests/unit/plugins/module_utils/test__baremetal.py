@@ -1,6 +1,7 @@
 """A node's deploy and cleaning jobs on a provisioning host (module_utils/_baremetal.py): the iPXE script, the
 job and its token, the ramdisk's report, and the files written and removed (gated in check mode)."""
 
+import grp
 import hashlib
 import json
 import os
@@ -14,7 +15,8 @@ import pytest
 from ansible_collections.nimbus.cloud.plugins.module_utils import _baremetal
 
 RECORD = {"name": "bm-1", "address": "10.0.50.100", "macs": ["52:54:00:be:00:10", "52:54:00:be:00:11"]}
-IMAGE = {"url": "http://10.0.50.1:8088/images/5d2f9e67.raw", "size": 16777216, "sha256": "c" * 64}
+IMAGE = {"path": "/var/lib/nimbus/pxe/images/5d2f9e67-0d6c-4c2e-9a51-1f0e7c2d3b4a.raw", "size": 16777216,
+         "sha256": "c" * 64}
 
 
 class Runner:
@@ -50,13 +52,16 @@ def test_the_script_boots_the_ramdisk_and_names_the_callback_service(host):
 
 
 def test_a_job_holds_a_fresh_token_and_its_digest(host):
-    first = _baremetal.new_job(RECORD, "deploy", IMAGE)
-    second = _baremetal.new_job(RECORD, "deploy", IMAGE)
+    first = _baremetal.new_job(host, RECORD, "deploy", IMAGE)
+    second = _baremetal.new_job(host, RECORD, "deploy", IMAGE)
     assert first["token"] != second["token"] and len(first["token"]) >= 40
     assert first["token_sha256"] == hashlib.sha256(first["token"].encode()).hexdigest()
     assert (first["address"], first["macs"], first["image_size"]) == ("10.0.50.100", RECORD["macs"], "16777216")
-    clean = _baremetal.new_job(RECORD, "clean")
-    assert (clean["mode"], clean["image_url"], clean["image_sha256"]) == ("clean", "", "")
+    # Each deploy serves its image under a name of its own, which nobody can guess.
+    assert re.fullmatch(r"http://10\.0\.50\.1:8088/images/[0-9a-f]{32}\.raw", first["image_url"])
+    assert first["image_url"].endswith("/" + first["image_link"]) and first["image_link"] != second["image_link"]
+    clean = _baremetal.new_job(host, RECORD, "clean")
+    assert (clean["mode"], clean["image_url"], clean["image_sha256"], clean["image_link"]) == ("clean", "", "", "")
 
 
 @pytest.mark.parametrize("result, error", [
@@ -66,43 +71,127 @@ def test_a_job_holds_a_fresh_token_and_its_digest(host):
     ({"mode": "deploy", "status": "ok", "sha256": "d" * 64}, "the disk holds " + "d" * 64),
     ({"mode": "deploy", "status": "ok", "sha256": "c" * 64}, None),
 ])
-def test_a_report_is_taken_only_when_it_did_what_was_asked(result, error):
-    found = _baremetal.result_error(result, _baremetal.new_job(RECORD, "deploy", IMAGE))
+def test_a_report_is_taken_only_when_it_did_what_was_asked(host, result, error):
+    found = _baremetal.result_error(result, _baremetal.new_job(host, RECORD, "deploy", IMAGE))
     assert found == error if error is None else error in found
 
 
 def test_start_writes_the_job_and_a_script_per_mac_and_end_removes_them(host):
-    job = _baremetal.new_job(RECORD, "deploy", IMAGE)
+    job = _baremetal.new_job(host, RECORD, "deploy", IMAGE)
     jobs(host).start(RECORD, job)
     path = os.path.join(host["state_dir"], "jobs", "bm-1.json")
     assert json.load(open(path)) == job
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700
+    # Root's, the callback service's group's to read (here, with no group in the settings, the owner's own).
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o640 and os.stat(path).st_gid == os.getgid()
+    assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o750
     scripts = sorted(os.listdir(os.path.join(host["http_dir"], "nodes")))
     assert scripts == ["52-54-00-be-00-10.ipxe", "52-54-00-be-00-11.ipxe"]
-    with open(os.path.join(host["state_dir"], "jobs", "bm-1.result.json"), "w") as f:
-        json.dump({"mode": "deploy", "status": "ok"}, f)
+    reports = os.path.join(host["state_dir"], "reports")
+    os.makedirs(reports)
+    for name, report in (("bm-1.result.json", {"mode": "deploy", "status": "ok"}), ("bm-1.issued.json", {})):
+        with open(os.path.join(reports, name), "w") as f:
+            json.dump(report, f)
     assert jobs(host).wait("bm-1", timeout=0)["status"] == "ok"
     jobs(host).end(RECORD)
     assert os.listdir(os.path.join(host["state_dir"], "jobs")) == [".lock"]  # the lock the callback service shares
-    assert os.listdir(os.path.join(host["http_dir"], "nodes")) == []
+    assert os.listdir(os.path.join(host["http_dir"], "nodes")) == [] and os.listdir(reports) == []
+
+
+def _plant(path, kind):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if kind == "link":
+        os.symlink("/etc/shadow" if os.path.exists("/etc/shadow") else "/etc/passwd", path)
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "large":
+        with open(path, "w") as f:
+            f.write("{" + " " * 70000 + "}")
+    else:
+        with open(path, "w") as f:
+            f.write('["not", "a", "report"]')
+
+
+@pytest.mark.parametrize("kind, refused", [
+    ("link", "cannot be read"),
+    ("fifo", "not a regular file"),
+    ("large", "not a regular file of 65536 bytes at most"),
+    ("list", "not a JSON object"),
+])
+def test_a_report_the_callback_service_could_not_have_written_is_not_taken(host, kind, refused):
+    """The reports directory is the callback service's user's: whatever is planted there, root never follows a
+    link out of it, never hangs on a FIFO, never reads more than a report's size."""
+    path = os.path.join(host["state_dir"], "reports", "bm-1.result.json")
+    _plant(path, kind)
+    with pytest.raises(_baremetal.NimbusError, match=re.escape(refused)):
+        jobs(host).wait("bm-1", timeout=0)
+    # The run's end removes it (unlinked, never followed) with the rest of the job.
+    jobs(host).end(RECORD)
+    assert not os.path.lexists(path)
+
+
+def test_a_deploys_image_is_served_only_while_its_job_lives(host, tmp_path):
+    raw = tmp_path / "images" / "5d2f9e67-0d6c-4c2e-9a51-1f0e7c2d3b4a.raw"
+    raw.parent.mkdir()
+    raw.write_bytes(b"DISK" * 1024)
+    served = os.path.join(host["http_dir"], "images")
+    job = _baremetal.new_job(host, RECORD, "deploy", dict(IMAGE, path=str(raw)))
+    jobs(host).start(RECORD, job)
+    assert os.listdir(served) == [job["image_link"]]
+    with open(os.path.join(served, job["image_link"]), "rb") as f:
+        assert f.read() == raw.read_bytes()
+    # A cleaning of another node meanwhile leaves the deploy's link alone.
+    other = dict(RECORD, name="bm-2", macs=["52:54:00:be:00:20"])
+    jobs(host).start(other, _baremetal.new_job(host, other, "clean"))
+    jobs(host).end(other)
+    assert os.listdir(served) == [job["image_link"]]
+    jobs(host).end(RECORD)
+    assert os.listdir(served) == [] and raw.exists()
+
+
+def test_what_no_live_job_names_is_served_no_more(host, tmp_path):
+    """A killed run's link, a job too old for the callback service to hand out, and a raw copy an older version
+    kept in the web server's root: the next start or end removes them."""
+    served = os.path.join(host["http_dir"], "images")
+    os.makedirs(served)
+    old_copy = os.path.join(served, "5d2f9e67-0d6c-4c2e-9a51-1f0e7c2d3b4a.raw")
+    open(old_copy, "w").close()
+    killed = _baremetal.new_job(host, dict(RECORD, name="bm-3"), "deploy", dict(IMAGE, path=old_copy))
+    jobs(host).start(dict(RECORD, name="bm-3", macs=["52:54:00:be:00:30"]), killed)
+    stale = _baremetal.new_job(host, dict(RECORD, name="bm-4"), "deploy", dict(IMAGE, path=old_copy))
+    stale["created_at"] = "2026-01-01T00:00:00Z"
+    jobs(host).start(dict(RECORD, name="bm-4", macs=["52:54:00:be:00:40"]), stale)
+    # Only the live job's link is left.
+    assert sorted(os.listdir(served)) == [killed["image_link"]]
+    assert _baremetal.job_age({"created_at": "not a time"}) == float("inf")
 
 
 def test_check_mode_writes_nothing(host):
     planned = jobs(host, check_mode=True)
-    planned.start(RECORD, _baremetal.new_job(RECORD, "clean"))
+    planned.start(RECORD, _baremetal.new_job(host, RECORD, "deploy", IMAGE))
     assert len(planned.runner.planned) == 3
     assert not os.path.exists(os.path.join(host["state_dir"], "jobs"))
+    assert not os.path.exists(os.path.join(host["http_dir"], "images"))
     assert os.listdir(os.path.join(host["http_dir"], "nodes")) == []
 
 
-def test_a_new_job_drops_the_result_of_the_last_one(host):
-    os.makedirs(os.path.join(host["state_dir"], "jobs"))
-    stale = os.path.join(host["state_dir"], "jobs", "bm-1.result.json")
-    with open(stale, "w") as f:
-        f.write("{}")
-    jobs(host).start(RECORD, _baremetal.new_job(RECORD, "clean"))
-    assert not os.path.exists(stale)
+def test_a_new_job_drops_the_reports_of_the_last_one(host):
+    os.makedirs(os.path.join(host["state_dir"], "reports"))
+    stale = [os.path.join(host["state_dir"], "reports", "bm-1" + suffix)
+             for suffix in (".result.json", ".issued.json")]
+    for path in stale:
+        with open(path, "w") as f:
+            f.write("{}")
+    jobs(host).start(RECORD, _baremetal.new_job(host, RECORD, "clean"))
+    assert not [path for path in stale if os.path.exists(path)]
+
+
+def test_the_job_is_given_the_callback_services_group_which_must_exist(host):
+    group = grp.getgrgid(os.getgid()).gr_name
+    jobs(dict(host, callback_group=group)).start(RECORD, _baremetal.new_job(host, RECORD, "clean"))
+    assert os.stat(os.path.join(host["state_dir"], "jobs", "bm-1.json")).st_gid == os.getgid()
+    with pytest.raises(_baremetal.NimbusError, match="group nimbus-no-such-group is missing"):
+        jobs(dict(host, callback_group="nimbus-no-such-group")).start(
+            RECORD, _baremetal.new_job(host, RECORD, "clean"))
 
 
 def test_the_wait_ends_at_its_timeout_without_a_result(host):
@@ -187,18 +276,20 @@ def deploy_images(settings, store, check_mode=False):
 
 def test_an_image_is_pulled_and_converted_once_to_raw_with_its_size_and_sha256(host, store):
     record, ready = deploy_images(host, store).prepare("debian-12", "ops")
-    raw_copy = os.path.join(host["http_dir"], "images", DEPLOY_IMAGE_ID + ".raw")
+    raw_copy = os.path.join(host["state_dir"], "images", DEPLOY_IMAGE_ID + ".raw")
     assert record.id == DEPLOY_IMAGE_ID
     # The raw copy holds the disk the qcow2 image holds, byte for byte.
     with open(raw_copy, "rb") as f:
         assert f.read() == store["raw"].read_bytes()
-    assert ready == {"url": "http://10.0.50.1:8088/images/%s.raw" % DEPLOY_IMAGE_ID,
-                     "size": store["raw"].stat().st_size,
+    assert ready == {"path": raw_copy, "size": store["raw"].stat().st_size,
                      "sha256": hashlib.sha256(store["raw"].read_bytes()).hexdigest()}
-    # The web server (www-data) reads the copy; the size and sha256 the ramdisk is checked against are root's.
+    # The web server (www-data) reads the copy through a deploy's link, never lists the directory; the size and
+    # sha256 the ramdisk is checked against are root's. Nothing is served before a deploy.
     assert stat.S_IMODE(os.stat(raw_copy).st_mode) == 0o644
+    assert stat.S_IMODE(os.stat(os.path.dirname(raw_copy)).st_mode) == 0o711
     meta = os.path.join(host["state_dir"], "images", DEPLOY_IMAGE_ID + ".json")
     assert stat.S_IMODE(os.stat(meta).st_mode) == 0o600
+    assert not os.path.exists(os.path.join(host["http_dir"], "images"))
     assert not [n for n in os.listdir(os.path.dirname(raw_copy)) if n.startswith(".")]
     # Asked again: nothing pulled, nothing converted.
     before = os.stat(raw_copy).st_mtime_ns
@@ -211,7 +302,7 @@ def test_check_mode_pulls_and_converts_nothing(host, store):
     record, ready = deploy_images(host, store, check_mode=True).prepare("debian-12", None)
     assert record.id == DEPLOY_IMAGE_ID and ready is None
     assert DEPLOY_IMAGE_ID not in store["got"]
-    assert not os.path.exists(os.path.join(host["http_dir"], "images"))
+    assert not os.path.exists(os.path.join(host["state_dir"], "images"))
 
 
 def test_an_image_changed_in_the_store_is_converted_again(host, store):
@@ -232,7 +323,7 @@ def test_an_image_whose_data_is_not_the_stores_record_is_refused_and_nothing_is_
     (store["dir"] / DEPLOY_IMAGE_ID).write_bytes(b"not the image the record names")
     with pytest.raises(_baremetal.NimbusError, match="its sha512 is .* the store's record says .* refused"):
         deploy_images(host, store).prepare("debian-12", None)
-    assert not os.path.exists(os.path.join(host["http_dir"], "images", DEPLOY_IMAGE_ID + ".raw"))
+    assert not os.path.exists(os.path.join(host["state_dir"], "images", DEPLOY_IMAGE_ID + ".raw"))
     assert not os.path.exists(os.path.join(host["state_dir"], "images", DEPLOY_IMAGE_ID + ".json"))
 
 
@@ -286,11 +377,19 @@ def test_the_raw_copy_is_made_from_the_format_the_data_was_pulled_as(host, store
     """The cached data was checked as qcow2 when it was pulled; a record that later says raw (same sha512: the
     same data) does not make qemu-img read the qcow2 container as a disk."""
     record, ready = deploy_images(host, store).prepare("debian-12", None)
-    raw_copy = os.path.join(host["http_dir"], "images", DEPLOY_IMAGE_ID + ".raw")
+    raw_copy = os.path.join(host["state_dir"], "images", DEPLOY_IMAGE_ID + ".raw")
     os.unlink(raw_copy)
     os.unlink(os.path.join(host["state_dir"], "images", DEPLOY_IMAGE_ID + ".json"))
     (store["dir"] / "index.json").write_text(json.dumps({"images": [dict(store["record"], disk_format="raw")]}))
     again = deploy_images(host, store).prepare("debian-12", None)[1]
     assert again == ready
     with open(raw_copy, "rb") as f:
+        assert f.read() == store["raw"].read_bytes()
+
+
+def test_a_raw_copy_that_went_missing_is_made_again(host, store):
+    ready = deploy_images(host, store).prepare("debian-12", None)[1]
+    os.unlink(ready["path"])
+    assert deploy_images(host, store).prepare("debian-12", None)[1] == ready
+    with open(ready["path"], "rb") as f:
         assert f.read() == store["raw"].read_bytes()

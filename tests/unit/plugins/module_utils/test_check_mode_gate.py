@@ -50,7 +50,8 @@ APPLIERS = {
         "_update_volume", "_write_snapshot", "_write_backup",
     },
     # a node's record is written by runner.apply in Provisioner.save
-    "module_utils/_baremetal.py": {"Provisioner._write", "Jobs._write", "Jobs._remove", "DeployImages._convert"},
+    "module_utils/_baremetal.py": {"Provisioner._write", "Jobs._write", "Jobs._remove", "Jobs._unserve",
+                                   "DeployImages._convert"},
     # swift_ring's commit hands each of these to runner.apply once the whole run is planned and checked
     "module_utils/_swift_ring.py": {"_create_dir", "_copy_backup", "_save_builder", "_save_ring", "_delete_files"},
     # run_pass hands a whole pass (its recon directory and the replicator) to runner.apply

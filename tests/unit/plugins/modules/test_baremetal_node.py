@@ -4,6 +4,7 @@ pxe role writes), against BMCs speaking IPMI 2.0 on loopback (tests/support/ipmi
 
 import json
 import os
+import re
 import stat
 import threading
 import time
@@ -292,6 +293,7 @@ def deploy_host(host, tmp_path, monkeypatch):
     (host.dir / "images").mkdir()
     (host.dir / "images" / (IMAGE_ID + ".json")).write_text(json.dumps({
         "id": IMAGE_ID, "os_hash_value": "e" * 128, "size": 9, "sha256": "f" * 64}))
+    (host.dir / "images" / (IMAGE_ID + ".raw")).write_bytes(b"raw image")
     real_wait = _baremetal.Jobs.wait
 
     def wait(self, name, timeout):
@@ -308,24 +310,29 @@ class Ramdisk(threading.Thread):
     def __init__(self, host, bmc, sha256="f" * 64, status="ok"):
         super().__init__(daemon=True)
         self.host, self.bmc, self.sha256, self.status = host, bmc, sha256, status
+        self.served = []
         self.jobs = []
         self.states = []  # the node's recorded provision_state as each job is taken
 
     def run(self):
-        jobs = self.host.dir / "jobs"
+        jobs, reports = self.host.dir / "jobs", self.host.dir / "reports"
+        reports.mkdir(exist_ok=True)  # the pxe role's, the callback service's to write
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             job_path = jobs / "node-1.json"
-            if job_path.exists() and not (jobs / "node-1.result.json").exists() and self.bmc.journal()[-1:] in (["on"], ["reset"]):
+            if job_path.exists() and not (reports / "node-1.result.json").exists() \
+                    and self.bmc.journal()[-1:] in (["on"], ["reset"]):
                 job = json.loads(job_path.read_text())
                 if job["token"] in [j["token"] for j in self.jobs]:
                     continue
                 self.jobs.append(job)
+                link = self.host.dir / "http" / "images" / job["image_link"]
+                self.served.append(os.readlink(link) if job["image_link"] else None)
                 record = json.loads((self.host.dir / "nodes" / "node-1.json").read_text())
                 self.states.append(record["provision_state"])
                 if self.sha256 is None:
                     return
-                (jobs / "node-1.result.json").write_text(json.dumps({
+                (reports / "node-1.result.json").write_text(json.dumps({
                     "node": "node-1", "mode": job["mode"], "status": self.status,
                     "sha256": self.sha256 if job["mode"] == "deploy" else None, "message": "done", "uptime": 12.5,
                     "marks": {"lease": 4.0, "job": 4.5, "done": 11.25}}))
@@ -353,7 +360,10 @@ def test_a_node_is_cleaned_deployed_left_alone_then_cleaned_again(run_module, de
     assert deployed["changed"] and deployed["steps"] == ["clean", "deploy"]
     assert [j["mode"] for j in ramdisk.jobs] == ["clean", "deploy"]
     assert ramdisk.states == ["cleaning", "deploying"]
-    assert ramdisk.jobs[1]["image_url"] == "http://10.0.50.1:8088/images/%s.raw" % IMAGE_ID
+    assert re.fullmatch(r"http://10\.0\.50\.1:8088/images/[0-9a-f]{32}\.raw", ramdisk.jobs[1]["image_url"])
+    # While its job lived, the deploy's link led to the raw copy; nothing is served now.
+    assert ramdisk.served[1] == os.path.join(str(host.dir), "images", IMAGE_ID + ".raw")
+    assert ramdisk.served[0] is None and os.listdir(host.dir / "http" / "images") == []
     assert (ramdisk.jobs[1]["image_size"], ramdisk.jobs[1]["image_sha256"]) == ("9", "f" * 64)
     shown = deployed["node"]
     assert (shown["provision_state"], shown["power"], shown["boot_device"]) == ("active", "on", "disk")
@@ -368,6 +378,7 @@ def test_a_node_is_cleaned_deployed_left_alone_then_cleaned_again(run_module, de
     assert before <= powered_on[0] <= powered_on[1] <= time.time()
     # Nothing of the jobs is left: no script makes the node boot the ramdisk again.
     assert os.listdir(host.dir / "jobs") == [".lock"] and os.listdir(host.dir / "http" / "nodes") == []
+    assert os.listdir(host.dir / "reports") == []
     assert bmc.journal()[-3:] == ["bootdev", "hd", "on"]
 
     for check_mode in (True, False):
@@ -410,6 +421,7 @@ def test_a_deploy_that_fails_leaves_the_node_off_with_its_error(run_module, depl
     kept = host.record("node-1")
     assert kept["provision_state"] == "deploy failed" and error in kept["last_error"] and kept["power"] == "off"
     assert os.listdir(host.dir / "jobs") == [".lock"] and os.listdir(host.dir / "http" / "nodes") == []
+    assert os.listdir(host.dir / "reports") == []
 
 
 @pytest.mark.parametrize("args, message", [
