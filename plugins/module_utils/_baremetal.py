@@ -345,15 +345,15 @@ _IMAGE_LINK = re.compile(r"^[0-9a-f]{32}\.raw$")
 MAX_JOB_AGE = 7200
 
 
-def new_job(settings, record, mode, image=None, disk=""):
+def new_job(settings, record, mode, image=None, disk="", next_step=""):
     """A job for ``record``'s ramdisk; ``image`` ({path, size, sha256} of a raw copy) for a deploy, served under a
-    name of the job's own. The token is kept in the job until the ramdisk takes it (the callback service then
-    keeps only its sha256)."""
+    name of the job's own; ``next_step``: the mode of the job the ramdisk asks for once it reported this one (fast
+    track), instead of powering the machine off. The token is the ramdisk's for this job alone."""
     token = secrets.token_urlsafe(32)
     job = {"node": record["name"], "mode": mode, "address": record["address"], "macs": list(record["macs"]),
            "token": token, "token_sha256": hashlib.sha256(token.encode("ascii")).hexdigest(),
            "image_url": "", "image_size": "", "image_sha256": "", "image_link": "", "image_path": "", "disk": disk,
-           "created_at": now()}
+           "next_step": next_step, "created_at": now()}
     if image is not None:
         link = secrets.token_hex(16) + ".raw"
         job.update(image_url="%s/images/%s" % (settings["http_url"], link), image_link=link,
@@ -370,12 +370,15 @@ def job_age(job, clock=time.time):
     return clock() - made.replace(tzinfo=datetime.timezone.utc).timestamp()
 
 
-def step_timings(reported, total, result, powered_on_at=None):
-    """Where one ramdisk boot's time went, in seconds: from power on to the ramdisk's kernel (firmware, PXE, the
-    kernel and ramdisk downloads), to its DHCP lease (kernel boot, drivers, DHCP), its job, the step's work (the
-    image written and read back, or the wipe), its report, and from the report to the end (power off, boot
-    device, power on). The ramdisk's marks are its uptimes; a part it did not report is None. ``powered_on_at``
-    (the host's clock, seconds since the epoch) lines the boot up with dnsmasq's and the web server's logs."""
+def step_timings(reported, total, result, powered_on_at=None, booted=True):
+    """Where one step's time went, in seconds: for a step that booted the ramdisk, from power on to the ramdisk's
+    kernel (firmware, PXE, the kernel and ramdisk downloads), to its DHCP lease (kernel boot, drivers, DHCP), its
+    job, the step's work (the image written and read back, or the wipe), its report, and from the report to the
+    end (power off, boot device, power on; or the next step's start). A step the running ramdisk took on (fast
+    track) starts at the last one's report: no firmware, no lease, ``job_s`` the wait for its job (the ramdisk's
+    ``wait`` mark is its last report). The ramdisk's marks are its uptimes; a part it did not report is None.
+    ``powered_on_at`` (the host's clock, seconds since the epoch) lines the boot up with dnsmasq's and the web
+    server's logs."""
     result = result or {}
     uptime, marks = result.get("uptime"), result.get("marks") or {}
 
@@ -384,9 +387,10 @@ def step_timings(reported, total, result, powered_on_at=None):
 
     lease, job, done = marks.get("lease"), marks.get("job"), marks.get("done")
     return {"total_s": round(total, 1), "reported_s": round(reported, 1), "ramdisk_uptime_s": uptime,
-            "firmware_s": between(uptime, reported), "lease_s": lease, "job_s": between(lease, job),
-            "work_s": between(job, done), "after_report_s": between(reported, total),
-            "powered_on_at": None if powered_on_at is None else round(powered_on_at, 3)}
+            "firmware_s": between(uptime, reported) if booted else None, "lease_s": lease if booted else None,
+            "job_s": between(lease if booted else marks.get("wait"), job), "work_s": between(job, done),
+            "after_report_s": between(reported, total),
+            "powered_on_at": None if powered_on_at is None else round(powered_on_at, 3), "booted": booted}
 
 
 def result_error(result, job):

@@ -62,7 +62,7 @@ MESSAGE = re.compile(r"^[ -~]{0,300}$")
 SECONDS = r"[0-9]{1,7}(\.[0-9]{1,3})?"
 MARKS = re.compile(r"^[a-z]{1,16}:%s(,[a-z]{1,16}:%s){0,7}$" % (SECONDS, SECONDS))
 # The job's fields the lookup hands to the ramdisk, in this order.
-ANSWERED = ("node", "mode", "image_url", "image_size", "image_sha256", "disk")
+ANSWERED = ("node", "mode", "image_url", "image_size", "image_sha256", "disk", "next_step")
 
 
 def now():

@@ -89,7 +89,8 @@ def test_the_node_gets_its_job_and_token_once(served):
     status, text = served.post("/v1/lookup", "macs=" + MAC.upper())
     assert status == 200, text
     assert answer_fields(text) == {"node": "bm-1", "mode": "deploy", "image_url": job()["image_url"],
-                                   "image_size": "16777216", "image_sha256": "a" * 64, "disk": "", "token": TOKEN}
+                                   "image_size": "16777216", "image_sha256": "a" * 64, "disk": "", "next_step": "",
+                                   "token": TOKEN}
     # The job is root's and stays as it is; the service notes, in its own directory, that the token is out.
     assert served.read("bm-1") == job()
     issued = served.read("bm-1", ".issued.json")

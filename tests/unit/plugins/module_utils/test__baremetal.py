@@ -62,6 +62,8 @@ def test_a_job_holds_a_fresh_token_and_its_digest(host):
     assert first["image_url"].endswith("/" + first["image_link"]) and first["image_link"] != second["image_link"]
     clean = _baremetal.new_job(host, RECORD, "clean")
     assert (clean["mode"], clean["image_url"], clean["image_sha256"], clean["image_link"]) == ("clean", "", "", "")
+    assert clean["next_step"] == "" and _baremetal.new_job(host, RECORD, "clean", next_step="deploy")["next_step"] \
+        == "deploy"
 
 
 @pytest.mark.parametrize("result, error", [
@@ -210,11 +212,16 @@ def test_a_steps_time_is_split_by_the_ramdisks_marks():
     result = {"uptime": 30.0, "marks": {"lease": 12.25, "job": 12.5, "done": 29.75}}
     assert _baremetal.step_timings(71.44, 75.91, result, 1796300000.12345) == {
         "total_s": 75.9, "reported_s": 71.4, "ramdisk_uptime_s": 30.0, "firmware_s": 41.4, "lease_s": 12.25,
-        "job_s": 0.2, "work_s": 17.2, "after_report_s": 4.5, "powered_on_at": 1796300000.123}
+        "job_s": 0.2, "work_s": 17.2, "after_report_s": 4.5, "powered_on_at": 1796300000.123, "booted": True}
+    # A step the running ramdisk took on (fast track): no firmware, no lease; its job came after a wait.
+    fast = {"uptime": 33.0, "marks": {"wait": 30.0, "job": 30.75, "done": 32.9}}
+    assert _baremetal.step_timings(3.1, 3.9, fast, booted=False) == {
+        "total_s": 3.9, "reported_s": 3.1, "ramdisk_uptime_s": 33.0, "firmware_s": None, "lease_s": None,
+        "job_s": 0.8, "work_s": 2.1, "after_report_s": 0.8, "powered_on_at": None, "booted": False}
     # A ramdisk that reported no marks (or no report at all): those parts are unknown.
     assert _baremetal.step_timings(10, 12, {"uptime": 8.0}) == {
         "total_s": 12, "reported_s": 10, "ramdisk_uptime_s": 8.0, "firmware_s": 2.0, "lease_s": None,
-        "job_s": None, "work_s": None, "after_report_s": 2, "powered_on_at": None}
+        "job_s": None, "work_s": None, "after_report_s": 2, "powered_on_at": None, "booted": True}
     assert _baremetal.step_timings(10, 12, None)["firmware_s"] is None
 
 

@@ -305,7 +305,8 @@ def deploy_host(host, tmp_path, monkeypatch):
 
 class Ramdisk(threading.Thread):
     """What the node's deploy ramdisk does once the module powered it on: report (as the callback service writes
-    it) and power the machine off. ``sha256``: what it says it wrote; None: it never reports."""
+    it) and power the machine off, or take the job's next step without a reboot (fast track). ``sha256``: what
+    it says it wrote; None: it never reports."""
 
     def __init__(self, host, bmc, sha256="f" * 64, status="ok"):
         super().__init__(daemon=True)
@@ -332,10 +333,16 @@ class Ramdisk(threading.Thread):
                 self.states.append(record["provision_state"])
                 if self.sha256 is None:
                     return
+                # Uptimes as the real ramdisk marks them: a step of the running ramdisk waited for its job.
+                fast_tracked = len(self.jobs) > 1 and self.jobs[-2]["next_step"]
+                marks = {"wait": 11.5, "job": 12.0, "done": 14.25} if fast_tracked else {
+                    "lease": 4.0, "job": 4.5, "done": 11.25}
                 (reports / "node-1.result.json").write_text(json.dumps({
                     "node": "node-1", "mode": job["mode"], "status": self.status,
-                    "sha256": self.sha256 if job["mode"] == "deploy" else None, "message": "done", "uptime": 12.5,
-                    "marks": {"lease": 4.0, "job": 4.5, "done": 11.25}}))
+                    "sha256": self.sha256 if job["mode"] == "deploy" else None, "message": "done",
+                    "uptime": marks["done"] + 0.25, "marks": marks}))
+                if job["next_step"]:
+                    continue
                 self.bmc.power_off_from_inside()
                 if job["mode"] == "deploy":
                     return
@@ -368,14 +375,20 @@ def test_a_node_is_cleaned_deployed_left_alone_then_cleaned_again(run_module, de
     shown = deployed["node"]
     assert (shown["provision_state"], shown["power"], shown["boot_device"]) == ("active", "on", "disk")
     assert shown["instance_info"]["image_id"] == IMAGE_ID and shown["last_error"] is None
+    # One boot of the ramdisk cleaned and deployed (fast track): the cleaning's job named the deploy as its next
+    # step, the machine was powered on once and stayed on between them.
+    assert [j["next_step"] for j in ramdisk.jobs] == ["deploy", ""]
+    assert bmc.journal() == ["bootdev", "network", "on", "self-off", "bootdev", "hd", "on"]
     assert set(deployed["timings"]) == {"clean", "deploy"}
-    timings = deployed["timings"]["deploy"]
-    assert (timings["ramdisk_uptime_s"], timings["lease_s"], timings["job_s"], timings["work_s"]) == (
-        12.5, 4.0, 0.5, 6.8)
-    assert timings["total_s"] >= timings["reported_s"] and timings["after_report_s"] is not None
-    # The power on of each boot, on the host's clock: the clean's first, then the deploy's.
-    powered_on = [deployed["timings"][step]["powered_on_at"] for step in ("clean", "deploy")]
-    assert before <= powered_on[0] <= powered_on[1] <= time.time()
+    clean, deploy = deployed["timings"]["clean"], deployed["timings"]["deploy"]
+    assert (clean["booted"], clean["lease_s"], clean["job_s"], clean["work_s"]) == (True, 4.0, 0.5, 6.8)
+    assert before <= clean["powered_on_at"] <= time.time() and clean["firmware_s"] is not None
+    # The deploy's part: the wait for its job from the cleaning's report, then the write.
+    assert (deploy["booted"], deploy["powered_on_at"], deploy["firmware_s"], deploy["lease_s"]) == (
+        False, None, None, None)
+    assert (deploy["ramdisk_uptime_s"], deploy["job_s"], deploy["work_s"]) == (14.5, 0.5, 2.2)
+    for step in (clean, deploy):
+        assert step["total_s"] >= step["reported_s"] and step["after_report_s"] is not None
     # Nothing of the jobs is left: no script makes the node boot the ramdisk again.
     assert os.listdir(host.dir / "jobs") == [".lock"] and os.listdir(host.dir / "http" / "nodes") == []
     assert os.listdir(host.dir / "reports") == []
@@ -398,6 +411,38 @@ def test_a_node_is_cleaned_deployed_left_alone_then_cleaned_again(run_module, de
     assert (cleaned["node"]["provision_state"], cleaned["node"]["power"]) == ("available", "off")
     assert cleaned["node"]["instance_info"] is None
     assert not node(run_module, state="available")["changed"]
+
+
+def test_without_fast_track_the_cleaning_and_the_deploy_each_boot_the_ramdisk(run_module, deploy_host, start_bmc):
+    host = deploy_host
+    bmc = start_bmc(power="off")
+    node(run_module, state="manageable", macs=[MAC], bmc=bmc.options())
+    ramdisk = Ramdisk(host, bmc)
+    ramdisk.start()
+    before = time.time()
+    deployed = node(run_module, state="active", image="marker-disk", fast_track=False)
+    ramdisk.join(5)
+    assert [(j["mode"], j["next_step"]) for j in ramdisk.jobs] == [("clean", ""), ("deploy", "")]
+    # Off after the cleaning, on again for the deploy; each step's power on on the host's clock, in order.
+    assert bmc.journal().count("on") == 3 and deployed["node"]["provision_state"] == "active"
+    timings = deployed["timings"]
+    assert timings["clean"]["booted"] and timings["deploy"]["booted"] and timings["deploy"]["lease_s"] == 4.0
+    assert before <= timings["clean"]["powered_on_at"] <= timings["deploy"]["powered_on_at"] <= time.time()
+
+
+def test_a_cleaning_that_fails_under_fast_track_gives_no_deploy_job(run_module, deploy_host, start_bmc):
+    host = deploy_host
+    bmc = start_bmc(power="off")
+    node(run_module, state="manageable", macs=[MAC], bmc=bmc.options())
+    ramdisk = Ramdisk(host, bmc, status="failed")
+    ramdisk.start()
+    failed = node(run_module, fail=True, state="active", image="marker-disk", deploy_timeout=3)
+    ramdisk.join(5)
+    assert "the clean failed and the machine is off" in failed["msg"]
+    assert [j["mode"] for j in ramdisk.jobs] == ["clean"]
+    kept = host.record("node-1")
+    assert (kept["provision_state"], kept["power"]) == ("clean failed", "off")
+    assert os.listdir(host.dir / "jobs") == [".lock"] and os.listdir(host.dir / "reports") == []
 
 
 @pytest.mark.parametrize("sha256, status, error", [
