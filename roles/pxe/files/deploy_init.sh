@@ -122,7 +122,8 @@ ask() {
   mark job
   valid '[a-z0-9-]{1,63}' "$node" || halt "the job names no node"
   valid '[A-Za-z0-9_-]{16,128}' "$token" || halt "the job holds no token"
-  valid '(deploy)?' "$next_step" || fail "the job's next step is not one"
+  # (An empty value is no line at all to grep.)
+  [ -z "$next_step" ] || valid 'deploy' "$next_step" || fail "the job's next step is not one"
 }
 valid() { printf '%s' "$2" | grep -qxE "$1"; }
 
