@@ -150,6 +150,14 @@ def drift(record, power, boot_device):
 
 # --- the provisioning host ------------------------------------------------------------
 
+def json_files(directory):
+    """The names of the JSON files in ``directory``, sorted (none when it does not exist)."""
+    try:
+        return sorted(name for name in os.listdir(directory) if name.endswith(".json"))
+    except FileNotFoundError:
+        return []
+
+
 def load_settings(path=None):
     return read_settings(path or SETTINGS_FILE, "provisioning host", "pxe")
 
@@ -199,13 +207,7 @@ class Provisioner:
 
     def records(self):
         found = {}
-        try:
-            names = sorted(os.listdir(self.nodes_dir))
-        except FileNotFoundError:
-            return found
-        for file_name in names:
-            if not file_name.endswith(".json"):
-                continue
+        for file_name in json_files(self.nodes_dir):
             path = os.path.join(self.nodes_dir, file_name)
             try:
                 record = json.loads(read_text(path))
@@ -487,18 +489,13 @@ class Jobs:
     def live(self):
         """The jobs of this host that a ramdisk may still take: {node: job}."""
         found = {}
-        try:
-            names = sorted(os.listdir(self.directory))
-        except FileNotFoundError:
-            return found
-        for file_name in names:
-            if file_name.endswith(".json") and not file_name.endswith(".result.json"):
-                try:
-                    job = json.loads(read_text(os.path.join(self.directory, file_name)) or "null")
-                except ValueError:
-                    continue
-                if isinstance(job, dict) and job_age(job) < MAX_JOB_AGE:
-                    found[file_name[:-len(".json")]] = job
+        for file_name in json_files(self.directory):
+            try:
+                job = json.loads(read_text(os.path.join(self.directory, file_name)) or "null")
+            except ValueError:
+                continue
+            if isinstance(job, dict) and job_age(job) < MAX_JOB_AGE:
+                found[file_name[:-len(".json")]] = job
         return found
 
     def sweep(self):
